@@ -1,0 +1,33 @@
+"""Wiring: settings -> store -> services -> pipeline. Every command builds its app here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smsgw.config import Settings
+from smsgw.pipeline import Pipeline
+from smsgw.secrets import Hasher
+from smsgw.services.transfer import TransferService
+from smsgw.store import Store
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: Store
+    hasher: Hasher
+    pipeline: Pipeline
+
+    async def close(self) -> None:
+        await self.store.close()
+
+
+def build_app(settings: Settings, store: Store | None = None) -> App:
+    store = store or Store.connect(settings.redis.url)
+    hasher = Hasher(settings.security.hash_key)
+    language = settings.replies.language
+    transfer = TransferService(
+        settings.transfer, store, hasher, language, settings.redis.processed_ttl_seconds
+    )
+    pipeline = Pipeline([transfer], store, language)
+    return App(settings=settings, store=store, hasher=hasher, pipeline=pipeline)

@@ -1,0 +1,58 @@
+"""Local days and months of the operator's country, and how replies show a moment.
+
+The clock is always passed in (`at`); nothing here reads the time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cache
+from zoneinfo import ZoneInfo
+
+import jdatetime
+
+from smsgw.text import to_persian_digits
+
+
+@cache
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """The keys of the local day and month that a moment falls in."""
+
+    day: str  # "20260723"
+    month: str  # "J1405-05" (Jalali) or "G2026-07" (Gregorian)
+
+
+def period_of(at: datetime, tz: str, calendar: str) -> Period:
+    local = at.astimezone(zone(tz))
+    day = local.strftime("%Y%m%d")
+    if calendar == "jalali":
+        jalali = jdatetime.date.fromgregorian(date=local.date())
+        return Period(day=day, month=f"J{jalali.year:04d}-{jalali.month:02d}")
+    return Period(day=day, month=f"G{local.year:04d}-{local.month:02d}")
+
+
+def show_moment(at: datetime, tz: str, language: str) -> str:
+    """Persian: Jalali date and time in Persian digits; English: ISO-like Gregorian."""
+    local = at.astimezone(zone(tz))
+    if language == "fa":
+        jalali = jdatetime.datetime.fromgregorian(datetime=local)
+        return to_persian_digits(jalali.strftime("%Y/%m/%d %H:%M"))
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def parse_timestamp(value: str) -> datetime:
+    """ISO 8601 with an offset (required); raises ValueError otherwise."""
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"timestamp without offset: {value!r}")
+    return moment

@@ -1,0 +1,41 @@
+"""One message, one straight line: route by short code, hand to its service, return replies.
+
+`run`, `replay`, `demo` and `loadtest` all call `Pipeline.handle`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from smsgw import replies
+from smsgw.messages import Inbound, Outbound
+from smsgw.services import Service
+from smsgw.store import Store
+
+
+class Pipeline:
+    def __init__(self, services: Iterable[Service], store: Store, default_language: str) -> None:
+        self._routes = {service.short_code: service for service in services}
+        self._store = store
+        self._default_language = default_language
+
+    @property
+    def short_codes(self) -> frozenset[str]:
+        return frozenset(self._routes)
+
+    async def handle(self, message: Inbound) -> list[Outbound]:
+        service = self._routes.get(message.to)
+        if service is None:
+            return [await self._help(message)]
+        return await service.handle(message)
+
+    async def _help(self, message: Inbound) -> Outbound:
+        language = replies.pick_language(
+            await self._store.subscriber_language(message.sender), self._default_language
+        )
+        return Outbound(
+            to=message.sender,
+            sender=message.to,
+            text=replies.render(language, "help", "unknown_service"),
+            kind="help.unknown_service",
+        )

@@ -1,0 +1,40 @@
+"""Keyed hashing of every secret the store keeps (PINs, message identities).
+
+One key ([security] hash_key) for all of them; each use has its own label so that a
+digest of one kind can never stand for another.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from smsgw.grammar import PIN_TOKEN_PREFIX, is_pin_token
+
+DIGEST_HEX_CHARS = 32
+
+
+class Hasher:
+    def __init__(self, key: str) -> None:
+        self._key = key.encode("utf-8")
+
+    def digest(self, label: str, *parts: str) -> str:
+        message = "\x1f".join((label, *parts)).encode("utf-8")
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:DIGEST_HEX_CHARS]
+
+    def pin_digest(self, msisdn: str, pin: str) -> str:
+        """The stored form of a PIN; a digest token from a message log is taken as is."""
+        if is_pin_token(pin):
+            return pin[len(PIN_TOKEN_PREFIX) :]
+        return self.digest("pin", msisdn, pin)
+
+    def pin_token(self, msisdn: str, pin: str) -> str:
+        """How a message log writes a PIN: the stored digest, marked so it is not digits."""
+        return PIN_TOKEN_PREFIX + self.pin_digest(msisdn, pin)
+
+    def message_identity(self, *parts: str) -> str:
+        return self.digest("msg", *parts)
+
+
+def same_digest(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())

@@ -1,0 +1,224 @@
+"""Credit transfer ("line to line") at 1112: the rules of credit-transfer.md.
+
+Format checks happen here (step 1); everything that reads or changes the store happens in
+one atomic script call (steps 2-4 and the transfer itself): transfer.lua, pin_change.lua.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from datetime import datetime
+from typing import Any
+
+from smsgw import replies
+from smsgw.clock import parse_timestamp, period_of, show_moment
+from smsgw.config import TransferSettings
+from smsgw.grammar import FormatError, PinChange, Transfer, parse_transfer_command
+from smsgw.messages import Inbound, Outbound
+from smsgw.secrets import Hasher
+from smsgw.store import (
+    DAY_COUNTER_TTL,
+    HISTORY_LENGTH,
+    MONTH_COUNTER_TTL,
+    Store,
+    day_counter_key,
+    history_key,
+    month_counter_key,
+    processed_key,
+    subscriber_key,
+)
+from smsgw.text import in_prefixes, parse_prefix_ranges
+
+NO_IDENTITY_KEY = "unused"
+
+
+def new_transfer_ref() -> str:
+    """8 characters from a cryptographic source: short enough to read out to care staff."""
+    return base64.b32encode(os.urandom(5)).decode("ascii")
+
+
+def _optional_moment(value: str) -> datetime | None:
+    return parse_timestamp(value) if value else None
+
+
+class TransferService:
+    def __init__(
+        self,
+        settings: TransferSettings,
+        store: Store,
+        hasher: Hasher,
+        default_language: str,
+        processed_ttl_seconds: int,
+    ) -> None:
+        self.short_code = settings.short_code
+        self._cfg = settings
+        self._store = store
+        self._hasher = hasher
+        self._default_language = default_language
+        self._processed_ttl = processed_ttl_seconds
+        self._prefixes = parse_prefix_ranges(settings.prefixes)
+        self._open_from = _optional_moment(settings.open_from)
+        self._open_until = _optional_moment(settings.open_until)
+
+    async def handle(self, message: Inbound) -> list[Outbound]:
+        if not self._is_open(message.at):
+            return [await self._reply_in_own_language(message, "transfer", "closed")]
+        command = parse_transfer_command(message.text)
+        if isinstance(command, FormatError):
+            return [await self._reply_in_own_language(message, "format", command.value)]
+        if isinstance(command, Transfer):
+            outcome = await self._apply_transfer(message, command)
+            return self._transfer_replies(message, command, outcome)
+        outcome = await self._apply_pin_change(message, command)
+        return [self._refusal_or_notice(message, outcome, command_amount=0, recipient="")]
+
+    def _is_open(self, at: datetime) -> bool:
+        if self._open_from is not None and at < self._open_from:
+            return False
+        return not (self._open_until is not None and at >= self._open_until)
+
+    async def _reply_in_own_language(self, message: Inbound, section: str, name: str) -> Outbound:
+        language = replies.pick_language(
+            await self._store.subscriber_language(message.sender), self._default_language
+        )
+        return self._reply(message, language, section, name)
+
+    def _reply(
+        self, message: Inbound, language: str, section: str, name: str, **values: Any
+    ) -> Outbound:
+        return Outbound(
+            to=message.sender,
+            sender=self.short_code,
+            text=replies.render(language, section, name, **values),
+            kind=f"{section}.{name}",
+        )
+
+    def _processed(self, message: Inbound) -> tuple[str, int]:
+        if message.identity is None:
+            return processed_key(message.sender, NO_IDENTITY_KEY), 0
+        return processed_key(message.sender, message.identity), 1
+
+    async def _apply_transfer(self, message: Inbound, command: Transfer) -> dict[str, Any]:
+        sender, recipient = message.sender, command.recipient
+        period = period_of(message.at, self._cfg.timezone, self._cfg.calendar)
+        processed, remember = self._processed(message)
+        cfg = self._cfg
+        return await self._store.run_json_script(
+            "transfer",
+            [
+                subscriber_key(sender),
+                subscriber_key(recipient),
+                day_counter_key(sender, period.day),
+                month_counter_key(sender, period.month),
+                history_key(sender),
+                history_key(recipient),
+                processed,
+            ],
+            [
+                self._hasher.pin_digest(sender, command.pin),
+                command.amount,
+                cfg.fee,
+                cfg.min_amount,
+                cfg.max_amount,
+                cfg.daily_cap,
+                cfg.monthly_cap,
+                DAY_COUNTER_TTL,
+                MONTH_COUNTER_TTL,
+                message.at.isoformat(),
+                new_transfer_ref(),
+                int(in_prefixes(recipient, self._prefixes)),
+                cfg.max_pin_attempts,
+                self._processed_ttl,
+                HISTORY_LENGTH,
+                remember,
+                sender,
+                recipient,
+            ],
+        )
+
+    async def _apply_pin_change(self, message: Inbound, command: PinChange) -> dict[str, Any]:
+        sender = message.sender
+        processed, remember = self._processed(message)
+        return await self._store.run_json_script(
+            "pin_change",
+            [subscriber_key(sender), history_key(sender), processed],
+            [
+                self._hasher.pin_digest(sender, command.old_pin),
+                self._hasher.pin_digest(sender, command.new_pin),
+                self._cfg.max_pin_attempts,
+                message.at.isoformat(),
+                self._processed_ttl,
+                HISTORY_LENGTH,
+                remember,
+            ],
+        )
+
+    def _transfer_replies(
+        self, message: Inbound, command: Transfer, outcome: dict[str, Any]
+    ) -> list[Outbound]:
+        if outcome["status"] != "ok":
+            return [self._refusal_or_notice(message, outcome, command.amount, command.recipient)]
+        sender_language = replies.pick_language(outcome["lang"], self._default_language)
+        recipient_language = replies.pick_language(
+            outcome["recipient_lang"], self._default_language
+        )
+        sent = "sent_first" if outcome["pin_set"] else "sent"
+        received = f"received_{outcome['recipient_plan']}"
+        return [
+            self._confirmation(message.sender, message, command, outcome, sender_language, sent),
+            self._confirmation(
+                command.recipient, message, command, outcome, recipient_language, received
+            ),
+        ]
+
+    def _confirmation(
+        self,
+        to: str,
+        message: Inbound,
+        command: Transfer,
+        outcome: dict[str, Any],
+        language: str,
+        name: str,
+    ) -> Outbound:
+        text = replies.render(
+            language,
+            "transfer",
+            name,
+            amount=replies.show_money(int(outcome["amount"]), language),
+            fee=replies.show_money(int(outcome["fee"]), language),
+            balance=replies.show_money(int(outcome["balance"]), language),
+            sender=replies.show_number(message.sender, language),
+            recipient=replies.show_number(command.recipient, language),
+            when=show_moment(parse_timestamp(outcome["at"]), self._cfg.timezone, language),
+            ref=outcome["ref"],
+        )
+        return Outbound(to, self.short_code, text, f"transfer.{name}", receipt=self._cfg.receipts)
+
+    def _refusal_or_notice(
+        self, message: Inbound, outcome: dict[str, Any], command_amount: int, recipient: str
+    ) -> Outbound:
+        language = replies.pick_language(outcome.get("lang", ""), self._default_language)
+        cfg = self._cfg
+        status = outcome["status"]
+        cap = cfg.monthly_cap if status == "monthly_cap" else cfg.daily_cap
+
+        def money(amount: int) -> str:
+            return replies.show_money(amount, language)
+
+        return self._reply(
+            message,
+            language,
+            "transfer",
+            status,
+            left=money(int(outcome.get("attempts_left", 0))),
+            attempts=money(int(outcome.get("max_attempts", cfg.max_pin_attempts))),
+            max=money(cfg.max_amount),
+            min=money(cfg.min_amount),
+            cap=money(cap),
+            recipient=replies.show_number(recipient, language) if recipient else "",
+            remaining=money(max(int(outcome.get("remaining", 0)), 0)),
+            balance=money(int(outcome.get("balance", 0))),
+            needed=money(command_amount + cfg.fee),
+            fee=money(cfg.fee),
+        )

@@ -1,0 +1,162 @@
+"""The store: Redis (a server, or the embedded fakeredis) and its server-side scripts.
+
+Every change to money, limits, PINs and strikes happens inside one Lua script call, so two
+messages can never interleave half-way. Scripts are loaded once and called by SHA
+(redis-py's `register_script` falls back to loading on NOSCRIPT).
+
+Keys: all of one subscriber's keys share the hash tag `{<msisdn>}` so that on a Redis
+Cluster they sit in one slot.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+SCRIPT_DIR = Path(__file__).parent / "scripts"
+HISTORY_LENGTH = 1000
+DAY_COUNTER_TTL = 3 * 24 * 3600
+MONTH_COUNTER_TTL = 70 * 24 * 3600
+
+
+def subscriber_key(msisdn: str) -> str:
+    return f"s:{{{msisdn}}}"
+
+
+def history_key(msisdn: str) -> str:
+    return f"s:{{{msisdn}}}:h"
+
+
+def day_counter_key(msisdn: str, day: str) -> str:
+    return f"s:{{{msisdn}}}:d:{day}"
+
+
+def month_counter_key(msisdn: str, month: str) -> str:
+    return f"s:{{{msisdn}}}:m:{month}"
+
+
+def processed_key(msisdn: str, identity: str) -> str:
+    return f"s:{{{msisdn}}}:p:{identity}"
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be reached: the message must not be taken (retry later)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberRow:
+    msisdn: str
+    plan: str
+    balance: int
+    bill: int
+    language: str
+
+
+class Store:
+    """Thin, typed access to Redis and the scripts; no business rule lives here."""
+
+    def __init__(self, client: aioredis.Redis, embedded: bool) -> None:
+        self.redis = client
+        self.embedded = embedded
+        self._scripts: dict[str, AsyncScript] = {
+            path.stem: client.register_script(path.read_text(encoding="utf-8"))
+            for path in sorted(SCRIPT_DIR.glob("*.lua"))
+        }
+
+    @classmethod
+    def connect(cls, url: str) -> Store:
+        """A server store for a `redis://` URL; the embedded in-process store for ""."""
+        if url:
+            client = aioredis.Redis.from_url(url, decode_responses=True)
+            return cls(client, embedded=False)
+        import fakeredis
+
+        return cls(fakeredis.FakeAsyncRedis(decode_responses=True), embedded=True)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
+            return False
+
+    async def run_script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        try:
+            return await self._scripts[name](keys=keys, args=args)
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    async def run_json_script(self, name: str, keys: list[str], args: list[Any]) -> dict[str, Any]:
+        return cast(dict[str, Any], json.loads(await self.run_script(name, keys, args)))
+
+    async def subscriber(self, msisdn: str) -> dict[str, str]:
+        return cast(dict[str, str], await self.redis.hgetall(subscriber_key(msisdn)))
+
+    async def subscriber_language(self, msisdn: str) -> str:
+        try:
+            value = await self.redis.hget(subscriber_key(msisdn), "lang")
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
+        return cast(str, value or "")
+
+    async def sent_in(self, msisdn: str, day: str, month: str) -> tuple[int, int]:
+        today, this_month = await self.redis.mget(
+            day_counter_key(msisdn, day), month_counter_key(msisdn, month)
+        )
+        return int(today or 0), int(this_month or 0)
+
+    async def history(self, msisdn: str, limit: int = HISTORY_LENGTH) -> list[dict[str, Any]]:
+        entries = await self.redis.lrange(history_key(msisdn), 0, limit - 1)
+        return [json.loads(entry) for entry in entries]
+
+    async def append_history(self, msisdn: str, entry: dict[str, Any]) -> None:
+        key = history_key(msisdn)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.lpush(key, json.dumps(entry, ensure_ascii=False))
+            pipe.ltrim(key, 0, HISTORY_LENGTH - 1)
+            await pipe.execute()
+
+    async def care_action(
+        self, msisdn: str, action: str, at: str, amount: int = 0, note: str = ""
+    ) -> dict[str, Any]:
+        return await self.run_json_script(
+            "care",
+            [subscriber_key(msisdn), history_key(msisdn)],
+            [action, at, HISTORY_LENGTH, amount, note],
+        )
+
+    async def upsert_subscribers(self, rows: list[SubscriberRow], replace: bool, at: str) -> list[str]:
+        script = self._scripts["upsert_subscriber"]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for row in rows:
+                await script(
+                    keys=[subscriber_key(row.msisdn), history_key(row.msisdn)],
+                    args=[row.plan, row.balance, row.bill, row.language,
+                          int(replace), at, HISTORY_LENGTH],
+                    client=pipe,
+                )
+            return cast(list[str], await pipe.execute())
+
+    async def all_subscribers(self) -> dict[str, dict[str, str]]:
+        """Every subscriber hash (for audits and the money check; scans the keyspace)."""
+        found: dict[str, dict[str, str]] = {}
+        async for key in self.redis.scan_iter(match="s:{*}", count=1000):
+            if key.endswith("}"):
+                found[key[3:-1]] = await self.redis.hgetall(key)
+        return found
+
+
+def money_total(subscribers: dict[str, dict[str, str]]) -> int:
+    """The spec's invariant: sum of prepaid balances - sum of postpaid bills + fees collected."""
+    total = 0
+    for fields in subscribers.values():
+        total += int(fields.get("balance") or 0) - int(fields.get("bill") or 0)
+        total += int(fields.get("fees_paid") or 0)
+    return total
