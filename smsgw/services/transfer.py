@@ -33,9 +33,11 @@ from smsgw.text import in_prefixes, parse_prefix_ranges
 NO_IDENTITY_KEY = "unused"
 
 
-def new_transfer_ref() -> str:
-    """8 characters from a cryptographic source: short enough to read out to care staff."""
-    return base64.b32encode(os.urandom(5)).decode("ascii")
+def transfer_ref(identity: str | None) -> str:
+    """8 characters that care staff can read out: derived from the message identity, so a
+    replay of the same message shows the same reference; random when there is none."""
+    seed = bytes.fromhex(identity[:10]) if identity else os.urandom(5)
+    return base64.b32encode(seed).decode("ascii")
 
 
 def _optional_moment(value: str) -> datetime | None:
@@ -126,7 +128,7 @@ class TransferService:
                 DAY_COUNTER_TTL,
                 MONTH_COUNTER_TTL,
                 message.at.isoformat(),
-                new_transfer_ref(),
+                transfer_ref(message.identity),
                 int(in_prefixes(recipient, self._prefixes)),
                 cfg.max_pin_attempts,
                 self._processed_ttl,

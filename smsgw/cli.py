@@ -1,0 +1,256 @@
+"""The `smsgw` command line. Exit status: 0 done, 1 failed, 2 bad usage or bad input file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from smsgw import admin
+from smsgw.app import App, build_app
+from smsgw.clock import now, parse_timestamp
+from smsgw.config import ConfigError, Settings, load_settings
+from smsgw.logs import configure_logging, get_logger
+from smsgw.store import StoreUnavailable
+from smsgw.subscribers import BadInputFile, read_subscriber_file
+from smsgw.text import canonical_msisdn
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def common_options(command: F) -> F:
+    """--config and --redis, on every command."""
+    command = click.option(
+        "--redis", "redis_url", envvar="SMSGW_REDIS_URL", default=None, metavar="URL",
+        help="Redis server (redis://host:port/db). Default: [redis] url, or the embedded "
+             "in-process store when that is empty (nothing survives the process).",
+    )(command)
+    command = click.option(
+        "--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+        default=None, metavar="FILE",
+        help="Settings file. Default: config/smsgw.toml in this folder, else built-in "
+             "defaults (equal to the shipped file).",
+    )(command)
+    return command
+
+
+def load(config_file: Path | None, redis_url: str | None, strict_key: bool = False,
+         **overrides: dict[str, Any]) -> Settings:
+    merged = dict(overrides)
+    if redis_url is not None:
+        merged.setdefault("redis", {})["url"] = redis_url
+    try:
+        settings = load_settings(config_file, merged)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    configure_logging(settings.log.format, settings.log.level)
+    if settings.security.is_development_key:
+        if strict_key:
+            raise click.ClickException(
+                "refusing to start with the development hash key. Set SMSGW_SECURITY_HASH_KEY "
+                "(e.g. `export SMSGW_SECURITY_HASH_KEY=$(openssl rand -hex 32)`) or "
+                "[security] hash_key_file; see README, Security."
+            )
+        get_logger("smsgw").warning(
+            "development hash key in use: fine for trying things out, never for production"
+        )
+    return settings
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except StoreUnavailable as exc:
+        raise click.ClickException(f"the store is unavailable: {exc}") from exc
+
+
+async def with_app(settings: Settings, work: Callable[[App], Awaitable[T]]) -> T:
+    app = build_app(settings)
+    try:
+        return await work(app)
+    finally:
+        await app.close()
+
+
+def msisdn_argument(value: str) -> str:
+    canonical = canonical_msisdn(value)
+    if canonical is None:
+        raise click.BadParameter(f"{value!r} is not a mobile number")
+    return canonical
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="smsgw")
+def main() -> None:
+    """smsgw: an SMS gateway command processor.
+
+    Subscribers text commands to short codes (credit transfer at 1112, bank-card OTP at
+    7000); smsgw answers by SMS over SMPP. Start with `smsgw demo`.
+    """
+
+
+@main.command()
+@common_options
+@click.option("--language", type=click.Choice(["fa", "en"]), default=None,
+              help="Reply language of the demo subscribers.")
+def demo(config_file: Path | None, redis_url: str | None, language: str | None) -> None:
+    """Play a scripted conversation through the whole gateway and print it as a chat.
+
+    Starts the fake SMSC, the gateway and the embedded store in this one process: a
+    transfer with both confirmations, a PIN change, a lockout and an operator unblock,
+    a bad format. The first thing to run.
+    """
+    from smsgw.demo import run_demo
+
+    settings = load(config_file, redis_url)
+    sys.exit(run_async(run_demo(settings, language)))
+
+
+@main.command()
+@common_options
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Where the replies go (a message log). Default: stdout.")
+@click.option("--subscribers", "subscriber_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A subscriber CSV to load first (new subscribers only; known ones keep "
+                   "their balance).")
+@click.option("--compare", is_flag=True,
+              help="Report every inbound record whose replies now differ from the replies "
+                   "recorded in the log.")
+@click.option("--strict", is_flag=True, help="Exit 2 if any line is malformed.")
+def replay(config_file: Path | None, redis_url: str | None, log: str, out_file: Path | None,
+           subscriber_file: Path | None, compare: bool, strict: bool) -> None:
+    """Feed a message log's inbound records through the pipeline, clocked by each `ts`.
+
+    Replies are written as a message log. Replaying the same log twice against the same
+    store applies nothing twice. Malformed lines are reported on stderr and skipped.
+    """
+    from smsgw.cli_replay import run_replay
+
+    settings = load(config_file, redis_url)
+    status = run_async(run_replay(settings, log, out_file, subscriber_file, compare, strict))
+    sys.exit(status)
+
+
+@main.group(name="admin")
+def admin_group() -> None:
+    """Operator actions: subscribers, unblock, PIN reset, top-up, history, cards.
+
+    Give --redis (or SMSGW_REDIS_URL): the embedded store is empty in a new process.
+    """
+
+
+def admin_command(name: str) -> Callable[[F], F]:
+    def wrap(function: F) -> F:
+        return admin_group.command(name=name)(common_options(function))  # type: ignore[return-value]
+    return wrap
+
+
+@admin_command("load-subscribers")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True,
+              help="Also overwrite the balance and bill of known subscribers.")
+def load_subscribers_command(config_file: Path | None, redis_url: str | None, file: Path,
+                             replace: bool) -> None:
+    """Add new subscribers from a CSV (msisdn,plan,balance,bill,language); update plan and
+    language of known ones. A bad row loads nothing."""
+    settings = load(config_file, redis_url)
+    try:
+        rows = read_subscriber_file(file)
+    except BadInputFile as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    report = run_async(with_app(settings, lambda app: admin.load_subscribers(
+        app.store, rows, replace, now())))
+    click.echo(f"loaded {len(rows)} rows: {report.added} added, {report.updated} updated, "
+               f"{report.replaced} replaced")
+
+
+@admin_command("show")
+@click.argument("msisdn", callback=lambda _c, _p, v: msisdn_argument(v))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+@click.option("--at", "at_text", default=None, metavar="TS",
+              help="Count sent_today / sent_this_month for this ISO time instead of now.")
+def show_command(config_file: Path | None, redis_url: str | None, msisdn: str, as_json: bool,
+                 at_text: str | None) -> None:
+    """A subscriber's plan, balance or bill, PIN state, strikes and what they sent."""
+    settings = load(config_file, redis_url)
+    try:
+        at = parse_timestamp(at_text) if at_text else now()
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from exc
+    try:
+        data = run_async(with_app(settings, lambda app: admin.show(
+            app.store, msisdn, at, settings.transfer)))
+    except admin.UnknownSubscriber as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    for key, value in data.items():
+        click.echo(f"{key:20} {value}")
+
+
+def _care_command(name: str, action: str, doc: str) -> None:
+    @admin_command(name)
+    @click.argument("msisdn", callback=lambda _c, _p, v: msisdn_argument(v))
+    def command(config_file: Path | None, redis_url: str | None, msisdn: str) -> None:
+        settings = load(config_file, redis_url)
+        _run_care(settings, msisdn, action, 0)
+        click.echo(f"{name}: done for {msisdn}")
+
+    command.__doc__ = doc
+
+
+def _run_care(settings: Settings, msisdn: str, action: str, amount: int) -> dict[str, Any]:
+    try:
+        return run_async(with_app(settings, lambda app: admin.care(
+            app.store, msisdn, action, now(), amount)))
+    except admin.UnknownSubscriber as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+_care_command("unblock", "unblock",
+              "Lift a PIN lockout: strikes back to 0, the PIN is kept.")
+_care_command("reset-pin", "reset_pin",
+              "Forget the subscriber's PIN; the next successful transfer sets a new one.")
+
+
+@admin_command("topup")
+@click.argument("msisdn", callback=lambda _c, _p, v: msisdn_argument(v))
+@click.argument("amount", type=click.IntRange(min=1))
+def topup_command(config_file: Path | None, redis_url: str | None, msisdn: str,
+                  amount: int) -> None:
+    """Prepaid: credit goes up by AMOUNT rials. Postpaid: the bill goes down by AMOUNT."""
+    settings = load(config_file, redis_url)
+    result = _run_care(settings, msisdn, "topup", amount)
+    shown = f"balance {result['balance']}" if "balance" in result else f"bill {result['bill']}"
+    click.echo(f"topup: {amount} rials for {msisdn}; {shown}")
+
+
+@admin_command("history")
+@click.argument("msisdn", callback=lambda _c, _p, v: msisdn_argument(v))
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, newest first.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+def history_command(config_file: Path | None, redis_url: str | None, msisdn: str,
+                    as_json: bool, limit: int) -> None:
+    """What happened to a subscriber, newest first: transfers, strikes, care actions."""
+    settings = load(config_file, redis_url)
+    entries = run_async(with_app(settings, lambda app: app.store.history(msisdn, limit)))
+    for entry in entries:
+        if as_json:
+            click.echo(json.dumps(entry, ensure_ascii=False))
+        else:
+            rest = " ".join(f"{k}={v}" for k, v in entry.items() if k not in ("at", "kind"))
+            click.echo(f"{entry.get('at', '')}  {entry.get('kind', ''):14} {rest}")

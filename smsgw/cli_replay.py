@@ -1,0 +1,72 @@
+"""The replay command's I/O: files, progress display, summary, exit status."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from collections.abc import Callable
+from typing import TextIO
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from smsgw import admin
+from smsgw.app import build_app
+from smsgw.clock import now
+from smsgw.config import Settings
+from smsgw.replay import ReplaySummary, previous_replies, replay
+from smsgw.subscribers import BadInputFile, read_subscriber_file
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _read_lines(log: str) -> list[str]:
+    if log == "-":
+        return sys.stdin.read().splitlines()
+    return Path(log).read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+async def run_replay(settings: Settings, log: str, out_file: Path | None,
+                     subscriber_file: Path | None, compare: bool, strict: bool) -> int:
+    try:
+        rows = read_subscriber_file(subscriber_file) if subscriber_file else []
+    except BadInputFile as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_BAD_INPUT
+    lines = _read_lines(log)
+    app = build_app(settings)
+    try:
+        if rows:
+            await admin.load_subscribers(app.store, rows, replace=False, at=now())
+        with ExitStack() as stack:
+            out: TextIO = (stack.enter_context(out_file.open("w", encoding="utf-8"))
+                           if out_file else sys.stdout)
+            progress = _progress(stack, len(lines))
+            summary = await replay(
+                app.pipeline, app.hasher, lines, out, sys.stderr,
+                before=previous_replies(lines) if compare else None,
+                on_line=progress,
+            )
+    finally:
+        await app.close()
+    _print_summary(summary, compare)
+    return EXIT_BAD_INPUT if strict and summary.bad_lines else EXIT_OK
+
+
+def _progress(stack: ExitStack, total: int) -> Callable[[], None] | None:
+    if not sys.stderr.isatty() or total < 1000:
+        return None
+    progress = stack.enter_context(Progress(
+        TextColumn("replay"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        transient=True,
+    ))
+    task = progress.add_task("replay", total=total)
+    return lambda: progress.advance(task)
+
+
+def _print_summary(summary: ReplaySummary, compare: bool) -> None:
+    parts = [f"{summary.inbound} inbound", f"{summary.replies} replies",
+             f"{len(summary.bad_lines)} malformed lines skipped"]
+    if compare:
+        parts.append(f"{summary.differing} of {summary.compared} compared differ")
+    sys.stderr.write("replay: " + ", ".join(parts) + "\n")

@@ -1,0 +1,100 @@
+"""`smsgw demo`: a scripted conversation through the gateway, printed as a chat."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from smsgw import admin
+from smsgw.app import App, build_app
+from smsgw.chat import ChatPrinter
+from smsgw.clock import now
+from smsgw.config import Settings
+from smsgw.messages import Inbound
+from smsgw.store import SubscriberRow
+
+ALI, SARA, REZA = "989361111111", "989351234567", "989391234567"
+
+
+@dataclass(frozen=True)
+class Step:
+    sender: str
+    text: str
+    to: str = "1112"
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CareStep:
+    msisdn: str
+    action: str
+    note: str = ""
+
+
+def demo_subscribers(language: str) -> list[SubscriberRow]:
+    return [
+        SubscriberRow(ALI, "prepaid", 20_000, 0, language),
+        SubscriberRow(SARA, "prepaid", 5_000, 0, language),
+        SubscriberRow(REZA, "postpaid", 0, 30_000, language),
+    ]
+
+
+SCRIPT: list[Step | CareStep] = [
+    Step(ALI, "۰۹۳۵۱۲۳۴۵۶۷:۲۰۰۰:۱۲۳۴۵۶۷۸",
+         note="Ali's first transfer (typed in Persian digits) also sets his PIN"),
+    Step(ALI, "PIN:12345678:55555:55555", note="Ali changes his PIN"),
+    Step(ALI, "0939 123 4567 : 5,000 : 55555", note="Ali pays part of Reza's postpaid bill"),
+    Step(ALI, "09351234567:1000", note="a text with a missing part"),
+    Step(ALI, "09351234567:1000:11111", note="three wrong PINs block the service"),
+    Step(ALI, "09351234567:1000:22222"),
+    Step(ALI, "09351234567:1000:33333"),
+    Step(ALI, "09351234567:1000:55555", note="blocked: even the right PIN is refused"),
+    CareStep(ALI, "unblock", note="customer care unblocks Ali"),
+    Step(ALI, "09351234567:1000:55555", note="and the transfer goes through"),
+    Step(SARA, "hello", to="3000", note="a text to a number with no service"),
+]
+
+Converse = Callable[[Inbound], Awaitable[list[tuple[str, str, str]]]]
+
+
+async def play(app: App, converse: Converse, chat: ChatPrinter) -> None:
+    for number, step in enumerate(SCRIPT):
+        if step.note:
+            chat.note(f"\n— {step.note}")
+        at = now()
+        if isinstance(step, CareStep):
+            await admin.care(app.store, step.msisdn, step.action.replace("-", "_"), at)
+            chat.operator(at, f"smsgw admin {step.action} {step.msisdn}")
+            continue
+        chat.inbound(at, step.sender, step.to, step.text)
+        message = Inbound(step.sender, step.to, step.text, at, msg_id=f"demo-{number}")
+        for sender, to, text in await converse(message):
+            chat.outbound(now(), sender, to, text)
+
+
+async def run_demo(settings: Settings, language: str | None) -> int:
+    app = build_app(settings)
+    try:
+        await admin.load_subscribers(
+            app.store, demo_subscribers(language or settings.replies.language), False, now()
+        )
+        chat = ChatPrinter(timezone=settings.transfer.timezone)
+        chat.note("smsgw demo: Ali 0936…, Sara 0935… (prepaid), Reza 0939… (postpaid)")
+
+        async def converse(message: Inbound) -> list[tuple[str, str, str]]:
+            return [(r.sender, r.to, r.text) for r in await app.pipeline.handle(message)]
+
+        await play(app, converse, chat)
+        await _print_balances(app, chat, now())
+    finally:
+        await app.close()
+    return 0
+
+
+async def _print_balances(app: App, chat: ChatPrinter, at: datetime) -> None:
+    chat.note("\nAt the end:")
+    for msisdn in (ALI, SARA, REZA):
+        data = await admin.show(app.store, msisdn, at, app.settings.transfer)
+        money = f"balance {data['balance']}" if data["plan"] == "prepaid" else f"bill {data['bill']}"
+        chat.note(f"  0{msisdn[2:]}  {data['plan']:8} {money} rials, sent today {data['sent_today']}")

@@ -1,0 +1,91 @@
+"""The message log: JSON Lines, one message a line (interfaces.md, "Message log").
+
+Reading tolerates nothing silently: each bad line comes back with its number and reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from smsgw.clock import parse_timestamp
+from smsgw.text import any_number_to_canonical
+
+MAX_LINE_CHARS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class LogRecord:
+    line: int
+    ts: datetime
+    sender: str
+    to: str
+    text: str
+    id: str | None
+    in_reply_to: str | None
+
+    @property
+    def is_inbound(self) -> bool:
+        return self.in_reply_to is None
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    line: int
+    reason: str
+
+
+def read_records(lines: Iterable[str]) -> Iterator[LogRecord | BadLine]:
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            yield _record(number, raw)
+        except ValueError as exc:
+            yield BadLine(number, str(exc))
+
+
+def _record(number: int, raw: str) -> LogRecord:
+    if len(raw) > MAX_LINE_CHARS:
+        raise ValueError(f"line longer than {MAX_LINE_CHARS} characters")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    for field in ("ts", "from", "to", "text"):
+        if not isinstance(data.get(field), str):
+            raise ValueError(f"field {field!r} missing or not a string")
+    ts = parse_timestamp(data["ts"])
+    return LogRecord(
+        line=number,
+        ts=ts,
+        sender=any_number_to_canonical(data["from"]),
+        to=any_number_to_canonical(data["to"]),
+        text=data["text"],
+        id=_optional_id(data, "id"),
+        in_reply_to=_optional_id(data, "in_reply_to"),
+    )
+
+
+def _optional_id(data: dict[str, Any], field: str) -> str | None:
+    value = data.get(field)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError(f"field {field!r} must be a string")
+    return str(value)
+
+
+def format_record(
+    ts: datetime, sender: str, to: str, text: str, msg_id: str, in_reply_to: str | None = None
+) -> str:
+    record: dict[str, str] = {"ts": ts.isoformat(), "from": sender, "to": to, "text": text,
+                              "id": msg_id}
+    if in_reply_to is not None:
+        record["in_reply_to"] = in_reply_to
+    return json.dumps(record, ensure_ascii=False)

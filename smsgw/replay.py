@@ -1,0 +1,114 @@
+"""`smsgw replay`: feed a message log's inbound records through the pipeline.
+
+Each record is clocked by its own `ts`. A record is identified by (from, id), else by
+(from, ts, text); the store remembers identities, so replaying twice applies nothing
+twice and writes the same replies again.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from smsgw.messages import Inbound, Outbound
+from smsgw.msglog import BadLine, LogRecord, format_record, read_records
+from smsgw.pipeline import Pipeline
+from smsgw.secrets import Hasher
+
+
+@dataclass
+class ReplaySummary:
+    inbound: int = 0
+    replies: int = 0
+    bad_lines: list[BadLine] = field(default_factory=list)
+    differing: int = 0
+    compared: int = 0
+
+
+def record_identity(hasher: Hasher, record: LogRecord) -> str:
+    if record.id is not None:
+        return hasher.message_identity("id", record.sender, record.id)
+    return hasher.message_identity("ts", record.sender, record.ts.isoformat(), record.text)
+
+
+def inbound_of(hasher: Hasher, record: LogRecord) -> Inbound:
+    identity = record_identity(hasher, record)
+    return Inbound(
+        sender=record.sender,
+        to=record.to,
+        text=record.text,
+        at=record.ts,
+        msg_id=record.id or f"mo-{identity[:16]}",
+        identity=identity,
+    )
+
+
+def previous_replies(lines: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+    """The outbound records of a log, as (to, text) lists by the inbound id they answer."""
+    by_inbound: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for item in read_records(lines):
+        if isinstance(item, LogRecord) and item.in_reply_to is not None:
+            by_inbound[item.in_reply_to].append((item.to, item.text))
+    return by_inbound
+
+
+async def replay(
+    pipeline: Pipeline,
+    hasher: Hasher,
+    lines: Iterable[str],
+    out: TextIO,
+    report: TextIO,
+    before: dict[str, list[tuple[str, str]]] | None = None,
+    on_line: Callable[[], None] | None = None,
+) -> ReplaySummary:
+    summary = ReplaySummary()
+    for item in read_records(lines):
+        if on_line is not None:
+            on_line()
+        if isinstance(item, BadLine):
+            summary.bad_lines.append(item)
+            report.write(f"line {item.line}: skipped: {item.reason}\n")
+            continue
+        if not item.is_inbound:
+            continue
+        message = inbound_of(hasher, item)
+        replies = await pipeline.handle(message)
+        summary.inbound += 1
+        summary.replies += len(replies)
+        _write_replies(out, message, replies)
+        if before is not None and message.msg_id in before:
+            summary.compared += 1
+            if not _same(before[message.msg_id], replies):
+                summary.differing += 1
+                _report_difference(report, item, before[message.msg_id], replies)
+    return summary
+
+
+def _write_replies(out: TextIO, message: Inbound, replies: list[Outbound]) -> None:
+    for number, reply in enumerate(replies, start=1):
+        out.write(format_record(message.at, reply.sender, reply.to, masked_text(reply),
+                                f"{message.msg_id}.{number}", in_reply_to=message.msg_id))
+        out.write("\n")
+
+
+def masked_text(reply: Outbound) -> str:
+    """The reply as a log may show it: a secret (an OTP) replaced by asterisks."""
+    if reply.secret:
+        return reply.text.replace(reply.secret, "*" * len(reply.secret))
+    return reply.text
+
+
+def _same(before: list[tuple[str, str]], replies: list[Outbound]) -> bool:
+    return sorted(before) == sorted((reply.to, masked_text(reply)) for reply in replies)
+
+
+def _report_difference(
+    report: TextIO, record: LogRecord, before: list[tuple[str, str]], replies: list[Outbound]
+) -> None:
+    report.write(f"line {record.line} (id {record.id}): replies differ\n")
+    for to, text in before:
+        report.write(f"  before -> {to}: {text!r}\n")
+    for reply in replies:
+        report.write(f"  now    -> {reply.to}: {reply.text!r}\n")
