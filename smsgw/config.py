@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,7 +22,13 @@ DEV_HASH_KEY = "DEVELOPMENT-KEY-DO-NOT-USE-IN-PRODUCTION"
 MAX_OTP_TTL_SECONDS = 120
 
 
-class SmscSettings(BaseModel):
+class Table(BaseModel):
+    """One [table] of the file; an unknown (misspelt) key is an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SmscSettings(Table):
     host: str = "127.0.0.1"
     port: int = 2775
     system_id: str = "smsgw"
@@ -37,18 +43,18 @@ class SmscSettings(BaseModel):
     reconnect_max_seconds: float = 30.0
 
 
-class RedisSettings(BaseModel):
+class RedisSettings(Table):
     url: str = ""
     processed_ttl_seconds: int = 7 * 24 * 3600
 
 
-class HttpSettings(BaseModel):
+class HttpSettings(Table):
     host: str = "127.0.0.1"
     port: int = 8080
     api_key: str = ""
 
 
-class TransferSettings(BaseModel):
+class TransferSettings(Table):
     short_code: str = "1112"
     min_amount: int = 1_000
     max_amount: int = 10_000
@@ -73,11 +79,11 @@ class TransferSettings(BaseModel):
         return value
 
 
-class ReplySettings(BaseModel):
+class ReplySettings(Table):
     language: Literal["fa", "en"] = "fa"
 
 
-class OtpSettings(BaseModel):
+class OtpSettings(Table):
     short_code: str = "7000"
     ttl_seconds: int = 120
     length: int = 6
@@ -96,7 +102,7 @@ class OtpSettings(BaseModel):
         return value
 
 
-class LogSettings(BaseModel):
+class LogSettings(Table):
     dir: str = "var/log"
     format: Literal["auto", "json", "console"] = "auto"
     level: str = "info"
@@ -104,7 +110,7 @@ class LogSettings(BaseModel):
     backups: int = 10
 
 
-class SecuritySettings(BaseModel):
+class SecuritySettings(Table):
     hash_key: str = DEV_HASH_KEY
     hash_key_file: str = ""
 
@@ -190,7 +196,7 @@ def load_settings(
         raise ConfigError(f"config file not found: {path}")
     _TOML_PATH_FOR_LOAD["path"] = path
     try:
-        return Settings(**(overrides or {}))
+        return Settings(**(overrides or {}))  # type: ignore[arg-type]
     except (ValueError, OSError) as exc:
         raise ConfigError(f"bad configuration ({path or 'built-in defaults'}): {exc}") from exc
     finally:

@@ -96,5 +96,7 @@ async def _print_balances(app: App, chat: ChatPrinter, at: datetime) -> None:
     chat.note("\nAt the end:")
     for msisdn in (ALI, SARA, REZA):
         data = await admin.show(app.store, msisdn, at, app.settings.transfer)
-        money = f"balance {data['balance']}" if data["plan"] == "prepaid" else f"bill {data['bill']}"
-        chat.note(f"  0{msisdn[2:]}  {data['plan']:8} {money} rials, sent today {data['sent_today']}")
+        prepaid = data["plan"] == "prepaid"
+        money = f"balance {data['balance']}" if prepaid else f"bill {data['bill']}"
+        chat.note(f"  0{msisdn[2:]}  {data['plan']:8} {money} rials, "
+                  f"sent today {data['sent_today']}")

@@ -83,7 +83,7 @@ def parse_transfer_command(text: str) -> TransferCommand | FormatError:
     return _pin_change_from(tokens)
 
 
-def _leaf(node: lark.Tree | lark.Token) -> str:
+def _leaf(node: lark.Tree[lark.Token] | lark.Token) -> str:
     if isinstance(node, lark.Tree):
         return _leaf(node.children[0])
     return str(node)

@@ -22,10 +22,12 @@ _TO_ASCII.update({ord("："): ":", ord("꞉"): ":", ord("∶"): ":", ord("؛"): 
 _TO_PERSIAN = {ord(str(i)): c for i, c in enumerate(PERSIAN_DIGITS)}
 
 # Zero-width and bidi marks that phones insert silently.
-_INVISIBLE = dict.fromkeys(
-    map(ord, "\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\ufeff\u00ad"),
-    None,
+_INVISIBLE_MARKS = (
+    "\u200b\u200c\u200d\u200e\u200f"  # zero-width space/joiners, LRM, RLM
+    "\u202a\u202b\u202c\u202d\u202e"  # bidi embeddings and overrides
+    "\u2066\u2067\u2068\u2069\ufeff\u00ad"  # bidi isolates, BOM, soft hyphen
 )
+_INVISIBLE: dict[int, None] = dict.fromkeys(map(ord, _INVISIBLE_MARKS), None)
 
 _NATIONAL_MOBILE = re.compile(r"9[0-9]{9}")
 _ANY_SPACE = re.compile(r"\s+")

@@ -22,6 +22,7 @@ SCRIPT_DIR = Path(__file__).parent / "scripts"
 HISTORY_LENGTH = 1000
 DAY_COUNTER_TTL = 3 * 24 * 3600
 MONTH_COUNTER_TTL = 70 * 24 * 3600
+MAX_CONNECTIONS = 64
 
 
 def subscriber_key(msisdn: str) -> str:
@@ -72,11 +73,19 @@ class Store:
     def connect(cls, url: str) -> Store:
         """A server store for a `redis://` URL; the embedded in-process store for ""."""
         if url:
-            client = aioredis.Redis.from_url(url, decode_responses=True)
-            return cls(client, embedded=False)
+            # A bounded pool that waits for a free connection rather than failing a burst.
+            pool = aioredis.BlockingConnectionPool.from_url(
+                url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=10,
+                socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
+            )
+            return cls(aioredis.Redis(connection_pool=pool), embedded=False)
         import fakeredis
 
-        return cls(fakeredis.FakeAsyncRedis(decode_responses=True), embedded=True)
+        client = fakeredis.FakeAsyncRedis(
+            decode_responses=True, max_connections=MAX_CONNECTIONS,
+            connection_pool_class=aioredis.BlockingConnectionPool,
+        )
+        return cls(client, embedded=True)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -132,7 +141,9 @@ class Store:
             [action, at, HISTORY_LENGTH, amount, note],
         )
 
-    async def upsert_subscribers(self, rows: list[SubscriberRow], replace: bool, at: str) -> list[str]:
+    async def upsert_subscribers(
+        self, rows: list[SubscriberRow], replace: bool, at: str
+    ) -> list[str]:
         script = self._scripts["upsert_subscriber"]
         async with self.redis.pipeline(transaction=False) as pipe:
             for row in rows:
@@ -149,7 +160,7 @@ class Store:
         found: dict[str, dict[str, str]] = {}
         async for key in self.redis.scan_iter(match="s:{*}", count=1000):
             if key.endswith("}"):
-                found[key[3:-1]] = await self.redis.hgetall(key)
+                found[key[3:-1]] = cast(dict[str, str], await self.redis.hgetall(key))
         return found
 
 
