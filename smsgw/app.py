@@ -26,8 +26,6 @@ def build_app(settings: Settings, store: Store | None = None) -> App:
     store = store or Store.connect(settings.redis.url)
     hasher = Hasher(settings.security.hash_key)
     language = settings.replies.language
-    transfer = TransferService(
-        settings.transfer, store, hasher, language, settings.redis.processed_ttl_seconds
-    )
+    transfer = TransferService(settings.transfer, store, hasher, language)
     pipeline = Pipeline([transfer], store, language)
     return App(settings=settings, store=store, hasher=hasher, pipeline=pipeline)

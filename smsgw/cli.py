@@ -116,6 +116,38 @@ def demo(config_file: Path | None, redis_url: str | None, language: str | None) 
 
 @main.command()
 @common_options
+def run(config_file: Path | None, redis_url: str | None) -> None:
+    """Run the gateway: bind to the SMSC in the config and serve until SIGTERM/SIGINT.
+
+    On a signal it stops taking messages, finishes those in flight, sends queued replies,
+    unbinds and exits 0. Needs a real hash key (SMSGW_SECURITY_HASH_KEY) and, for real
+    work, Redis (--redis or SMSGW_REDIS_URL).
+    """
+    from smsgw.runner import serve
+
+    settings = load(config_file, redis_url, strict_key=True)
+    sys.exit(run_async(serve(settings)))
+
+
+@main.command(name="fake-smsc")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=2775, show_default=True, type=int)
+@click.option("--system-id", default=None, help="Accept only this system_id (default: any).")
+@click.option("--password", default=None, help="Accept only this password (default: any).")
+def fake_smsc(host: str, port: int, system_id: str | None, password: str | None) -> None:
+    """A standalone fake SMSC (SMPP 3.4 server) for development and load tests.
+
+    Prints each MT it receives. Type (or pipe) MO messages as lines `FROM TO TEXT`; each is
+    delivered to a bound gateway until it is answered. Stops on SIGINT/SIGTERM.
+    """
+    from smsgw.fake_smsc_cli import serve_fake_smsc
+
+    configure_logging("console")
+    sys.exit(asyncio.run(serve_fake_smsc(host, port, system_id, password)))
+
+
+@main.command()
+@common_options
 @click.argument("log", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Where the replies go (a message log). Default: stdout.")

@@ -46,6 +46,7 @@ async def run_replay(settings: Settings, log: str, out_file: Path | None,
                 app.pipeline, app.hasher, lines, out, sys.stderr,
                 before=previous_replies(lines) if compare else None,
                 on_line=progress,
+                remember_seconds=settings.redis.processed_ttl_seconds,
             )
     finally:
         await app.close()

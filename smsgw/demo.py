@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,7 +12,9 @@ from smsgw.app import App, build_app
 from smsgw.chat import ChatPrinter
 from smsgw.clock import now
 from smsgw.config import Settings
+from smsgw.gateway import Gateway
 from smsgw.messages import Inbound
+from smsgw.smpp.fake_smsc import FakeSmsc
 from smsgw.store import SubscriberRow
 
 ALI, SARA, REZA = "989361111111", "989351234567", "989391234567"
@@ -74,20 +77,35 @@ async def play(app: App, converse: Converse, chat: ChatPrinter) -> None:
 
 
 async def run_demo(settings: Settings, language: str | None) -> int:
+    """Fake SMSC, gateway and store in this process; every message crosses real SMPP."""
+    smsc = await FakeSmsc(redeliver_after=0.5).start()
+    settings = settings.model_copy(update={
+        "smsc": settings.smsc.model_copy(update={"host": "127.0.0.1", "port": smsc.port})})
     app = build_app(settings)
+    gateway = Gateway(app)
+    running = asyncio.create_task(gateway.run())
     try:
+        await smsc.wait_bound(timeout=10)
         await admin.load_subscribers(
             app.store, demo_subscribers(language or settings.replies.language), False, now()
         )
         chat = ChatPrinter(timezone=settings.transfer.timezone)
-        chat.note("smsgw demo: Ali 0936…, Sara 0935… (prepaid), Reza 0939… (postpaid)")
+        chat.note("smsgw demo: fake SMSC <-SMPP-> gateway <-> embedded store, in one process")
+        chat.note("Ali 0936… and Sara 0935… are prepaid, Reza 0939… is postpaid")
 
         async def converse(message: Inbound) -> list[tuple[str, str, str]]:
-            return [(r.sender, r.to, r.text) for r in await app.pipeline.handle(message)]
+            seen = len(smsc.mt)
+            mo = smsc.inject_mo(message.sender, message.to, message.text)
+            await smsc.wait_answered(mo, timeout=10)
+            await gateway.settle()
+            return [(mt.source, mt.destination, mt.text) for mt in smsc.mt[seen:]]
 
         await play(app, converse, chat)
         await _print_balances(app, chat, now())
     finally:
+        await gateway.stop(drain_timeout=5)
+        await running
+        await smsc.stop()
         await app.close()
     return 0
 

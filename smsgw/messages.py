@@ -10,13 +10,24 @@ from datetime import datetime
 
 
 @dataclass(frozen=True, slots=True)
+class Redelivery:
+    """How a wire message may be recognised when the SMSC delivers it again."""
+
+    digest: str  # keyed digest of (short code, text): shared by identical messages
+    field: str  # "<ns>|<session>": this message's candidate entry
+    window_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
 class Inbound:
     sender: str  # canonical MSISDN (or the raw address when it is no mobile number)
     to: str  # short code
     text: str
     at: datetime  # timezone-aware; the clock of every rule applied to this message
     msg_id: str | None = None
-    identity: str | None = None  # keyed digest that makes a redelivery apply nothing
+    identity: str | None = None  # keyed digest: the same identity is never applied twice
+    remember_seconds: int = 0  # how long the outcome stays under `identity`
+    redelivery: Redelivery | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,3 +89,27 @@ def format_record(
     if in_reply_to is not None:
         record["in_reply_to"] = in_reply_to
     return json.dumps(record, ensure_ascii=False)
+
+
+class MessageLog:
+    """Appends records to rotating JSON Lines files (`smsgw run`): `messages.jsonl`."""
+
+    def __init__(self, directory: str, max_bytes: int, backups: int) -> None:
+        import logging
+        import logging.handlers
+        from pathlib import Path
+
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        self._logger = logging.Logger("smsgw.messages", logging.INFO)
+        handler = logging.handlers.RotatingFileHandler(
+            Path(directory) / "messages.jsonl", maxBytes=max_bytes, backupCount=backups,
+            encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        self._logger.addHandler(handler)
+        self._handler = handler
+
+    def write(self, line: str) -> None:
+        self._logger.info(line)
+
+    def close(self) -> None:
+        self._handler.close()

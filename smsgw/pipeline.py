@@ -29,6 +29,10 @@ class Pipeline:
             return [await self._help(message)]
         return await service.handle(message)
 
+    def loggable_text(self, message: Inbound) -> str:
+        service = self._routes.get(message.to)
+        return service.loggable_text(message) if service is not None else message.text
+
     async def _help(self, message: Inbound) -> Outbound:
         language = replies.pick_language(
             await self._store.subscriber_language(message.sender), self._default_language

@@ -33,7 +33,7 @@ def record_identity(hasher: Hasher, record: LogRecord) -> str:
     return hasher.message_identity("ts", record.sender, record.ts.isoformat(), record.text)
 
 
-def inbound_of(hasher: Hasher, record: LogRecord) -> Inbound:
+def inbound_of(hasher: Hasher, record: LogRecord, remember_seconds: int) -> Inbound:
     identity = record_identity(hasher, record)
     return Inbound(
         sender=record.sender,
@@ -42,6 +42,7 @@ def inbound_of(hasher: Hasher, record: LogRecord) -> Inbound:
         at=record.ts,
         msg_id=record.id or f"mo-{identity[:16]}",
         identity=identity,
+        remember_seconds=remember_seconds,
     )
 
 
@@ -62,6 +63,7 @@ async def replay(
     report: TextIO,
     before: dict[str, list[tuple[str, str]]] | None = None,
     on_line: Callable[[], None] | None = None,
+    remember_seconds: int = 7 * 24 * 3600,
 ) -> ReplaySummary:
     summary = ReplaySummary()
     for item in read_records(lines):
@@ -73,7 +75,7 @@ async def replay(
             continue
         if not item.is_inbound:
             continue
-        message = inbound_of(hasher, item)
+        message = inbound_of(hasher, item, remember_seconds)
         replies = await pipeline.handle(message)
         summary.inbound += 1
         summary.replies += len(replies)

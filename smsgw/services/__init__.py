@@ -11,3 +11,7 @@ class Service(Protocol):
     short_code: str
 
     async def handle(self, message: Inbound) -> list[Outbound]: ...
+
+    def loggable_text(self, message: Inbound) -> str:
+        """The inbound text with every secret masked, for the message log."""
+        ...

@@ -25,12 +25,9 @@ from smsgw.store import (
     day_counter_key,
     history_key,
     month_counter_key,
-    processed_key,
     subscriber_key,
 )
-from smsgw.text import in_prefixes, parse_prefix_ranges
-
-NO_IDENTITY_KEY = "unused"
+from smsgw.text import in_prefixes, normalise_compact, parse_prefix_ranges
 
 
 def transfer_ref(identity: str | None) -> str:
@@ -38,6 +35,10 @@ def transfer_ref(identity: str | None) -> str:
     replay of the same message shows the same reference; random when there is none."""
     seed = bytes.fromhex(identity[:10]) if identity else os.urandom(5)
     return base64.b32encode(seed).decode("ascii")
+
+
+def _star_digits(field: str) -> str:
+    return "".join("*" if char.isdigit() else char for char in field)
 
 
 def _optional_moment(value: str) -> datetime | None:
@@ -51,14 +52,12 @@ class TransferService:
         store: Store,
         hasher: Hasher,
         default_language: str,
-        processed_ttl_seconds: int,
     ) -> None:
         self.short_code = settings.short_code
         self._cfg = settings
         self._store = store
         self._hasher = hasher
         self._default_language = default_language
-        self._processed_ttl = processed_ttl_seconds
         self._prefixes = parse_prefix_ranges(settings.prefixes)
         self._open_from = _optional_moment(settings.open_from)
         self._open_until = _optional_moment(settings.open_until)
@@ -74,6 +73,20 @@ class TransferService:
             return self._transfer_replies(message, command, outcome)
         outcome = await self._apply_pin_change(message, command)
         return [self._refusal_or_notice(message, outcome, command_amount=0, recipient="")]
+
+    def loggable_text(self, message: Inbound) -> str:
+        """The text as a log may show it: a PIN becomes its keyed digest token (so replay
+        with the key checks it like the PIN); digits where a PIN may stand in a garbled
+        text become asterisks."""
+        command = parse_transfer_command(message.text)
+        fields = normalise_compact(message.text).split(":")
+        sender = message.sender
+        if isinstance(command, Transfer):
+            return ":".join([*fields[:2], self._hasher.pin_token(sender, command.pin)])
+        if isinstance(command, PinChange):
+            return ":".join([fields[0], *(self._hasher.pin_token(sender, f) for f in fields[1:])])
+        first_secret = 1 if fields[0].lower() in ("pin", "رمز") else 2
+        return ":".join(fields[:first_secret] + [_star_digits(f) for f in fields[first_secret:]])
 
     def _is_open(self, at: datetime) -> bool:
         if self._open_from is not None and at < self._open_from:
@@ -96,18 +109,13 @@ class TransferService:
             kind=f"{section}.{name}",
         )
 
-    def _processed(self, message: Inbound) -> tuple[str, int]:
-        if message.identity is None:
-            return processed_key(message.sender, NO_IDENTITY_KEY), 0
-        return processed_key(message.sender, message.identity), 1
-
     async def _apply_transfer(self, message: Inbound, command: Transfer) -> dict[str, Any]:
         sender, recipient = message.sender, command.recipient
         period = period_of(message.at, self._cfg.timezone, self._cfg.calendar)
-        processed, remember = self._processed(message)
         cfg = self._cfg
-        return await self._store.run_json_script(
+        return await self._store.run_command(
             "transfer",
+            message,
             [
                 subscriber_key(sender),
                 subscriber_key(recipient),
@@ -115,7 +123,6 @@ class TransferService:
                 month_counter_key(sender, period.month),
                 history_key(sender),
                 history_key(recipient),
-                processed,
             ],
             [
                 self._hasher.pin_digest(sender, command.pin),
@@ -131,9 +138,7 @@ class TransferService:
                 transfer_ref(message.identity),
                 int(in_prefixes(recipient, self._prefixes)),
                 cfg.max_pin_attempts,
-                self._processed_ttl,
                 HISTORY_LENGTH,
-                remember,
                 sender,
                 recipient,
             ],
@@ -141,18 +146,16 @@ class TransferService:
 
     async def _apply_pin_change(self, message: Inbound, command: PinChange) -> dict[str, Any]:
         sender = message.sender
-        processed, remember = self._processed(message)
-        return await self._store.run_json_script(
+        return await self._store.run_command(
             "pin_change",
-            [subscriber_key(sender), history_key(sender), processed],
+            message,
+            [subscriber_key(sender), history_key(sender)],
             [
                 self._hasher.pin_digest(sender, command.old_pin),
                 self._hasher.pin_digest(sender, command.new_pin),
                 self._cfg.max_pin_attempts,
                 message.at.isoformat(),
-                self._processed_ttl,
                 HISTORY_LENGTH,
-                remember,
             ],
         )
 

@@ -18,6 +18,8 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from smsgw.messages import Inbound
+
 SCRIPT_DIR = Path(__file__).parent / "scripts"
 HISTORY_LENGTH = 1000
 DAY_COUNTER_TTL = 3 * 24 * 3600
@@ -45,6 +47,15 @@ def processed_key(msisdn: str, identity: str) -> str:
     return f"s:{{{msisdn}}}:p:{identity}"
 
 
+def redelivery_key(msisdn: str, digest: str) -> str:
+    return f"s:{{{msisdn}}}:r:{digest}"
+
+
+def unused_key(msisdn: str) -> str:
+    """A placeholder in the sender's slot, for an envelope key a message does not use."""
+    return f"s:{{{msisdn}}}:-"
+
+
 class StoreUnavailable(Exception):
     """The store cannot be reached: the message must not be taken (retry later)."""
 
@@ -64,9 +75,10 @@ class Store:
     def __init__(self, client: aioredis.Redis, embedded: bool) -> None:
         self.redis = client
         self.embedded = embedded
+        prelude = (SCRIPT_DIR / "_prelude.lua").read_text(encoding="utf-8")
         self._scripts: dict[str, AsyncScript] = {
-            path.stem: client.register_script(path.read_text(encoding="utf-8"))
-            for path in sorted(SCRIPT_DIR.glob("*.lua"))
+            path.stem: client.register_script(prelude + path.read_text(encoding="utf-8"))
+            for path in sorted(SCRIPT_DIR.glob("[!_]*.lua"))
         }
 
     @classmethod
@@ -104,6 +116,26 @@ class Store:
 
     async def run_json_script(self, name: str, keys: list[str], args: list[Any]) -> dict[str, Any]:
         return cast(dict[str, Any], json.loads(await self.run_script(name, keys, args)))
+
+    async def run_command(self, name: str, message: Inbound, keys: list[str],
+                          args: list[Any]) -> dict[str, Any]:
+        """A command script with the message's envelope (see scripts/_prelude.lua)."""
+        envelope_keys, envelope_args = _envelope(message)
+        return await self.run_json_script(name, envelope_keys + keys, envelope_args + args)
+
+    async def add_part(self, sender: str, message_key: str, number: int, total: int,
+                       text: str, ttl: int) -> str | None:
+        """Store one part of a concatenated message; the whole text once all are in."""
+        texts = await self.run_script(
+            "add_part", [f"s:{{{sender}}}:parts:{message_key}"], [number, total, text, ttl])
+        return "".join(texts) if texts else None
+
+    async def confirm_answered(self, answered: list[tuple[str, str, str]]) -> None:
+        """Drop the redelivery candidates (sender, digest, field) of safely answered messages."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for sender, digest, field in answered:
+                pipe.hdel(redelivery_key(sender, digest), field)
+            await pipe.execute()
 
     async def subscriber(self, msisdn: str) -> dict[str, str]:
         return cast(dict[str, str], await self.redis.hgetall(subscriber_key(msisdn)))
@@ -162,6 +194,22 @@ class Store:
             if key.endswith("}"):
                 found[key[3:-1]] = cast(dict[str, str], await self.redis.hgetall(key))
         return found
+
+
+def _envelope(message: Inbound) -> tuple[list[str], list[Any]]:
+    sender = message.sender
+    remember = message.identity is not None and message.remember_seconds > 0
+    processed = (processed_key(sender, message.identity)
+                 if remember and message.identity is not None else unused_key(sender))
+    redelivery = message.redelivery
+    if redelivery is None:
+        return [processed, unused_key(sender)], [int(remember), message.remember_seconds, "", "", 0]
+    session = redelivery.field.partition("|")[2]
+    return (
+        [processed, redelivery_key(sender, redelivery.digest)],
+        [int(remember), message.remember_seconds, session, redelivery.field,
+         redelivery.window_seconds],
+    )
 
 
 def money_total(subscribers: dict[str, dict[str, str]]) -> int:

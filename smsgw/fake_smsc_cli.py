@@ -1,0 +1,50 @@
+"""`smsgw fake-smsc`: the fake SMSC as a program. Prints each MT; MO lines from stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from smsgw.smpp.fake_smsc import FakeSmsc, Mt
+from smsgw.text import national_form
+
+HELP = "type an MO as: FROM TO TEXT   (e.g. 09361111111 1112 09351234567:1000:12345)"
+
+
+async def serve_fake_smsc(host: str, port: int, system_id: str | None,
+                          password: str | None) -> int:
+    smsc = FakeSmsc(host, port, system_id=system_id, password=password)
+    smsc.on_mt.append(_print_mt)
+    await smsc.start()
+    print(f"fake SMSC listening on {host}:{smsc.port}; {HELP}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    reader = asyncio.create_task(_read_mo_lines(smsc, stop))
+    await stop.wait()
+    reader.cancel()
+    await smsc.stop()
+    return 0
+
+
+def _print_mt(mt: Mt) -> None:
+    text = mt.text.replace("\n", " / ")
+    print(f"MT {mt.source} -> {national_form(mt.destination)} [{mt.data_coding}, "
+          f"{mt.parts} part(s)]: {text}", flush=True)
+
+
+async def _read_mo_lines(smsc: FakeSmsc, stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            return  # stdin closed: keep serving until a signal
+        parts = line.strip().split(maxsplit=2)
+        if len(parts) < 3:
+            if parts:
+                print(f"? {HELP}", flush=True)
+            continue
+        mo = smsc.inject_mo(parts[0], parts[1], parts[2])
+        print(f"MO {mo.id} queued: {parts[0]} -> {parts[1]}: {parts[2]}", flush=True)

@@ -1,0 +1,214 @@
+"""The live gateway: SMPP messages in, the pipeline, replies out, everything logged.
+
+Per message: reassemble parts (durably, in the store) -> wait for the sender's earlier
+messages (arrival order per subscriber) -> pipeline -> answer the deliver_sm (ESME_ROK,
+or ESME_RX_T_APPN while the store is down) -> submit the replies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from smsgw import metrics
+from smsgw.app import App
+from smsgw.clock import now
+from smsgw.logs import get_logger
+from smsgw.messages import Inbound, Outbound, Redelivery
+from smsgw.msglog import MessageLog, format_record
+from smsgw.replay import masked_text
+from smsgw.smpp.client import Confirm, MoMessage, Receipt, SmppClient
+from smsgw.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
+from smsgw.store import StoreUnavailable
+from smsgw.text import any_number_to_canonical
+
+log = get_logger("smsgw.gateway")
+CONFIRM_BATCH_SECONDS = 0.05
+RECEIPT_MEMORY = 100_000
+
+
+class KeyedOrder:
+    """Runs the holders of one key one at a time, in the order they asked (FIFO locks)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: defaultdict[str, int] = defaultdict(int)
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if self._users[key] == 0:
+                del self._users[key]
+                del self._locks[key]
+
+
+class BoundedMap(OrderedDict[str, str]):
+    """A dict that forgets its oldest entries past `limit` (receipts that never come)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
+class Gateway:
+    """The SMPP client's handler: turns wire messages into pipeline calls."""
+
+    def __init__(self, app: App, message_log: MessageLog | None = None) -> None:
+        self.app = app
+        self._log = message_log
+        cfg = app.settings.smsc
+        self.client = SmppClient(cfg, app.settings.smsc_password, self)
+        self._order = KeyedOrder()
+        self._window = cfg.redelivery_window_seconds
+        self._counter = itertools.count(1)
+        self._to_confirm: list[tuple[str, str, str]] = []
+        self._confirm_task: asyncio.Task[None] | None = None
+        self._reply_tasks: set[asyncio.Task[None]] = set()
+        self._receipt_owner = BoundedMap(RECEIPT_MEMORY)
+
+    async def run(self) -> None:
+        self._confirm_task = asyncio.create_task(self._confirm_loop())
+        try:
+            await self.client.run()
+        finally:
+            self._confirm_task.cancel()
+            await self._flush_confirms()
+
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        await self.client.stop(drain_timeout)
+        if self._reply_tasks:
+            await asyncio.wait(set(self._reply_tasks), timeout=drain_timeout)
+
+    async def settle(self) -> None:
+        """Wait until every reply decided so far was accepted by the SMSC (or refused)."""
+        while self._reply_tasks:
+            await asyncio.wait(set(self._reply_tasks))
+
+    # -- inbound ------------------------------------------------------------------------
+
+    async def on_message(self, message: MoMessage, session: str) -> tuple[int, Confirm | None]:
+        received = time.perf_counter()
+        try:
+            text = await self._whole_text(message)
+        except StoreUnavailable:
+            return ESME_RX_T_APPN, None
+        if text is None:
+            return ESME_ROK, None  # a part, kept in the store until the rest arrives
+        inbound = self._inbound(message, text, session)
+        async with self._order.hold(inbound.sender):
+            try:
+                replies = await self.app.pipeline.handle(inbound)
+            except StoreUnavailable:
+                metrics.MESSAGES_IN.labels(service=inbound.to, outcome="store_down").inc()
+                log.warning("store unavailable: asking the SMSC to deliver again")
+                return ESME_RX_T_APPN, None
+        self._record_inbound(inbound)
+        metrics.observe_replies(inbound.to, replies, time.perf_counter() - received)
+        self._send(inbound, replies)
+        return ESME_ROK, self._confirmation(inbound)
+
+    async def _whole_text(self, message: MoMessage) -> str | None:
+        if message.part is None:
+            return message.text
+        reference, number, total = message.part
+        sender = any_number_to_canonical(message.source)
+        return await self.app.store.add_part(
+            sender, f"{message.destination}:{reference}:{total}", number, total, message.text,
+            ttl=self._window)
+
+    def _inbound(self, message: MoMessage, text: str, session: str) -> Inbound:
+        sender = any_number_to_canonical(message.source)
+        hasher = self.app.hasher
+        at = now()
+        if message.smsc_id is not None:
+            return Inbound(sender, message.destination, text, at, msg_id=message.smsc_id,
+                           identity=hasher.message_identity("id", sender, message.smsc_id),
+                           remember_seconds=self._window)
+        msg_id = f"{session}-{next(self._counter)}"
+        redelivery = Redelivery(
+            digest=hasher.message_identity("wire", message.destination, text),
+            field=f"{time.time_ns():020d}|{session}",
+            window_seconds=self._window,
+        )
+        return Inbound(sender, message.destination, text, at, msg_id=msg_id,
+                       identity=hasher.message_identity("id", sender, msg_id),
+                       redelivery=redelivery)
+
+    def _confirmation(self, inbound: Inbound) -> Confirm | None:
+        redelivery = inbound.redelivery
+        if redelivery is None:
+            return None
+        entry = (inbound.sender, redelivery.digest, redelivery.field)
+        return lambda: self._to_confirm.append(entry)
+
+    async def _confirm_loop(self) -> None:
+        while True:
+            await asyncio.sleep(CONFIRM_BATCH_SECONDS)
+            await self._flush_confirms()
+
+    async def _flush_confirms(self) -> None:
+        if not self._to_confirm:
+            return
+        batch, self._to_confirm = self._to_confirm, []
+        try:
+            await self.app.store.confirm_answered(batch)
+        except StoreUnavailable:
+            self._to_confirm.extend(batch)  # they expire by themselves if this never works
+
+    async def on_receipt(self, receipt: Receipt) -> None:
+        owner = self._receipt_owner.pop(receipt.message_id, None)
+        metrics.RECEIPTS.labels(state=receipt.state or "unknown").inc()
+        if owner is not None:
+            await self.app.store.append_history(owner, {
+                "kind": "receipt", "at": now().isoformat(), "message_id": receipt.message_id,
+                "state": receipt.state, "error": receipt.error})
+
+    # -- outbound -----------------------------------------------------------------------
+
+    def _send(self, inbound: Inbound, replies: list[Outbound]) -> None:
+        for reply in replies:
+            task = asyncio.create_task(self._submit(inbound, reply))
+            self._reply_tasks.add(task)
+            task.add_done_callback(self._reply_tasks.discard)
+
+    async def _submit(self, inbound: Inbound, reply: Outbound) -> None:
+        try:
+            ids = await self.client.submit(reply.sender, reply.to, reply.text, reply.receipt)
+        except Exception as exc:  # a refused submit is logged; it must not go unnoticed
+            metrics.MESSAGES_OUT.labels(kind=reply.kind, outcome="refused").inc()
+            log.error("reply refused by the SMSC", kind=reply.kind, error=str(exc))
+            return
+        metrics.MESSAGES_OUT.labels(kind=reply.kind, outcome="accepted").inc()
+        if reply.receipt and ids:
+            self._receipt_owner[ids[-1]] = reply.to
+        self._record_outbound(inbound, reply, ids[0] if ids else "")
+
+    # -- message log --------------------------------------------------------------------
+
+    def _record_inbound(self, inbound: Inbound) -> None:
+        if self._log is not None:
+            text = self.app.pipeline.loggable_text(inbound)
+            self._log.write(format_record(inbound.at, inbound.sender, inbound.to, text,
+                                          inbound.msg_id or ""))
+
+    def _record_outbound(self, inbound: Inbound, reply: Outbound, message_id: str) -> None:
+        if self._log is not None:
+            at: datetime = now()
+            self._log.write(format_record(at, reply.sender, reply.to, masked_text(reply),
+                                          message_id, in_reply_to=inbound.msg_id))

@@ -1,0 +1,27 @@
+"""Prometheus metrics (served at GET /metrics by `smsgw run`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from smsgw.messages import Outbound
+
+MESSAGES_IN = Counter("smsgw_messages_in_total", "Inbound messages by short code and outcome",
+                      ["service", "outcome"])
+MESSAGES_OUT = Counter("smsgw_messages_out_total", "Replies by kind and SMSC outcome",
+                       ["kind", "outcome"])
+RECEIPTS = Counter("smsgw_delivery_receipts_total", "Delivery receipts by final state",
+                   ["state"])
+PROCESSING = Histogram("smsgw_message_processing_seconds",
+                       "From a deliver_sm decoded to its replies decided",
+                       buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0))
+OTP_EVENTS = Counter("smsgw_otp_events_total",
+                     "OTP issued, verified, failed, expired, rate-limited", ["event"])
+HTTP_REQUESTS = Histogram("smsgw_http_request_seconds", "HTTP API latency by route and status",
+                          ["route", "status"])
+
+
+def observe_replies(service: str, replies: list[Outbound], seconds: float) -> None:
+    outcome = replies[0].kind if replies else "no_reply"
+    MESSAGES_IN.labels(service=service, outcome=outcome).inc()
+    PROCESSING.observe(seconds)

@@ -1,0 +1,39 @@
+"""`smsgw run`: the gateway process. Serves until SIGTERM/SIGINT, then drains and unbinds."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from smsgw.app import build_app
+from smsgw.config import Settings
+from smsgw.gateway import Gateway
+from smsgw.logs import get_logger
+from smsgw.msglog import MessageLog
+
+log = get_logger("smsgw.run")
+
+
+async def serve(settings: Settings) -> int:
+    app = build_app(settings)
+    if app.store.embedded:
+        log.warning("no Redis URL: using the embedded store; nothing survives this process")
+    elif not await app.store.ping():
+        log.warning("Redis does not answer yet: messages get a temporary error until it does")
+    message_log = MessageLog(settings.log.dir, settings.log.max_bytes, settings.log.backups)
+    gateway = Gateway(app, message_log)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    running = asyncio.create_task(gateway.run())
+    log.info("smsgw running", smsc=f"{settings.smsc.host}:{settings.smsc.port}",
+             short_codes=sorted(app.pipeline.short_codes))
+    await stop.wait()
+    log.info("stopping: finishing messages in flight, then unbinding")
+    await gateway.stop(drain_timeout=10.0)
+    await running
+    message_log.close()
+    await app.close()
+    log.info("stopped")
+    return 0

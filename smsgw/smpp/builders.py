@@ -1,0 +1,65 @@
+"""PDU bodies built with aiosmpplib's classes (bind, submit_sm, deliver_sm)."""
+
+from __future__ import annotations
+
+from aiosmpplib.protocol import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    DeliverSm,
+    EnquireLink,
+    SubmitSm,
+    Unbind,
+)
+from aiosmpplib.state import NPI, TON, OptionalParam, PhoneNumber
+
+from smsgw.smpp.sms_text import Part
+
+BIND_CLASSES = {"transceiver": BindTransceiver, "receiver": BindReceiver,
+                "transmitter": BindTransmitter}
+
+
+def address(number: str) -> PhoneNumber:
+    """Short codes as unknown TON; canonical MSISDNs (98...) as international ISDN."""
+    if len(number) >= 11 and number.isdigit():
+        return PhoneNumber(number, TON.INTERNATIONAL, NPI.ISDN)
+    return PhoneNumber(number[:20], TON.UNKNOWN, NPI.UNKNOWN)
+
+
+def bind_pdu(kind: str, sequence: int, system_id: str, password: str, system_type: str) -> bytes:
+    bind = BIND_CLASSES[kind](sequence_num=sequence, system_id=system_id[:15],
+                              password=password[:8], system_type=system_type[:12])
+    return bytes(bind.pdu())
+
+
+def enquire_link_pdu(sequence: int) -> bytes:
+    return bytes(EnquireLink(sequence_num=sequence).pdu())
+
+
+def unbind_pdu(sequence: int) -> bytes:
+    return bytes(Unbind(sequence_num=sequence).pdu())
+
+
+def submit_sm_pdu(sequence: int, source: str, destination: str, part: Part,
+                  registered_delivery: int) -> bytes:
+    message = SubmitSm(
+        sequence_num=sequence, short_message="-", source=address(source),
+        destination=address(destination), esm_class=part.esm_class,
+        encoding=part.encoding, registered_delivery=registered_delivery,
+        auto_message_payload=False,
+    )
+    message.set_encoded_message(part.payload)
+    return bytes(message.pdu())
+
+
+def deliver_sm_pdu(sequence: int, source: str, destination: str, part: Part,
+                   esm_class_extra: int = 0,
+                   optional_params: list[OptionalParam] | None = None) -> bytes:
+    message = DeliverSm(
+        sequence_num=sequence, short_message="-", source=address(source),
+        destination=address(destination), esm_class=part.esm_class | esm_class_extra,
+        encoding=part.encoding, registered_delivery=0, auto_message_payload=False,
+        optional_params=optional_params or [],
+    )
+    message.set_encoded_message(part.payload)
+    return bytes(message.pdu())

@@ -1,0 +1,440 @@
+"""The ESME: our side of the SMPP link to the operator's SMSC.
+
+Our own session loop on aiosmpplib's PDU codec (see notes/aiosmpplib.md), because its
+ESME cannot do what a gateway that moves money must:
+- a `deliver_sm` is answered only when the handler has finished with it (the message is
+  applied, so durable), and with the status the handler chooses: ESME_RX_T_APPN while
+  the store is down, so the SMSC delivers again later;
+- reception never waits for processing: each message is handled in its own task and
+  answered out of order, as SMPP allows;
+- a handler exception, a vendor status or a garbled PDU never kills the session;
+- submits run in a window, at a rate, and back off on ESME_RTHROTTLED / ESME_RMSGQFUL;
+  a part not accepted before the link drops is sent again after the reconnect;
+- no correlator: each submit awaits its own response future, so nothing accumulates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from aiosmpplib.protocol import DeliverSm, SubmitSmResp
+
+from smsgw.config import SmscSettings
+from smsgw.logs import get_logger
+from smsgw.smpp.builders import bind_pdu, enquire_link_pdu, submit_sm_pdu, unbind_pdu
+from smsgw.smpp.connection import Connection, ConnectionClosed
+from smsgw.smpp.pdu import (
+    BIND_RECEIVER,
+    BIND_TRANSCEIVER,
+    BIND_TRANSMITTER,
+    DELIVER_SM,
+    ENQUIRE_LINK,
+    ESME_RINVCMDID,
+    ESME_RMSGQFUL,
+    ESME_ROK,
+    ESME_RTHROTTLED,
+    ESME_RX_P_APPN,
+    ESME_RX_T_APPN,
+    UNBIND,
+    PduError,
+    RawPdu,
+    decode,
+    generic_nack,
+    response_pdu,
+)
+from smsgw.smpp.sms_text import Part, encode_reply
+
+log = get_logger("smsgw.smpp")
+
+RESPONSE_TIMEOUT = 10.0
+CONFIRM_GRACE_SECONDS = 1.0
+BIND_COMMANDS = {"transceiver": BIND_TRANSCEIVER, "receiver": BIND_RECEIVER,
+                 "transmitter": BIND_TRANSMITTER}
+
+
+@dataclass(frozen=True, slots=True)
+class MoMessage:
+    """A mobile-originated message as the transport hands it up (one part or whole)."""
+
+    source: str
+    destination: str
+    text: str
+    smsc_id: str | None
+    part: tuple[int, int, int] | None  # (reference, number, total) of a concatenated part
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    message_id: str
+    state: str  # DELIVRD, UNDELIV, EXPIRED, ...
+    error: str
+
+
+Confirm = Callable[[], None]
+
+
+class Handler(Protocol):
+    async def on_message(self, message: MoMessage, session: str) -> tuple[int, Confirm | None]:
+        """Return the deliver_sm_resp status, and what to do once the answer is safe."""
+
+    async def on_receipt(self, receipt: Receipt) -> None: ...
+
+
+@dataclass
+class _PartJob:
+    source: str
+    destination: str
+    part: Part
+    registered_delivery: int
+    done: asyncio.Future[str]
+    attempts: int = 0
+
+
+@dataclass
+class _Session:
+    id: str
+    connections: list[Connection]
+    receiver: Connection | None
+    transmitter: Connection | None
+    answered: deque[tuple[float, Confirm]] = field(default_factory=deque)
+
+
+class TokenBucket:
+    """At most `rate` per second, in bursts of at most one tenth of a second's worth."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = max(rate, 1.0)
+        self.capacity = max(self.rate / 10, 1.0)
+        self.tokens = self.capacity
+        self.updated = time.monotonic()
+
+    async def take(self) -> None:
+        while True:
+            now = time.monotonic()
+            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+            self.updated = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return
+            await asyncio.sleep((1 - self.tokens) / self.rate)
+
+
+class SmppClient:
+    def __init__(self, settings: SmscSettings, password: str, handler: Handler,
+                 receipt_extractor: Callable[[DeliverSm], Receipt | None] | None = None,
+                 smsc_id_tag: int = 0) -> None:
+        self._cfg = settings
+        self._password = password
+        self._handler = handler
+        self._smsc_id_tag = smsc_id_tag
+        self._queue: asyncio.Queue[_PartJob] = asyncio.Queue()
+        self._window = asyncio.Semaphore(settings.window)
+        self._bucket = TokenBucket(settings.submit_rate)
+        self._throttled_until = 0.0
+        self._session: _Session | None = None
+        self._bound = asyncio.Event()
+        self._stopping = False
+        self._stopped = asyncio.Event()
+        self._inbound_tasks: set[asyncio.Task[None]] = set()
+        self._submit_tasks: set[asyncio.Task[None]] = set()
+        self.stats: dict[str, int] = {"binds": 0, "bind_failures": 0, "link_drops": 0,
+                                      "throttled": 0, "submit_retries": 0,
+                                      "submit_failed": 0, "garbled": 0}
+
+    # -- public -------------------------------------------------------------------------
+
+    @property
+    def bound(self) -> bool:
+        return self._bound.is_set()
+
+    async def wait_bound(self, timeout: float) -> None:
+        await asyncio.wait_for(self._bound.wait(), timeout)
+
+    async def submit(self, source: str, destination: str, text: str,
+                     receipt: bool) -> list[str]:
+        """Queue a reply (split into parts); resolves with the SMSC's message ids."""
+        loop = asyncio.get_running_loop()
+        jobs = [_PartJob(source, destination, part, int(receipt), loop.create_future())
+                for part in encode_reply(text)]
+        for job in jobs:
+            self._queue.put_nowait(job)
+        return list(await asyncio.gather(*(job.done for job in jobs)))
+
+    @property
+    def pending_submits(self) -> int:
+        return self._queue.qsize() + len(self._submit_tasks)
+
+    async def run(self) -> None:
+        """Bind, serve, and on any loss reconnect with exponential backoff and jitter."""
+        delay = 1.0
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                await self._serve_one_session()
+            except (OSError, ConnectionClosed, TimeoutError, BindRefused) as exc:
+                self.stats["bind_failures" if isinstance(exc, BindRefused) else "link_drops"] += 1
+                log.warning("smsc link lost", error=str(exc) or type(exc).__name__,
+                            host=self._cfg.host, port=self._cfg.port)
+            if self._stopping:
+                break
+            if time.monotonic() - started > 30:
+                delay = 1.0
+            wait = min(delay, self._cfg.reconnect_max_seconds) * random.uniform(0.5, 1.0)
+            log.info("reconnecting", in_seconds=round(wait, 2))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), wait)
+            delay = min(delay * 2, self._cfg.reconnect_max_seconds)
+
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        """Stop taking messages, finish those in flight, send queued replies, unbind."""
+        self._stopping = True
+        deadline = time.monotonic() + drain_timeout
+        if self._inbound_tasks:
+            await asyncio.wait(set(self._inbound_tasks), timeout=drain_timeout)
+        while self.pending_submits and time.monotonic() < deadline and self.bound:
+            await asyncio.sleep(0.02)
+        session = self._session
+        if session is not None:
+            self._confirm_answered(session, force=True)
+            for conn in session.connections:
+                with contextlib.suppress(ConnectionClosed, asyncio.TimeoutError):
+                    await conn.request(unbind_pdu, timeout=2.0)
+                conn.close()
+        self._stopped.set()
+
+    # -- one session --------------------------------------------------------------------
+
+    async def _serve_one_session(self) -> None:
+        kinds = (["transceiver"] if self._cfg.bind == "transceiver"
+                 else ["receiver", "transmitter"])
+        connections: list[Connection] = []
+        session = _Session(secrets.token_hex(6), connections, None, None)
+        try:
+            for kind in kinds:
+                conn = await self._open(session)
+                connections.append(conn)
+                await self._bind(conn, kind)
+                if kind in ("transceiver", "receiver"):
+                    session.receiver = conn
+                if kind in ("transceiver", "transmitter"):
+                    session.transmitter = conn
+            self._session = session
+            self.stats["binds"] += 1
+            self._bound.set()
+            log.info("bound", session=session.id, mode=self._cfg.bind, host=self._cfg.host,
+                     port=self._cfg.port)
+            await self._run_session(session)
+        finally:
+            self._bound.clear()
+            self._session = None
+            for conn in connections:
+                conn.close()
+
+    async def _open(self, session: _Session) -> Connection:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self._cfg.host, self._cfg.port), timeout=10)
+        conn: Connection | None = None
+
+        def on_request(raw: RawPdu) -> None:
+            assert conn is not None
+            self._on_request(conn, session, raw)
+
+        conn = Connection(reader, writer, on_request)
+        task = asyncio.create_task(conn.read_loop())
+        conn.read_task = task  # type: ignore[attr-defined]
+        return conn
+
+    async def _bind(self, conn: Connection, kind: str) -> None:
+        cfg = self._cfg
+        response = await conn.request(
+            lambda seq: bind_pdu(kind, seq, cfg.system_id, self._password, cfg.system_type),
+            timeout=RESPONSE_TIMEOUT)
+        if response.status != ESME_ROK:
+            raise BindRefused(f"bind_{kind} refused with status {response.status:#x}")
+
+    async def _run_session(self, session: _Session) -> None:
+        workers = [asyncio.create_task(self._enquire_links(session)),
+                   asyncio.create_task(self._confirmer(session))]
+        if session.transmitter is not None:
+            workers.append(asyncio.create_task(self._sender(session.transmitter)))
+        closed = [asyncio.create_task(conn.closed.wait()) for conn in session.connections]
+        try:
+            await asyncio.wait(closed, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in workers + closed:
+                task.cancel()
+            await asyncio.gather(*workers, *closed, return_exceptions=True)
+        if not self._stopping:
+            raise ConnectionClosed("link closed by the SMSC or the network")
+
+    async def _enquire_links(self, session: _Session) -> None:
+        while True:
+            await asyncio.sleep(self._cfg.enquire_link_seconds)
+            for conn in session.connections:
+                try:
+                    await conn.request(enquire_link_pdu, timeout=RESPONSE_TIMEOUT)
+                except (TimeoutError, ConnectionClosed):
+                    log.warning("enquire_link unanswered: dropping the link")
+                    conn.close()
+
+    # -- inbound ------------------------------------------------------------------------
+
+    def _on_request(self, conn: Connection, session: _Session, raw: RawPdu) -> None:
+        try:
+            if raw.command_id == DELIVER_SM:
+                self._on_deliver_sm(conn, session, raw)
+            elif raw.command_id == ENQUIRE_LINK:
+                conn.write(response_pdu(ENQUIRE_LINK, ESME_ROK, raw.sequence))
+            elif raw.command_id == UNBIND:
+                conn.write(response_pdu(UNBIND, ESME_ROK, raw.sequence))
+                conn.close()
+            else:
+                conn.write(generic_nack(ESME_RINVCMDID, raw.sequence))
+        except ConnectionClosed:
+            pass
+
+    def _on_deliver_sm(self, conn: Connection, session: _Session, raw: RawPdu) -> None:
+        try:
+            pdu = decode(raw)
+        except PduError as exc:
+            self.stats["garbled"] += 1
+            log.warning("undecodable deliver_sm", error=str(exc))
+            conn.write(response_pdu(DELIVER_SM, ESME_RX_P_APPN, raw.sequence, b"\x00"))
+            return
+        assert isinstance(pdu, DeliverSm)
+        if self._stopping:
+            conn.write(response_pdu(DELIVER_SM, ESME_RX_T_APPN, raw.sequence, b"\x00"))
+            return
+        if pdu.is_receipt():
+            task = asyncio.create_task(self._receipt(conn, raw.sequence, pdu))
+        else:
+            message = self._mo_message(pdu)
+            task = asyncio.create_task(self._message(conn, session, raw.sequence, message))
+        self._inbound_tasks.add(task)
+        task.add_done_callback(self._inbound_tasks.discard)
+
+    def _mo_message(self, pdu: DeliverSm) -> MoMessage:
+        text = pdu.short_message or pdu.message_payload
+        part = None
+        if pdu.is_segmented():
+            reference, number, total = pdu.get_segmentation_data()
+            if total > 1:
+                part = (reference, number, total)
+        smsc_id = None
+        if self._smsc_id_tag:
+            for param in pdu.optional_params or []:
+                if param.tag == self._smsc_id_tag:
+                    smsc_id = str(param.value)
+        return MoMessage(pdu.source.number, pdu.destination.number, text, smsc_id, part)
+
+    async def _message(self, conn: Connection, session: _Session, sequence: int,
+                       message: MoMessage) -> None:
+        confirm: Confirm | None = None
+        try:
+            status, confirm = await self._handler.on_message(message, session.id)
+        except Exception:  # never let one message kill the session
+            log.exception("message handler failed")
+            status = ESME_RX_T_APPN
+        try:
+            conn.write(response_pdu(DELIVER_SM, status, sequence, b"\x00"))
+        except ConnectionClosed:
+            return  # unanswered: the SMSC will deliver it again; `confirm` is not called
+        if confirm is not None:
+            session.answered.append((time.monotonic(), confirm))
+
+    async def _receipt(self, conn: Connection, sequence: int, pdu: DeliverSm) -> None:
+        data = pdu.parse_receipt()
+        receipt = Receipt(str(data.get("id", "")), str(data.get("stat", "")),
+                          str(data.get("err", "")))
+        status = ESME_ROK
+        try:
+            await self._handler.on_receipt(receipt)
+        except Exception:
+            log.exception("receipt handler failed")
+            status = ESME_RX_T_APPN
+        with contextlib.suppress(ConnectionClosed):
+            conn.write(response_pdu(DELIVER_SM, status, sequence, b"\x00"))
+
+    async def _confirmer(self, session: _Session) -> None:
+        """An answer counts as delivered once the link stayed up a moment after it."""
+        while True:
+            await asyncio.sleep(CONFIRM_GRACE_SECONDS / 2)
+            self._confirm_answered(session)
+
+    def _confirm_answered(self, session: _Session, force: bool = False) -> None:
+        limit = time.monotonic() - CONFIRM_GRACE_SECONDS
+        while session.answered and (force or session.answered[0][0] <= limit):
+            _, confirm = session.answered.popleft()
+            confirm()
+
+    # -- outbound -----------------------------------------------------------------------
+
+    async def _sender(self, conn: Connection) -> None:
+        while True:
+            job = await self._queue.get()
+            if conn.closed.is_set():
+                self._queue.put_nowait(job)
+                return
+            await self._window.acquire()
+            pause = self._throttled_until - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            await self._bucket.take()
+            task = asyncio.create_task(self._send_part(conn, job))
+            self._submit_tasks.add(task)
+            task.add_done_callback(self._submit_tasks.discard)
+
+    async def _send_part(self, conn: Connection, job: _PartJob) -> None:
+        try:
+            job.attempts += 1
+            response = await conn.request(
+                lambda seq: submit_sm_pdu(seq, job.source, job.destination, job.part,
+                                          job.registered_delivery),
+                timeout=RESPONSE_TIMEOUT)
+        except (TimeoutError, ConnectionClosed):
+            self._retry(job)  # not accepted: send it again on this or the next link
+            return
+        finally:
+            self._window.release()
+        if response.status == ESME_ROK:
+            if not job.done.done():
+                job.done.set_result(_message_id(response))
+        elif response.status in (ESME_RTHROTTLED, ESME_RMSGQFUL):
+            self.stats["throttled"] += 1
+            self._throttled_until = time.monotonic() + min(0.25 * 2 ** min(job.attempts, 4), 5)
+            self._retry(job)
+        else:
+            self.stats["submit_failed"] += 1
+            log.error("submit_sm refused", status=hex(response.status))
+            if not job.done.done():
+                job.done.set_exception(SubmitRefused(response.status))
+
+    def _retry(self, job: _PartJob) -> None:
+        self.stats["submit_retries"] += 1
+        self._queue.put_nowait(job)
+
+
+def _message_id(raw: RawPdu) -> str:
+    try:
+        decoded = decode(raw)
+    except PduError:
+        return ""
+    return decoded.message_id if isinstance(decoded, SubmitSmResp) else ""
+
+
+class BindRefused(Exception):
+    pass
+
+
+class SubmitRefused(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(f"submit_sm refused with status {status:#x}")
+        self.status = status

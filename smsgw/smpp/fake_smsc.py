@@ -1,0 +1,412 @@
+"""A fake SMSC: a real SMPP 3.4 server on loopback for development, tests and load tests.
+
+It authenticates binds, answers enquire_link, hands injected mobile-originated messages
+to bound receivers as deliver_sm (again and again until one is answered ESME_ROK),
+accepts submit_sm with message ids, reassembles concatenated parts, sends delivery
+receipts, answers a malformed PDU with generic_nack and keeps serving. Faults can be
+switched on: drop links, refuse binds, throttle, delay responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiosmpplib.protocol import BindTransceiver, SubmitSm
+from aiosmpplib.state import RECEIPTED_MESSAGE_ID, OptionalParam
+
+from smsgw.smpp.builders import deliver_sm_pdu
+from smsgw.smpp.connection import Connection, ConnectionClosed
+from smsgw.smpp.pdu import (
+    BIND_RECEIVER,
+    BIND_TRANSCEIVER,
+    BIND_TRANSMITTER,
+    ENQUIRE_LINK,
+    ESME_RBINDFAIL,
+    ESME_RINVBNDSTS,
+    ESME_RINVCMDID,
+    ESME_RINVPASWD,
+    ESME_ROK,
+    ESME_RTHROTTLED,
+    GENERIC_NACK,
+    SUBMIT_SM,
+    UNBIND,
+    PduError,
+    RawPdu,
+    decode,
+    generic_nack,
+    message_id_body,
+    response_pdu,
+)
+from smsgw.smpp.sms_text import Part, encode_reply
+
+RECEIVING_BINDS = (BIND_RECEIVER, BIND_TRANSCEIVER)
+SENDING_BINDS = (BIND_TRANSMITTER, BIND_TRANSCEIVER)
+ESM_DELIVERY_RECEIPT = 0x04
+UCS2_MAX_OCTETS = 140
+GSM_MAX_SEPTETS = 160
+
+
+@dataclass
+class Mo:
+    id: str
+    source: str
+    destination: str
+    text: str
+    parts: list[Part]
+    tlvs: list[OptionalParam]
+    injected_at: float
+    attempts: int = 0
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    statuses: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Mt:
+    message_ids: list[str]
+    source: str
+    destination: str
+    text: str
+    data_coding: str
+    parts: int
+    registered_delivery: int
+    received_at: float
+
+
+@dataclass
+class Faults:
+    refuse_binds: int = 0  # refuse this many binds, then accept
+    throttle_next: int = 0  # answer this many submit_sm with ESME_RTHROTTLED
+    response_delay: float = 0.0  # seconds before answering submit_sm
+    ignore_deliver_resp: int = 0  # drop this many deliver_sm_resp (as if lost)
+
+
+@dataclass
+class _Session:
+    conn: Connection
+    bind: int
+    system_id: str
+
+
+class FakeSmsc:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, system_id: str | None = None,
+                 password: str | None = None, redeliver_after: float = 1.0,
+                 response_timeout: float = 5.0, receipt_delay: float = 0.0,
+                 deliver_window: int = 1000) -> None:
+        self.host, self.port = host, port
+        self._system_id, self._password = system_id, password
+        self.redeliver_after = redeliver_after
+        self.response_timeout = response_timeout
+        self.receipt_delay = receipt_delay
+        self.faults = Faults()
+        self.mo: dict[str, Mo] = {}
+        self.mt: list[Mt] = []
+        self.violations: list[str] = []
+        self.stats = {"binds": 0, "binds_refused": 0, "generic_nacks": 0, "deliver_attempts": 0,
+                      "throttled": 0, "receipts": 0}
+        self.on_mt: list[Callable[[Mt], None]] = []
+        self._sessions: list[_Session] = []
+        self._server: asyncio.Server | None = None
+        self._mo_ids = itertools.count(1)
+        self._mt_ids = itertools.count(1)
+        self._pending: asyncio.Queue[Mo] = asyncio.Queue()
+        self._deliver_slots = asyncio.Semaphore(deliver_window)
+        self._partial: dict[tuple[str, str, int, int], dict[int, tuple[str, str, int]]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._receiver_ready = asyncio.Event()
+        self._mt_event = asyncio.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> FakeSmsc:
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._spawn(self._dispatch())
+        return self
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for session in list(self._sessions):
+            session.conn.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2)
+
+    async def __aenter__(self) -> FakeSmsc:
+        return await self.start()
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    def _spawn(self, coro: object) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.create_task(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- what tests and people use ------------------------------------------------------
+
+    def inject_mo(self, source: str, destination: str, text: str, *,
+                  parts: list[Part] | None = None, tlvs: list[OptionalParam] | None = None) -> Mo:
+        """Queue a mobile-originated message; it is delivered until answered ESME_ROK."""
+        mo = Mo(f"mo-{next(self._mo_ids)}", source, destination, text,
+                parts or encode_reply(text), tlvs or [], time.monotonic())
+        self.mo[mo.id] = mo
+        self._pending.put_nowait(mo)
+        return mo
+
+    async def wait_bound(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._receiver_ready.wait(), timeout)
+
+    async def wait_mt(self, count: int, timeout: float = 10.0) -> list[Mt]:
+        """Wait until at least `count` MT messages were received in all."""
+        deadline = time.monotonic() + timeout
+        while len(self.mt) < count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"{len(self.mt)} MT received, expected {count}")
+            self._mt_event.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._mt_event.wait(), remaining)
+        return self.mt
+
+    async def wait_answered(self, mo: Mo, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(mo.answered.wait(), timeout)
+
+    def drop_links(self) -> None:
+        for session in list(self._sessions):
+            session.conn.close()
+
+    def send_raw(self, data: bytes) -> None:
+        """Write raw bytes to every bound client (for garbage tests)."""
+        for session in self._sessions:
+            with contextlib.suppress(ConnectionClosed):
+                session.conn.write(data)
+
+    @property
+    def bound_sessions(self) -> int:
+        return len(self._sessions)
+
+    # -- sessions -----------------------------------------------------------------------
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        holder: dict[str, _Session] = {}
+        conn: Connection | None = None
+
+        def on_request(raw: RawPdu) -> None:
+            assert conn is not None
+            self._on_request(conn, holder, raw)
+
+        conn = Connection(reader, writer, on_request)
+        try:
+            await conn.read_loop()
+        finally:
+            session = holder.get("session")
+            if session in self._sessions:
+                self._sessions.remove(session)
+            if not any(s.bind in RECEIVING_BINDS for s in self._sessions):
+                self._receiver_ready.clear()
+
+    def _on_request(self, conn: Connection, holder: dict[str, _Session], raw: RawPdu) -> None:
+        try:
+            if raw.command_id in (BIND_RECEIVER, BIND_TRANSMITTER, BIND_TRANSCEIVER):
+                self._on_bind(conn, holder, raw)
+            elif raw.command_id == ENQUIRE_LINK:
+                conn.write(response_pdu(ENQUIRE_LINK, ESME_ROK, raw.sequence))
+            elif raw.command_id == UNBIND:
+                conn.write(response_pdu(UNBIND, ESME_ROK, raw.sequence))
+                conn.close()
+            elif raw.command_id == SUBMIT_SM:
+                self._on_submit(conn, holder.get("session"), raw)
+            elif raw.command_id == GENERIC_NACK:
+                pass
+            else:
+                self.stats["generic_nacks"] += 1
+                conn.write(generic_nack(ESME_RINVCMDID, raw.sequence))
+        except ConnectionClosed:
+            pass
+
+    def _on_bind(self, conn: Connection, holder: dict[str, _Session], raw: RawPdu) -> None:
+        try:
+            bind = decode(raw)
+        except PduError as exc:
+            self.stats["generic_nacks"] += 1
+            conn.write(generic_nack(exc.status, raw.sequence))
+            return
+        assert isinstance(bind, BindTransceiver)
+        status = self._bind_status(bind)
+        body = message_id_body("fakesmsc")
+        conn.write(response_pdu(raw.command_id, status, raw.sequence, body))
+        if status != ESME_ROK:
+            self.stats["binds_refused"] += 1
+            return
+        session = _Session(conn, raw.command_id, bind.system_id)
+        holder["session"] = session
+        self._sessions.append(session)
+        self.stats["binds"] += 1
+        if raw.command_id in RECEIVING_BINDS:
+            self._receiver_ready.set()
+
+    def _bind_status(self, bind: BindTransceiver) -> int:
+        if self.faults.refuse_binds > 0:
+            self.faults.refuse_binds -= 1
+            return ESME_RBINDFAIL
+        if self._system_id is not None and bind.system_id != self._system_id:
+            return ESME_RBINDFAIL
+        if self._password is not None and bind.password != self._password:
+            return ESME_RINVPASWD
+        return ESME_ROK
+
+    # -- MT: submit_sm ------------------------------------------------------------------
+
+    def _on_submit(self, conn: Connection, session: _Session | None, raw: RawPdu) -> None:
+        if session is None or session.bind not in SENDING_BINDS:
+            conn.write(response_pdu(SUBMIT_SM, ESME_RINVBNDSTS, raw.sequence, b"\x00"))
+            return
+        try:
+            submit = decode(raw)
+        except PduError as exc:
+            self.stats["generic_nacks"] += 1
+            conn.write(generic_nack(exc.status, raw.sequence))
+            return
+        assert isinstance(submit, SubmitSm)
+        if self.faults.throttle_next > 0:
+            self.faults.throttle_next -= 1
+            self.stats["throttled"] += 1
+            conn.write(response_pdu(SUBMIT_SM, ESME_RTHROTTLED, raw.sequence, b"\x00"))
+            return
+        message_id = f"{next(self._mt_ids):08x}"
+        self._check_size(raw, submit)
+        if self.faults.response_delay:
+            self._spawn(self._answer_later(conn, raw.sequence, message_id))
+        else:
+            conn.write(response_pdu(SUBMIT_SM, ESME_ROK, raw.sequence,
+                                    message_id_body(message_id)))
+        self._collect(submit, message_id)
+        if submit.registered_delivery & 1:
+            self._spawn(self._send_receipt(submit, message_id))
+
+    async def _answer_later(self, conn: Connection, sequence: int, message_id: str) -> None:
+        await asyncio.sleep(self.faults.response_delay)
+        with contextlib.suppress(ConnectionClosed):
+            conn.write(response_pdu(SUBMIT_SM, ESME_ROK, sequence, message_id_body(message_id)))
+
+    def _check_size(self, raw: RawPdu, submit: SubmitSm) -> None:
+        # short_message length octet sits right before the text; read it from the body.
+        encoded_length = len(submit.smpp_encode(submit.short_message)) if submit.encoding else 0
+        udh = 6 if submit.esm_class & 0x40 else 0
+        if submit.encoding == "ucs2" and encoded_length + udh > UCS2_MAX_OCTETS:
+            self.violations.append(f"UCS2 part of {encoded_length + udh} octets")
+        if submit.encoding in (None, "gsm0338") and encoded_length + udh > GSM_MAX_SEPTETS:
+            self.violations.append(f"GSM part of {encoded_length + udh} septets")
+        del raw
+
+    def _collect(self, submit: SubmitSm, message_id: str) -> None:
+        text = submit.short_message or submit.message_payload
+        source, destination = submit.source.number, submit.destination.number
+        coding = submit.encoding or "gsm0338"
+        if submit.is_segmented():
+            reference, number, total = submit.get_segmentation_data()
+            key = (source, destination, reference, total)
+            parts = self._partial.setdefault(key, {})
+            parts[number] = (text, message_id, submit.registered_delivery)
+            if len(parts) < total:
+                return
+            del self._partial[key]
+            ordered = [parts[n] for n in sorted(parts)]
+            self._record(Mt([p[1] for p in ordered], source, destination,
+                            "".join(p[0] for p in ordered), coding, total,
+                            ordered[0][2], time.monotonic()))
+            return
+        self._record(Mt([message_id], source, destination, text, coding, 1,
+                        submit.registered_delivery, time.monotonic()))
+
+    def _record(self, mt: Mt) -> None:
+        self.mt.append(mt)
+        self._mt_event.set()
+        for callback in self.on_mt:
+            callback(mt)
+
+    async def _send_receipt(self, submit: SubmitSm, message_id: str) -> None:
+        await asyncio.sleep(self.receipt_delay)
+        stamp = time.strftime("%y%m%d%H%M")
+        text = (f"id:{message_id} sub:001 dlvrd:001 submit date:{stamp} done date:{stamp} "
+                f"stat:DELIVRD err:000 Text:")
+        part = Part("gsm0338", text.encode("ascii"), 0)
+        receipt = _Delivery(submit.destination.number, submit.source.number, [part],
+                            [OptionalParam(RECEIPTED_MESSAGE_ID, message_id)],
+                            ESM_DELIVERY_RECEIPT)
+        self.stats["receipts"] += 1
+        await self._deliver_until_answered(receipt)
+
+    # -- MO: deliver_sm -----------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        while True:
+            mo = await self._pending.get()
+            await self._deliver_slots.acquire()
+            task = self._spawn(self._deliver_mo(mo))
+            task.add_done_callback(lambda _t: self._deliver_slots.release())
+
+    async def _deliver_mo(self, mo: Mo) -> None:
+        delivery = _Delivery(mo.source, mo.destination, mo.parts, mo.tlvs, 0, mo)
+        await self._deliver_until_answered(delivery)
+        mo.answered.set()
+
+    async def _deliver_until_answered(self, delivery: _Delivery) -> None:
+        pending = list(range(len(delivery.parts)))
+        while pending:
+            session = await self._receiver()
+            still = []
+            for index in pending:
+                if not await self._deliver_part(session, delivery, index):
+                    still.append(index)
+            pending = still
+            if pending:
+                await asyncio.sleep(self.redeliver_after)
+
+    async def _receiver(self) -> _Session:
+        while True:
+            for session in self._sessions:
+                if session.bind in RECEIVING_BINDS and not session.conn.closed.is_set():
+                    return session
+            self._receiver_ready.clear()
+            await self._receiver_ready.wait()
+
+    async def _deliver_part(self, session: _Session, delivery: _Delivery, index: int) -> bool:
+        part = delivery.parts[index]
+        self.stats["deliver_attempts"] += 1
+        if delivery.mo is not None:
+            delivery.mo.attempts += 1
+        try:
+            response = await session.conn.request(
+                lambda seq: deliver_sm_pdu(seq, delivery.source, delivery.destination, part,
+                                           delivery.esm_class, delivery.tlvs),
+                timeout=self.response_timeout)
+        except (TimeoutError, ConnectionClosed):
+            return False
+        if self.faults.ignore_deliver_resp > 0:
+            self.faults.ignore_deliver_resp -= 1
+            session.conn.close()  # as if the answer was lost with the link
+            return False
+        if delivery.mo is not None:
+            delivery.mo.statuses.append(response.status)
+        return response.status == ESME_ROK
+
+
+@dataclass
+class _Delivery:
+    source: str
+    destination: str
+    parts: list[Part]
+    tlvs: list[OptionalParam]
+    esm_class: int
+    mo: Mo | None = None
