@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import threading
 
 from smsgw.smpp.fake_smsc import FakeSmsc, Mt
 from smsgw.text import national_form
@@ -36,12 +37,18 @@ def _print_mt(mt: Mt) -> None:
 
 
 async def _read_mo_lines(smsc: FakeSmsc, stop: asyncio.Event) -> None:
+    # A daemon thread, not the default executor: a read blocked on stdin must not keep
+    # the process alive after a signal.
     loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[str] = asyncio.Queue()
+
+    def pump() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+
+    threading.Thread(target=pump, daemon=True, name="stdin").start()
     while True:
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if not line:
-            return  # stdin closed: keep serving until a signal
-        parts = line.strip().split(maxsplit=2)
+        parts = (await lines.get()).strip().split(maxsplit=2)
         if len(parts) < 3:
             if parts:
                 print(f"? {HELP}", flush=True)

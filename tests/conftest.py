@@ -34,9 +34,10 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server process of our own on loopback, that keeps nothing on disk."""
 
-    def __init__(self, port: int, workdir: Path) -> None:
+    def __init__(self, port: int, workdir: Path, durable: bool = False) -> None:
         self.port = port
         self.workdir = workdir
+        self.durable = durable  # an fsync'd append-only file, so a restart keeps the data
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,7 +50,8 @@ class RedisServer:
             pytest.fail("redis-server is not installed (.ci/run installs it)")
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), "--logfile", ""],
+             "--appendonly", "yes" if self.durable else "no", "--appendfsync", "always",
+             "--dir", str(self.workdir), "--logfile", ""],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.wait_ready()

@@ -204,10 +204,7 @@ class SmppClient:
         session = self._session
         if session is not None:
             self._confirm_answered(session, force=True)
-            for conn in session.connections:
-                with contextlib.suppress(ConnectionClosed, asyncio.TimeoutError):
-                    await conn.request(unbind_pdu, timeout=2.0)
-                conn.close()
+            await self._unbind(session)
         self._stopped.set()
 
     # -- one session --------------------------------------------------------------------
@@ -265,15 +262,25 @@ class SmppClient:
                    asyncio.create_task(self._confirmer(session))]
         if session.transmitter is not None:
             workers.append(asyncio.create_task(self._sender(session.transmitter)))
-        closed = [asyncio.create_task(conn.closed.wait()) for conn in session.connections]
+        ends = [asyncio.create_task(conn.closed.wait()) for conn in session.connections]
+        ends.append(asyncio.create_task(self._stopped.wait()))
         try:
-            await asyncio.wait(closed, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in workers + closed:
+            for task in workers + ends:
                 task.cancel()
-            await asyncio.gather(*workers, *closed, return_exceptions=True)
-        if not self._stopping:
-            raise ConnectionClosed("link closed by the SMSC or the network")
+            await asyncio.gather(*workers, *ends, return_exceptions=True)
+        if self._stopping:
+            await self._unbind(session)  # a bind that completed while stop() ran
+            return
+        raise ConnectionClosed("link closed by the SMSC or the network")
+
+    async def _unbind(self, session: _Session) -> None:
+        for conn in session.connections:
+            if not conn.closed.is_set():
+                with contextlib.suppress(ConnectionClosed, asyncio.TimeoutError):
+                    await conn.request(unbind_pdu, timeout=2.0)
+            conn.close()
 
     async def _enquire_links(self, session: _Session) -> None:
         while True:
