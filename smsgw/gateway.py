@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -29,7 +29,6 @@ from smsgw.text import any_number_to_canonical
 
 log = get_logger("smsgw.gateway")
 CONFIRM_BATCH_SECONDS = 0.05
-RECEIPT_MEMORY = 100_000
 
 
 class KeyedOrder:
@@ -53,19 +52,6 @@ class KeyedOrder:
                 del self._locks[key]
 
 
-class BoundedMap(OrderedDict[str, str]):
-    """A dict that forgets its oldest entries past `limit` (receipts that never come)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__()
-        self.limit = limit
-
-    def __setitem__(self, key: str, value: str) -> None:
-        super().__setitem__(key, value)
-        if len(self) > self.limit:
-            self.popitem(last=False)
-
-
 class Gateway:
     """The SMPP client's handler: turns wire messages into pipeline calls."""
 
@@ -80,7 +66,6 @@ class Gateway:
         self._to_confirm: list[tuple[str, str, str]] = []
         self._confirm_task: asyncio.Task[None] | None = None
         self._reply_tasks: set[asyncio.Task[None]] = set()
-        self._receipt_owner = BoundedMap(RECEIPT_MEMORY)
 
     async def run(self) -> None:
         self._confirm_task = asyncio.create_task(self._confirm_loop())
@@ -172,10 +157,9 @@ class Gateway:
             self._to_confirm.extend(batch)  # they expire by themselves if this never works
 
     async def on_receipt(self, receipt: Receipt) -> None:
-        owner = self._receipt_owner.pop(receipt.message_id, None)
         metrics.RECEIPTS.labels(state=receipt.state or "unknown").inc()
-        if owner is not None:
-            await self.app.store.append_history(owner, {
+        if receipt.tag is not None:
+            await self.app.store.append_history(receipt.tag, {
                 "kind": "receipt", "at": now().isoformat(), "message_id": receipt.message_id,
                 "state": receipt.state, "error": receipt.error})
 
@@ -189,14 +173,13 @@ class Gateway:
 
     async def _submit(self, inbound: Inbound, reply: Outbound) -> None:
         try:
-            ids = await self.client.submit(reply.sender, reply.to, reply.text, reply.receipt)
+            tag = reply.to if reply.receipt else None
+            ids = await self.client.submit(reply.sender, reply.to, reply.text, tag)
         except Exception as exc:  # a refused submit is logged; it must not go unnoticed
             metrics.MESSAGES_OUT.labels(kind=reply.kind, outcome="refused").inc()
             log.error("reply refused by the SMSC", kind=reply.kind, error=str(exc))
             return
         metrics.MESSAGES_OUT.labels(kind=reply.kind, outcome="accepted").inc()
-        if reply.receipt and ids:
-            self._receipt_owner[ids[-1]] = reply.to
         self._record_outbound(inbound, reply, ids[0] if ids else "")
 
     # -- message log --------------------------------------------------------------------

@@ -52,6 +52,7 @@ async def start_rig(redis_url: str, log_dir: Path, **smsc_settings: object) -> R
     gateway = Gateway(app, MessageLog(str(log_dir), 10_000_000, 2))
     task = asyncio.create_task(gateway.run())
     await smsc.wait_bound()
+    await gateway.client.wait_bound(10)
     return Rig(smsc, app, gateway, task, log_dir)
 
 
@@ -323,3 +324,62 @@ async def test_redis_outage_gives_temporary_errors_then_success(durable_redis: R
         assert await rig.balance(SARA) == 10_000 and await rig.balance(ALI) == 39_500
     finally:
         await stop_rig(rig)
+
+
+async def test_gateway_answers_the_smscs_enquire_link(rig: Rig) -> None:
+    assert await rig.smsc.enquire_links() == 1
+
+
+async def test_submit_window_is_never_exceeded(redis_url: str, tmp_path: Path) -> None:
+    rig = await start_rig(redis_url, tmp_path, window=3)
+    try:
+        rig.smsc.faults.response_delay = 0.1
+        mos = [rig.smsc.inject_mo(ALI, "1112", "hello") for _ in range(12)]
+        for mo in mos:
+            await rig.smsc.wait_answered(mo)
+        assert all(mt.parts == 2 for mt in await rig.smsc.wait_mt(12, timeout=20))
+        assert rig.smsc.stats["max_outstanding_submits"] == 3
+    finally:
+        await stop_rig(rig)
+
+
+async def test_receiver_and_transmitter_binds(redis_url: str, tmp_path: Path) -> None:
+    rig = await start_rig(redis_url, tmp_path, bind="receiver+transmitter")
+    try:
+        assert rig.smsc.bound_sessions == 2
+        await rig.smsc.wait_answered(rig.smsc.inject_mo(ALI, "1112", "09351234567:1000:55555"))
+        assert len(await rig.smsc.wait_mt(2)) == 2
+    finally:
+        await stop_rig(rig)
+
+
+async def test_confirmation_receipts_are_recorded_when_asked(redis_url: str,
+                                                             tmp_path: Path) -> None:
+    rig = await start_rig(redis_url, tmp_path)
+    try:
+        await stop_rig_gateway_only(rig)
+        settings = make_settings(redis_url, smsc={"port": rig.smsc.port},
+                                 transfer={"receipts": True})
+        rig.app = build_app(settings)
+        rig.gateway = Gateway(rig.app)
+        rig.task = asyncio.create_task(rig.gateway.run())
+        await rig.smsc.wait_bound()
+        await rig.smsc.wait_answered(rig.smsc.inject_mo(ALI, "1112", "09351234567:1000:55555"))
+        mts = await rig.smsc.wait_mt(2)
+        assert all(mt.registered_delivery == 1 for mt in mts)
+        for _ in range(100):
+            history = await rig.app.store.history(SARA)
+            if any(entry["kind"] == "receipt" for entry in history):
+                break
+            await asyncio.sleep(0.05)
+        receipt = next(entry for entry in history if entry["kind"] == "receipt")
+        assert receipt["state"] == "DELIVRD" and receipt["message_id"] in mts[1].message_ids + \
+            mts[0].message_ids
+    finally:
+        await stop_rig(rig)
+
+
+async def stop_rig_gateway_only(rig: Rig) -> None:
+    await rig.gateway.stop(drain_timeout=5)
+    await asyncio.wait_for(rig.task, 10)
+    await rig.app.close()

@@ -20,7 +20,7 @@ import contextlib
 import random
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -76,6 +76,23 @@ class Receipt:
     message_id: str
     state: str  # DELIVRD, UNDELIV, EXPIRED, ...
     error: str
+    tag: str | None  # what the submitter attached to the reply (e.g. its recipient)
+
+
+class BoundedMap(OrderedDict[str, str]):
+    """A dict that forgets its oldest entries past `limit` (receipts that never come)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.limit:
+            self.popitem(last=False)
+
+
+RECEIPT_MEMORY = 100_000
 
 
 Confirm = Callable[[], None]
@@ -95,6 +112,7 @@ class _PartJob:
     part: Part
     registered_delivery: int
     done: asyncio.Future[str]
+    receipt_tag: str | None = None
     attempts: int = 0
 
 
@@ -145,6 +163,8 @@ class SmppClient:
         self._stopped = asyncio.Event()
         self._inbound_tasks: set[asyncio.Task[None]] = set()
         self._submit_tasks: set[asyncio.Task[None]] = set()
+        # set when submit_sm_resp arrives, before any receipt for it can be read
+        self._receipt_tags = BoundedMap(RECEIPT_MEMORY)
         self.stats: dict[str, int] = {"binds": 0, "bind_failures": 0, "link_drops": 0,
                                       "throttled": 0, "submit_retries": 0,
                                       "submit_failed": 0, "garbled": 0}
@@ -159,10 +179,12 @@ class SmppClient:
         await asyncio.wait_for(self._bound.wait(), timeout)
 
     async def submit(self, source: str, destination: str, text: str,
-                     receipt: bool) -> list[str]:
-        """Queue a reply (split into parts); resolves with the SMSC's message ids."""
+                     receipt_tag: str | None = None) -> list[str]:
+        """Queue a reply (split into parts); resolves with the SMSC's message ids. With a
+        `receipt_tag`, delivery receipts are requested and handed up with that tag."""
         loop = asyncio.get_running_loop()
-        jobs = [_PartJob(source, destination, part, int(receipt), loop.create_future())
+        wanted = int(receipt_tag is not None)
+        jobs = [_PartJob(source, destination, part, wanted, loop.create_future(), receipt_tag)
                 for part in encode_reply(text)]
         for job in jobs:
             self._queue.put_nowait(job)
@@ -359,8 +381,9 @@ class SmppClient:
 
     async def _receipt(self, conn: Connection, sequence: int, pdu: DeliverSm) -> None:
         data = pdu.parse_receipt()
-        receipt = Receipt(str(data.get("id", "")), str(data.get("stat", "")),
-                          str(data.get("err", "")))
+        message_id = str(data.get("id", ""))
+        receipt = Receipt(message_id, str(data.get("stat", "")), str(data.get("err", "")),
+                          self._receipt_tags.pop(message_id, None))
         status = ESME_ROK
         try:
             await self._handler.on_receipt(receipt)
@@ -412,8 +435,11 @@ class SmppClient:
         finally:
             self._window.release()
         if response.status == ESME_ROK:
+            message_id = _message_id(response)
+            if job.receipt_tag is not None:
+                self._receipt_tags[message_id] = job.receipt_tag
             if not job.done.done():
-                job.done.set_result(_message_id(response))
+                job.done.set_result(message_id)
         elif response.status in (ESME_RTHROTTLED, ESME_RMSGQFUL):
             self.stats["throttled"] += 1
             self._throttled_until = time.monotonic() + min(0.25 * 2 ** min(job.attempts, 4), 5)

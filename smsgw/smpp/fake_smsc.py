@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from aiosmpplib.protocol import BindTransceiver, SubmitSm
 from aiosmpplib.state import RECEIPTED_MESSAGE_ID, OptionalParam
 
-from smsgw.smpp.builders import deliver_sm_pdu
+from smsgw.smpp.builders import deliver_sm_pdu, enquire_link_pdu
 from smsgw.smpp.connection import Connection, ConnectionClosed
 from smsgw.smpp.pdu import (
     BIND_RECEIVER,
@@ -107,7 +107,8 @@ class FakeSmsc:
         self.mt: list[Mt] = []
         self.violations: list[str] = []
         self.stats = {"binds": 0, "binds_refused": 0, "generic_nacks": 0, "deliver_attempts": 0,
-                      "throttled": 0, "receipts": 0}
+                      "throttled": 0, "receipts": 0, "max_outstanding_submits": 0}
+        self._outstanding_submits = 0
         self.on_mt: list[Callable[[Mt], None]] = []
         self._sessions: list[_Session] = []
         self._server: asyncio.Server | None = None
@@ -190,6 +191,15 @@ class FakeSmsc:
         for session in self._sessions:
             with contextlib.suppress(ConnectionClosed):
                 session.conn.write(data)
+
+    async def enquire_links(self, timeout: float = 5.0) -> int:
+        """Send enquire_link to every bound client; how many answered ESME_ROK."""
+        answered = 0
+        for session in list(self._sessions):
+            with contextlib.suppress(ConnectionClosed, asyncio.TimeoutError):
+                response = await session.conn.request(enquire_link_pdu, timeout)
+                answered += response.status == ESME_ROK
+        return answered
 
     @property
     def bound_sessions(self) -> int:
@@ -295,9 +305,16 @@ class FakeSmsc:
             self._spawn(self._send_receipt(submit, message_id))
 
     async def _answer_later(self, conn: Connection, sequence: int, message_id: str) -> None:
-        await asyncio.sleep(self.faults.response_delay)
-        with contextlib.suppress(ConnectionClosed):
-            conn.write(response_pdu(SUBMIT_SM, ESME_ROK, sequence, message_id_body(message_id)))
+        self._outstanding_submits += 1
+        self.stats["max_outstanding_submits"] = max(self.stats["max_outstanding_submits"],
+                                                    self._outstanding_submits)
+        try:
+            await asyncio.sleep(self.faults.response_delay)
+            with contextlib.suppress(ConnectionClosed):
+                conn.write(response_pdu(SUBMIT_SM, ESME_ROK, sequence,
+                                        message_id_body(message_id)))
+        finally:
+            self._outstanding_submits -= 1
 
     def _check_size(self, raw: RawPdu, submit: SubmitSm) -> None:
         # short_message length octet sits right before the text; read it from the body.
