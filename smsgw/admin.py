@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from smsgw.cards import last_four
 from smsgw.clock import period_of
 from smsgw.config import TransferSettings
+from smsgw.secrets import Hasher
 from smsgw.store import Store, SubscriberRow
 
 
@@ -65,3 +67,40 @@ async def care(
     if result["status"] == "unknown":
         raise UnknownSubscriber(msisdn)
     return result
+
+
+class CardProblem(Exception):
+    """A card action that cannot be done (unknown card, already registered)."""
+
+
+async def card_add(store: Store, hasher: Hasher, number: str, mobile: str, card_type: str,
+                   static_password: str, at: datetime) -> None:
+    card_hash = hasher.card_digest(number)
+    result = await store.card_action(
+        "add", card_hash, at.isoformat(), last4=last_four(number), card_type=card_type,
+        mobile=mobile, static_digest=hasher.static_digest(card_hash, static_password))
+    if result["status"] == "exists":
+        raise CardProblem(f"card …{last_four(number)} is already registered")
+
+
+async def card_action(store: Store, hasher: Hasher, number: str, action: str, at: datetime,
+                      mobile: str = "") -> None:
+    card_hash = hasher.card_digest(number)
+    old_mobile = (await store.card_mobile(card_hash) or "") if action == "set_mobile" else ""
+    result = await store.card_action(action, card_hash, at.isoformat(), mobile=mobile,
+                                     old_mobile=old_mobile)
+    if result["status"] == "unknown":
+        raise CardProblem(f"card …{last_four(number)} is not registered")
+
+
+async def card_show(store: Store, hasher: Hasher, number: str) -> dict[str, Any]:
+    fields = await store.card(hasher.card_digest(number))
+    if not fields:
+        raise CardProblem(f"card …{last_four(number)} is not registered")
+    return {"card": f"…{fields.get('last4', '')}", "type": fields.get("type"),
+            "mobile": fields.get("mobile"), "state": fields.get("state"),
+            "otp_state": fields.get("otp_state") or "none"}
+
+
+async def card_history(store: Store, hasher: Hasher, number: str) -> list[dict[str, Any]]:
+    return await store.card_history(hasher.card_digest(number))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from smsgw.config import Settings
 from smsgw.pipeline import Pipeline
 from smsgw.secrets import Hasher
+from smsgw.services.otp import OtpService
 from smsgw.services.transfer import TransferService
 from smsgw.store import Store
 
@@ -17,6 +18,7 @@ class App:
     store: Store
     hasher: Hasher
     pipeline: Pipeline
+    otp: OtpService
 
     async def close(self) -> None:
         await self.store.close()
@@ -27,5 +29,6 @@ def build_app(settings: Settings, store: Store | None = None) -> App:
     hasher = Hasher(settings.security.hash_key)
     language = settings.replies.language
     transfer = TransferService(settings.transfer, store, hasher, language)
-    pipeline = Pipeline([transfer], store, language)
-    return App(settings=settings, store=store, hasher=hasher, pipeline=pipeline)
+    otp = OtpService(settings.otp, settings.transfer.timezone, store, hasher, language)
+    pipeline = Pipeline([transfer, otp], store, language)
+    return App(settings=settings, store=store, hasher=hasher, pipeline=pipeline, otp=otp)

@@ -13,6 +13,7 @@ import click
 
 from smsgw import admin
 from smsgw.app import App, build_app
+from smsgw.cards import CARD_DIGITS, card_problem, is_our_card, normalise_card
 from smsgw.clock import now, parse_timestamp
 from smsgw.config import ConfigError, Settings, load_settings
 from smsgw.logs import configure_logging, get_logger
@@ -272,17 +273,129 @@ def topup_command(config_file: Path | None, redis_url: str | None, msisdn: str,
 
 
 @admin_command("history")
-@click.argument("msisdn", callback=lambda _c, _p, v: msisdn_argument(v))
+@click.argument("who")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, newest first.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
-def history_command(config_file: Path | None, redis_url: str | None, msisdn: str,
+def history_command(config_file: Path | None, redis_url: str | None, who: str,
                     as_json: bool, limit: int) -> None:
-    """What happened to a subscriber, newest first: transfers, strikes, care actions."""
+    """What happened to a subscriber (MSISDN) or a card (16 digits), newest first.
+
+    Transfers, strikes, care actions, OTPs sent and their delivery receipts; for a card,
+    branch actions, OTPs issued, used and voided, static-password payments.
+    """
     settings = load(config_file, redis_url)
-    entries = run_async(with_app(settings, lambda app: app.store.history(msisdn, limit)))
+    card = normalise_card(who)
+    if len(card) == CARD_DIGITS:
+        card_argument(card)
+        entries = run_async(with_app(settings, lambda app: app.store.card_history(
+            app.hasher.card_digest(card), limit)))
+    else:
+        msisdn = msisdn_argument(who)
+        entries = run_async(with_app(settings, lambda app: app.store.history(msisdn, limit)))
     for entry in entries:
         if as_json:
             click.echo(json.dumps(entry, ensure_ascii=False))
         else:
             rest = " ".join(f"{k}={v}" for k, v in entry.items() if k not in ("at", "kind"))
             click.echo(f"{entry.get('at', '')}  {entry.get('kind', ''):14} {rest}")
+
+
+def card_argument(value: str) -> str:
+    number = normalise_card(value)
+    problem = card_problem(number)
+    if problem is not None:
+        raise click.BadParameter(problem)
+    return number
+
+
+def card_param(function: F) -> F:
+    return click.argument("card", callback=lambda _c, _p, v: card_argument(v))(function)
+
+
+@admin_group.group(name="card")
+def card_group() -> None:
+    """Bank cards for the OTP service (branch and care staff). Cards are stored only as
+    keyed hashes and shown by their last four digits."""
+
+
+def card_command(name: str) -> Callable[[F], F]:
+    def wrap(function: F) -> F:
+        return card_group.command(name=name)(common_options(function))  # type: ignore[return-value]
+    return wrap
+
+
+def _run_card(settings: Settings, work: Callable[[App], Awaitable[T]]) -> T:
+    try:
+        return run_async(with_app(settings, work))
+    except admin.CardProblem as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@card_command("add")
+@card_param
+@click.option("--mobile", required=True, callback=lambda _c, _p, v: msisdn_argument(v),
+              help="The mobile number the branch verified; OTPs go only there.")
+@click.option("--type", "card_type", type=click.Choice(["debit", "credit"]), required=True)
+@click.option("--static-password", required=True, metavar="PW",
+              help="The card's static second password; '-' reads it from standard input "
+                   "(keeps it out of shell history).")
+def card_add_command(config_file: Path | None, redis_url: str | None, card: str, mobile: str,
+                     card_type: str, static_password: str) -> None:
+    """Register a card of the bank's (BIN from [otp] bins), with its verified mobile."""
+    settings = load(config_file, redis_url)
+    if not is_our_card(card, settings.otp.bins):
+        raise click.BadParameter(f"not one of the bank's cards (BINs {settings.otp.bins})",
+                                 param_hint="CARD")
+    if static_password == "-":
+        static_password = sys.stdin.readline().rstrip("\n")
+    if not 4 <= len(static_password) <= 32:
+        raise click.BadParameter("must be 4 to 32 characters", param_hint="--static-password")
+    _run_card(settings, lambda app: admin.card_add(app.store, app.hasher, card, mobile,
+                                                    card_type, static_password, now()))
+    click.echo(f"card …{card[-4:]} registered for {mobile}")
+
+
+@card_command("set-mobile")
+@card_param
+@click.argument("msisdn", callback=lambda _c, _p, v: msisdn_argument(v))
+def card_set_mobile_command(config_file: Path | None, redis_url: str | None, card: str,
+                            msisdn: str) -> None:
+    """Change the card's registered mobile (after a branch checked identity); any live OTP
+    is voided."""
+    settings = load(config_file, redis_url)
+    _run_card(settings, lambda app: admin.card_action(app.store, app.hasher, card,
+                                                       "set_mobile", now(), mobile=msisdn))
+    click.echo(f"card …{card[-4:]}: mobile is now {msisdn}")
+
+
+def _card_state_command(name: str, action: str, doc: str) -> None:
+    @card_command(name)
+    @card_param
+    def command(config_file: Path | None, redis_url: str | None, card: str) -> None:
+        settings = load(config_file, redis_url)
+        _run_card(settings, lambda app: admin.card_action(app.store, app.hasher, card,
+                                                           action, now()))
+        click.echo(f"card …{card[-4:]}: {action}d")
+
+    command.__doc__ = doc
+
+
+_card_state_command("disable", "disable",
+                    "Turn off the card's internet password: no OTP, no payment approved.")
+_card_state_command("block", "block", "Block the card (lost or stolen): no OTP, no payment.")
+
+
+@card_command("show")
+@card_param
+@click.option("--json", "as_json", is_flag=True, help="One JSON object.")
+def card_show_command(config_file: Path | None, redis_url: str | None, card: str,
+                      as_json: bool) -> None:
+    """Last four digits, type, mobile and state of a card."""
+    settings = load(config_file, redis_url)
+    data = _run_card(settings, lambda app: admin.card_show(app.store, app.hasher, card))
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    for key, value in data.items():
+        click.echo(f"{key:10} {value}")

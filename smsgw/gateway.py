@@ -159,21 +159,29 @@ class Gateway:
     async def on_receipt(self, receipt: Receipt) -> None:
         metrics.RECEIPTS.labels(state=receipt.state or "unknown").inc()
         if receipt.tag is not None:
-            await self.app.store.append_history(receipt.tag, {
+            msisdn, _, about = receipt.tag.partition("|")
+            await self.app.store.append_history(msisdn, {
                 "kind": "receipt", "at": now().isoformat(), "message_id": receipt.message_id,
-                "state": receipt.state, "error": receipt.error})
+                "state": receipt.state, "error": receipt.error, "about": about})
 
     # -- outbound -----------------------------------------------------------------------
 
-    def _send(self, inbound: Inbound, replies: list[Outbound]) -> None:
+    def deliver(self, messages: list[Outbound]) -> None:
+        """Send messages that answer no inbound SMS (OTPs the payment system asked for)."""
+        self._send(None, messages)
+
+    async def health(self) -> dict[str, object]:
+        return {"store": await self.app.store.ping(), "smsc_bound": self.client.bound}
+
+    def _send(self, inbound: Inbound | None, replies: list[Outbound]) -> None:
         for reply in replies:
             task = asyncio.create_task(self._submit(inbound, reply))
             self._reply_tasks.add(task)
             task.add_done_callback(self._reply_tasks.discard)
 
-    async def _submit(self, inbound: Inbound, reply: Outbound) -> None:
+    async def _submit(self, inbound: Inbound | None, reply: Outbound) -> None:
         try:
-            tag = reply.to if reply.receipt else None
+            tag = f"{reply.to}|{reply.receipt_about or reply.kind}" if reply.receipt else None
             ids = await self.client.submit(reply.sender, reply.to, reply.text, tag)
         except Exception as exc:  # a refused submit is logged; it must not go unnoticed
             metrics.MESSAGES_OUT.labels(kind=reply.kind, outcome="refused").inc()
@@ -190,8 +198,11 @@ class Gateway:
             self._log.write(format_record(inbound.at, inbound.sender, inbound.to, text,
                                           inbound.msg_id or ""))
 
-    def _record_outbound(self, inbound: Inbound, reply: Outbound, message_id: str) -> None:
+    def _record_outbound(self, inbound: Inbound | None, reply: Outbound,
+                         message_id: str) -> None:
         if self._log is not None:
             at: datetime = now()
+            # an OTP asked for over HTTP answers no SMS: it is logged as its own record
+            in_reply_to = inbound.msg_id if inbound is not None else None
             self._log.write(format_record(at, reply.sender, reply.to, masked_text(reply),
-                                          message_id, in_reply_to=inbound.msg_id))
+                                          message_id, in_reply_to=in_reply_to))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import lark
 
-from smsgw.text import canonical_msisdn, normalise_compact
+from smsgw.text import canonical_msisdn, normalise, normalise_compact
 
 PIN_MIN_DIGITS = 5
 PIN_MAX_DIGITS = 8
@@ -140,3 +140,18 @@ def _locate_error(compact: str, exc: lark.exceptions.UnexpectedInput) -> FormatE
     if fields[field_index] == "":
         return FormatError.MISSING_PARTS
     return field_errors[field_index]
+
+
+@dataclass(frozen=True, slots=True)
+class OtpRequest:
+    last_four: str | None
+
+
+def parse_otp_request(text: str) -> OtpRequest | None:
+    """`OTP`, `OTP:1234`, `رمز پویا ۱۲۳۴`...; None when the text is no OTP request."""
+    try:
+        tree = _parser("otp").parse(normalise(text))
+    except lark.exceptions.LarkError:
+        return None
+    digits = [str(t) for t in tree.children if getattr(t, "type", "") == "LAST_FOUR"]
+    return OtpRequest(digits[0] if digits else None)

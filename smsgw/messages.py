@@ -38,3 +38,4 @@ class Outbound:
     kind: str  # e.g. "transfer.sent", "format.bad_pin": for metrics and receipts
     receipt: bool = False  # ask the SMSC for a delivery receipt
     secret: str | None = None  # a value in `text` that logs must mask (an OTP)
+    receipt_about: str = ""  # what a delivery receipt is recorded against, in the history

@@ -32,6 +32,10 @@ def show_money(amount: int, language: str) -> str:
     return to_persian_digits(text.replace(",", "٬")) if language == "fa" else text
 
 
+def show_digits(digits: str, language: str) -> str:
+    return to_persian_digits(digits) if language == "fa" else digits
+
+
 def show_number(msisdn: str, language: str) -> str:
     national = national_form(msisdn)
     return to_persian_digits(national) if language == "fa" else national

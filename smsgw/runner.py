@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from smsgw.app import build_app
+from aiohttp import web
+
+from smsgw.app import App, build_app
+from smsgw.clock import now
 from smsgw.config import Settings
 from smsgw.gateway import Gateway
+from smsgw.http import make_app
 from smsgw.logs import get_logger
 from smsgw.msglog import MessageLog
 
@@ -26,6 +30,7 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    http = await start_http(app, gateway)
     running = asyncio.create_task(gateway.run())
     log.info("smsgw running", smsc=f"{settings.smsc.host}:{settings.smsc.port}",
              short_codes=sorted(app.pipeline.short_codes))
@@ -33,7 +38,20 @@ async def serve(settings: Settings) -> int:
     log.info("stopping: finishing messages in flight, then unbinding")
     await gateway.stop(drain_timeout=10.0)
     await running
+    await http.cleanup()
     message_log.close()
     await app.close()
     log.info("stopped")
     return 0
+
+
+async def start_http(app: App, gateway: Gateway) -> web.AppRunner:
+    settings = app.settings.http
+    if not settings.api_key:
+        log.warning("no [http] api_key: every /v1 call will get 401 (set SMSGW_HTTP_API_KEY)")
+    runner = web.AppRunner(make_app(app.otp, settings.api_key, gateway.deliver, now,
+                                    gateway.health), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    log.info("http api listening", host=settings.host, port=settings.port)
+    return runner

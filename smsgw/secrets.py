@@ -34,6 +34,14 @@ class Hasher:
 
     def message_identity(self, *parts: str) -> str:
         return self.digest("msg", *parts)
+    def card_digest(self, card_number: str) -> str:
+        return self.digest("card", card_number)
+
+    def static_digest(self, card_hash: str, password: str) -> str:
+        return self.digest("static", card_hash, password)
+
+    def otp_digest(self, card_hash: str, code: str) -> str:
+        return self.digest("otp", card_hash, code)
 
 
 def same_digest(a: str, b: str) -> bool:

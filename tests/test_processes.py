@@ -36,6 +36,7 @@ async def test_run_serves_then_drains_and_exits_zero_on_sigterm(redis_url: str,
         process = await asyncio.create_subprocess_exec(
             *SMSGW, "run", "--redis", redis_url, cwd=tmp_path,
             env=env_for(SMSGW_SMSC_PORT=str(smsc.port), SMSGW_SECURITY_HASH_KEY=TEST_KEY,
+                        SMSGW_HTTP_PORT=str(free_port()),
                         SMSGW_LOG_DIR=str(tmp_path / "log"), SMSGW_LOG_FORMAT="json"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:

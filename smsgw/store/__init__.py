@@ -51,6 +51,38 @@ def redelivery_key(msisdn: str, digest: str) -> str:
     return f"s:{{{msisdn}}}:r:{digest}"
 
 
+def card_key(card_hash: str) -> str:
+    return f"c:{{{card_hash}}}"
+
+
+def card_history_key(card_hash: str) -> str:
+    return f"c:{{{card_hash}}}:h"
+
+
+def card_requests_key(card_hash: str) -> str:
+    return f"c:{{{card_hash}}}:rq"
+
+
+def card_silent_key(card_hash: str) -> str:
+    return f"c:{{{card_hash}}}:silent"
+
+
+def card_static_key(card_hash: str, day: str) -> str:
+    return f"c:{{{card_hash}}}:st:{day}"
+
+
+def mobile_cards_key(msisdn: str) -> str:
+    return f"s:{{{msisdn}}}:cards"
+
+
+def mobile_requests_key(msisdn: str) -> str:
+    return f"s:{{{msisdn}}}:otprq"
+
+
+def request_key(request_id: str) -> str:
+    return f"q:{{{request_id}}}"
+
+
 def unused_key(msisdn: str) -> str:
     """A placeholder in the sender's slot, for an envelope key a message does not use."""
     return f"s:{{{msisdn}}}:-"
@@ -186,6 +218,50 @@ class Store:
                     client=pipe,
                 )
             return cast(list[str], await pipe.execute())
+
+    async def cards_of_mobile(self, msisdn: str) -> dict[str, str]:
+        """card digest -> last four digits, for every card registered to this mobile."""
+        return cast(dict[str, str], await self._read(self.redis.hgetall(mobile_cards_key(msisdn))))
+
+    async def active_cards(self, card_hashes: list[str]) -> list[str]:
+        if not card_hashes:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for card_hash in card_hashes:
+                pipe.hget(card_key(card_hash), "state")
+            states = await self._read(pipe.execute())
+        return [h for h, state in zip(card_hashes, states, strict=True) if state == "active"]
+
+    async def card_mobile(self, card_hash: str) -> str | None:
+        return cast(str | None, await self._read(self.redis.hget(card_key(card_hash), "mobile")))
+
+    async def card(self, card_hash: str) -> dict[str, str]:
+        return cast(dict[str, str], await self._read(self.redis.hgetall(card_key(card_hash))))
+
+    async def request_record(self, request_id: str) -> dict[str, str]:
+        return cast(dict[str, str], await self._read(self.redis.hgetall(request_key(request_id))))
+
+    async def card_history(
+        self, card_hash: str, limit: int = HISTORY_LENGTH
+    ) -> list[dict[str, Any]]:
+        entries = await self._read(self.redis.lrange(card_history_key(card_hash), 0, limit - 1))
+        return [json.loads(entry) for entry in entries]
+
+    async def card_action(self, action: str, card_hash: str, at: str, last4: str = "",
+                          card_type: str = "", mobile: str = "", static_digest: str = "",
+                          old_mobile: str = "") -> dict[str, Any]:
+        return await self.run_json_script(
+            "card_admin",
+            [card_key(card_hash), card_history_key(card_hash),
+             mobile_cards_key(mobile) if mobile else unused_key("none"),
+             mobile_cards_key(old_mobile) if old_mobile else unused_key("none")],
+            [action, at, HISTORY_LENGTH, card_hash, last4, card_type, mobile, static_digest])
+
+    async def _read(self, pending: Any) -> Any:
+        try:
+            return await pending
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+            raise StoreUnavailable(str(exc)) from exc
 
     async def all_subscribers(self) -> dict[str, dict[str, str]]:
         """Every subscriber hash (for audits and the money check; scans the keyspace)."""

@@ -1,0 +1,192 @@
+"""The HTTP API the bank's payment system calls (interfaces.md, "HTTP"), on aiohttp.
+
+Every /v1 call needs `Authorization: Bearer <[http] api_key>` (401 otherwise, nothing
+else happens). A body that is not JSON, lacks a field, has a wrong type, a non-positive
+or non-integer amount, or a malformed card gets 400 with a reason and changes nothing.
+Everything else gets the same status and shape whether or not the card exists.
+TLS is terminated in front of smsgw by a reverse proxy.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from smsgw import metrics
+from smsgw.cards import card_problem
+from smsgw.messages import Outbound
+from smsgw.services.otp import OtpService
+from smsgw.store import StoreUnavailable
+
+MAX_BODY_BYTES = 16 * 1024
+MAX_MERCHANT_CHARS = 64
+MAX_SECRET_CHARS = 64
+Deliver = Callable[[list[Outbound]], None]
+Health = Callable[[], Awaitable[dict[str, Any]]]
+
+
+class BadBody(Exception):
+    """A request body that gets 400; the message is the reason shown to the caller."""
+
+
+def make_app(otp: OtpService, api_key: str, deliver: Deliver, clock: Callable[[], datetime],
+             health: Health) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES,
+                          middlewares=[_timing, _errors, _auth(api_key)])
+    api = _Api(otp, deliver, clock)
+    app.router.add_post("/v1/otp", api.request_otp)
+    app.router.add_post("/v1/otp/verify", api.verify)
+    app.router.add_post("/v1/payments/authorize", api.authorize)
+
+    async def healthz(_: web.Request) -> web.Response:
+        state = await health()
+        return web.json_response(state, status=200 if state.get("store") else 503)
+
+    async def metrics_text(_: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest())
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return response
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_text)
+    return app
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _timing(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = request.match_info.route.resource
+        name = route.canonical if route is not None else "unmatched"
+        metrics.HTTP_REQUESTS.labels(route=name, status=str(status)).observe(
+            time.perf_counter() - started)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except BadBody as exc:
+        return web.json_response({"error": "bad_request", "reason": str(exc)}, status=400)
+    except web.HTTPRequestEntityTooLarge:
+        return web.json_response({"error": "bad_request", "reason": "body too large"},
+                                 status=413)
+    except StoreUnavailable:
+        return web.json_response({"error": "unavailable", "reason": "try again later"},
+                                 status=503, headers={"Retry-After": "1"})
+
+
+def _auth(api_key: str) -> Any:
+    expected = f"Bearer {api_key}".encode()
+
+    @web.middleware
+    async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/v1/"):
+            given = request.headers.get("Authorization", "").encode()
+            if not api_key or not hmac.compare_digest(given, expected):
+                return web.json_response({"error": "unauthorized"}, status=401)
+        return await handler(request)
+
+    return check
+
+
+class _Api:
+    def __init__(self, otp: OtpService, deliver: Deliver, clock: Callable[[], datetime]) -> None:
+        self._otp = otp
+        self._deliver = deliver
+        self._clock = clock
+
+    async def request_otp(self, request: web.Request) -> web.Response:
+        body = await _json_object(request)
+        card, amount, merchant = _card(body), _amount(body), _merchant(body)
+        answer = await self._otp.request_for_payment(card, amount, merchant, self._clock())
+        if not answer.accepted:
+            return web.json_response(
+                {"error": "rate_limited", "retry_after_seconds": answer.retry_after},
+                status=429, headers={"Retry-After": str(answer.retry_after)})
+        self._deliver(answer.replies)
+        return web.json_response({"request_id": answer.request_id}, status=202)
+
+    async def verify(self, request: web.Request) -> web.Response:
+        body = await _json_object(request)
+        request_id = _string(body, "request_id", 64)
+        code = _string(body, "otp", MAX_SECRET_CHARS)
+        valid, reason = await self._otp.verify(request_id, code, self._clock())
+        return web.json_response({"valid": True} if valid else {"valid": False, "reason": reason})
+
+    async def authorize(self, request: web.Request) -> web.Response:
+        body = await _json_object(request)
+        card, amount, merchant = _card(body), _amount(body), _merchant(body)
+        has_otp, has_static = "otp" in body, "static_password" in body
+        if has_otp == has_static:
+            raise BadBody("give exactly one of otp and static_password")
+        otp = _string(body, "otp", MAX_SECRET_CHARS) if has_otp else None
+        static = _string(body, "static_password", MAX_SECRET_CHARS) if has_static else None
+        approved, reason = await self._otp.authorize(card, amount, merchant, otp, static,
+                                                     self._clock())
+        return web.json_response({"approved": approved, "reason": reason})
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise BadBody("body is not JSON") from None
+    if not isinstance(body, dict):
+        raise BadBody("body must be a JSON object")
+    return body
+
+
+def _string(body: dict[str, Any], field: str, limit: int) -> str:
+    if field not in body:
+        raise BadBody(f"missing field {field!r}")
+    value = body[field]
+    if not isinstance(value, str):
+        raise BadBody(f"{field!r} must be a string")
+    if not value or len(value) > limit:
+        raise BadBody(f"{field!r} must be 1 to {limit} characters")
+    return value
+
+
+def _card(body: dict[str, Any]) -> str:
+    card = _string(body, "card", 32)
+    problem = card_problem(card)
+    if problem is not None:
+        raise BadBody(problem)
+    return card
+
+
+def _amount(body: dict[str, Any]) -> int:
+    if "amount" not in body:
+        raise BadBody("missing field 'amount'")
+    amount = body["amount"]
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise BadBody("'amount' must be an integer number of rials")
+    if amount <= 0:
+        raise BadBody("'amount' must be positive")
+    if amount > 10**15:
+        raise BadBody("'amount' is too large")
+    return amount
+
+
+def _merchant(body: dict[str, Any]) -> str:
+    return _string(body, "merchant", MAX_MERCHANT_CHARS)

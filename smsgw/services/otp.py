@@ -1,0 +1,202 @@
+"""Bank card one-time password ("dynamic second password"): dynamic-password.md.
+
+Card numbers, static passwords and OTPs reach the store only as keyed digests; a card is
+shown by its last four digits. Every decision is one atomic script call. Answers to a
+requester never reveal whether a card exists, is the bank's, or is enabled.
+"""
+
+from __future__ import annotations
+
+import secrets
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from smsgw import metrics, replies
+from smsgw.cards import is_our_card, last_four
+from smsgw.clock import period_of
+from smsgw.config import OtpSettings
+from smsgw.grammar import parse_otp_request
+from smsgw.messages import Inbound, Outbound
+from smsgw.secrets import Hasher
+from smsgw.store import (
+    HISTORY_LENGTH,
+    Store,
+    card_history_key,
+    card_key,
+    card_requests_key,
+    card_silent_key,
+    card_static_key,
+    mobile_requests_key,
+    request_key,
+)
+
+MERCHANT_SHOWN_CHARS = 30
+VERIFY_REASONS = ("wrong_code", "expired", "used", "too_many_attempts")
+
+
+@dataclass(frozen=True, slots=True)
+class OtpRequestAnswer:
+    accepted: bool  # False: rate-limited
+    request_id: str
+    retry_after: int
+    replies: list[Outbound]
+
+
+def printable(text: str, limit: int = MERCHANT_SHOWN_CHARS) -> str:
+    """A merchant name safe to put in an SMS: no control characters, bounded length."""
+    cleaned = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
+    return " ".join(cleaned.split())[:limit]
+
+
+class OtpService:
+    def __init__(self, settings: OtpSettings, timezone: str, store: Store, hasher: Hasher,
+                 default_language: str) -> None:
+        self.short_code = settings.short_code
+        self._cfg = settings
+        self._tz = timezone
+        self._store = store
+        self._hasher = hasher
+        self._default_language = default_language
+
+    # -- SMS requests (short code 7000) -------------------------------------------------
+
+    async def handle(self, message: Inbound) -> list[Outbound]:
+        language = replies.pick_language(
+            await self._store.subscriber_language(message.sender), self._default_language)
+        request = parse_otp_request(message.text)
+        if request is None:
+            return [self._reply(message.sender, language, "usage")]
+        cards = await self._store.cards_of_mobile(message.sender)
+        if request.last_four is not None:
+            cards = {h: l4 for h, l4 in cards.items() if l4 == request.last_four}
+        active = await self._store.active_cards(list(cards))
+        if request.last_four is None and len(active) > 1:
+            shown = "، ".join(sorted(replies.show_digits(cards[h], language) for h in active))
+            return [self._reply(message.sender, language, "which_card", cards=shown)]
+        card_hash = active[0] if active else None
+        if card_hash is None:
+            metrics.OTP_EVENTS.labels(event="no_card").inc()
+            return [self._no_card(message.sender, language, request.last_four)]
+        answer = await self._issue(card_hash, True, message.sender, None, "", message.at,
+                                   language, requested_by=message.sender)
+        if not answer.accepted:
+            return [self._reply(message.sender, language, "rate_limited",
+                                wait=replies.show_digits(str(answer.retry_after), language))]
+        return answer.replies or [self._no_card(message.sender, language, request.last_four)]
+
+    def loggable_text(self, message: Inbound) -> str:
+        return message.text  # a request holds no secret (at most a card's last four digits)
+
+    def _no_card(self, to: str, language: str, last4: str | None) -> Outbound:
+        shown = replies.show_digits(last4, language) if last4 else ""
+        return self._reply(to, language, "no_card_ending" if last4 else "no_card", last4=shown)
+
+    def _reply(self, to: str, language: str, name: str, **values: Any) -> Outbound:
+        return Outbound(to, self.short_code, replies.render(language, "otp", name, **values),
+                        f"otp.{name}")
+
+    # -- the payment system -------------------------------------------------------------
+
+    async def request_for_payment(self, card: str, amount: int, merchant: str,
+                                  at: datetime) -> OtpRequestAnswer:
+        card_hash = self._hasher.card_digest(card)
+        ours = is_our_card(card, self._cfg.bins)
+        mobile = await self._store.card_mobile(card_hash) if ours else None
+        language = replies.pick_language(
+            await self._store.subscriber_language(mobile) if mobile else "",
+            self._default_language)
+        return await self._issue(card_hash, ours, mobile, amount, merchant, at, language)
+
+    async def _issue(self, card_hash: str, ours: bool, mobile: str | None, amount: int | None,
+                     merchant: str, at: datetime, language: str,
+                     requested_by: str = "") -> OtpRequestAnswer:
+        request_id = secrets.token_urlsafe(16)
+        code = f"{secrets.randbelow(10 ** self._cfg.length):0{self._cfg.length}d}"
+        cfg = self._cfg
+        mobile_key = mobile_requests_key(mobile) if mobile else card_requests_key(card_hash)
+        outcome = await self._store.run_json_script(
+            "otp_request",
+            [card_key(card_hash), card_requests_key(card_hash), mobile_key,
+             request_key(request_id), card_history_key(card_hash), card_silent_key(card_hash)],
+            [at.timestamp(), request_id, self._hasher.otp_digest(card_hash, code),
+             "" if amount is None else amount, merchant, cfg.ttl_seconds,
+             cfg.resend_after_seconds, cfg.max_per_card_per_hour, cfg.max_per_mobile_per_hour,
+             int(ours), int(mobile is not None), at.isoformat(), HISTORY_LENGTH, card_hash,
+             requested_by],
+        )
+        status = outcome["status"]
+        metrics.OTP_EVENTS.labels(event=status).inc()
+        if status == "rate_limited":
+            return OtpRequestAnswer(False, "", int(outcome["wait"]), [])
+        if status == "silent":
+            return OtpRequestAnswer(True, request_id, 0, [])
+        sms = self._otp_sms(outcome["mobile"], code, outcome["last4"], amount, merchant,
+                            language, request_id)
+        return OtpRequestAnswer(True, request_id, 0, [sms])
+
+    def _otp_sms(self, mobile: str, code: str, last4: str, amount: int | None, merchant: str,
+                 language: str, request_id: str) -> Outbound:
+        values = {"otp": code, "last4": replies.show_digits(last4, language),
+                  "ttl": replies.show_digits(str(self._cfg.ttl_seconds), language)}
+        if amount is None:
+            name = "sms_card"
+        else:
+            name = "sms_payment"
+            values.update(amount=replies.show_money(amount, language),
+                          merchant=printable(merchant))
+        text = replies.render(language, "otp", name, **values)
+        return Outbound(mobile, self.short_code, text, f"otp.{name}", receipt=True,
+                        secret=code, receipt_about=f"otp request {request_id}")
+
+    async def verify(self, request_id: str, code: str, at: datetime) -> tuple[bool, str]:
+        record = await self._store.request_record(request_id)
+        if not record:
+            status = "wrong_code"
+        elif record.get("silent") == "1":
+            status = (await self._store.run_json_script(
+                "otp_silent_check",
+                [request_key(request_id), card_silent_key(record["card"])],
+                [at.timestamp(), request_id, self._cfg.max_attempts]))["status"]
+        else:
+            status = await self._check(record["card"], request_id, code, None, "", at)
+        return self._verdict(status)
+
+    def _verdict(self, status: str) -> tuple[bool, str]:
+        metrics.OTP_EVENTS.labels(event="verified" if status == "ok" else status).inc()
+        if status == "ok":
+            return True, ""
+        return False, status if status in VERIFY_REASONS else "wrong_code"
+
+    async def _check(self, card_hash: str, request_id: str, code: str, amount: int | None,
+                     merchant: str, at: datetime) -> str:
+        outcome = await self._store.run_json_script(
+            "otp_check",
+            [card_key(card_hash), card_history_key(card_hash)],
+            [at.timestamp(), request_id, self._hasher.otp_digest(card_hash, code),
+             "" if amount is None else amount, merchant, self._cfg.max_attempts,
+             at.isoformat(), HISTORY_LENGTH])
+        return str(outcome["status"])
+
+    async def authorize(self, card: str, amount: int, merchant: str, otp: str | None,
+                        static_password: str | None, at: datetime) -> tuple[bool, str]:
+        card_hash = self._hasher.card_digest(card)
+        if otp is not None:
+            status = await self._check(card_hash, "", otp, amount, merchant, at)
+            metrics.OTP_EVENTS.labels(event="verified" if status == "ok" else status).inc()
+            return (True, "") if status == "ok" else (False, "otp_invalid")
+        assert static_password is not None
+        day = period_of(at, self._tz, "gregorian").day
+        outcome = await self._store.run_json_script(
+            "static_authorize",
+            [card_key(card_hash), card_static_key(card_hash, day), card_history_key(card_hash)],
+            [amount, self._hasher.static_digest(card_hash, static_password),
+             self._cfg.static_daily_limit, day, at.isoformat(), HISTORY_LENGTH,
+             self._cfg.max_attempts, int(is_our_card(card, self._cfg.bins))])
+        status = str(outcome["status"])
+        return (True, "") if status == "approved" else (False, status)
+
+
+def shown_card(number: str) -> str:
+    return f"…{last_four(number)}"
