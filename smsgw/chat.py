@@ -32,9 +32,9 @@ class ChatPrinter:
         for part in text.splitlines():
             self.console.print(Text(f"{'':22}{part}"))
 
-    def operator(self, at: datetime, action: str) -> None:
+    def operator(self, at: datetime, action: str, who: str = "care") -> None:
         line = Text(f"{self._stamp(at)}  ", style="dim")
-        line.append(f"[care] {action}", style="bold yellow")
+        line.append(f"[{who}] {action}", style="bold yellow")
         self.console.print(line)
 
     def note(self, text: str) -> None:

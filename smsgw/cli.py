@@ -19,7 +19,7 @@ from smsgw.config import ConfigError, Settings, load_settings
 from smsgw.logs import configure_logging, get_logger
 from smsgw.store import StoreUnavailable
 from smsgw.subscribers import BadInputFile, read_subscriber_file
-from smsgw.text import canonical_msisdn
+from smsgw.text import canonical_msisdn, normalise_compact
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -82,7 +82,7 @@ async def with_app(settings: Settings, work: Callable[[App], Awaitable[T]]) -> T
 
 
 def msisdn_argument(value: str) -> str:
-    canonical = canonical_msisdn(value)
+    canonical = canonical_msisdn(normalise_compact(value))
     if canonical is None:
         raise click.BadParameter(f"{value!r} is not a mobile number")
     return canonical

@@ -13,7 +13,7 @@ from smsgw.chat import ChatPrinter
 from smsgw.clock import now
 from smsgw.config import Settings
 from smsgw.gateway import Gateway
-from smsgw.messages import Inbound
+from smsgw.messages import Inbound, Outbound
 from smsgw.smpp.fake_smsc import FakeSmsc
 from smsgw.store import SubscriberRow
 
@@ -35,6 +35,17 @@ class CareStep:
     note: str = ""
 
 
+@dataclass(frozen=True)
+class BankStep:
+    """The bank: a branch registers a card, or the payment system asks for / checks an OTP."""
+
+    action: str  # "add-card" | "payment" | "verify"
+    note: str = ""
+
+
+DEMO_CARD = "6279611234567894"  # a Bank of Industry and Mine BIN, valid Luhn
+
+
 def demo_subscribers(language: str) -> list[SubscriberRow]:
     return [
         SubscriberRow(ALI, "prepaid", 20_000, 0, language),
@@ -43,7 +54,7 @@ def demo_subscribers(language: str) -> list[SubscriberRow]:
     ]
 
 
-SCRIPT: list[Step | CareStep] = [
+SCRIPT: list[Step | CareStep | BankStep] = [
     Step(ALI, "۰۹۳۵۱۲۳۴۵۶۷:۲۰۰۰:۱۲۳۴۵۶۷۸",
          note="Ali's first transfer (typed in Persian digits) also sets his PIN"),
     Step(ALI, "PIN:12345678:55555:55555", note="Ali changes his PIN"),
@@ -56,16 +67,25 @@ SCRIPT: list[Step | CareStep] = [
     CareStep(ALI, "unblock", note="customer care unblocks Ali"),
     Step(ALI, "09351234567:1000:55555", note="and the transfer goes through"),
     Step(SARA, "hello", to="3000", note="a text to a number with no service"),
+    BankStep("add-card", note="a branch registers Ali's bank card with his mobile"),
+    Step(ALI, "رمز پویا", to="7000", note="Ali asks for a dynamic password by SMS"),
+    BankStep("payment", note="a payment page asks the bank for an OTP (1,500,000 rials)"),
+    BankStep("verify", note="the payment system checks the code Ali typed"),
 ]
 
 Converse = Callable[[Inbound], Awaitable[list[tuple[str, str, str]]]]
+Deliver = Callable[[list[Outbound]], Awaitable[list[tuple[str, str, str]]]]
 
 
-async def play(app: App, converse: Converse, chat: ChatPrinter) -> None:
+async def play(app: App, converse: Converse, deliver: Deliver, chat: ChatPrinter) -> None:
+    bank: dict[str, str] = {}
     for number, step in enumerate(SCRIPT):
         if step.note:
             chat.note(f"\n— {step.note}")
         at = now()
+        if isinstance(step, BankStep):
+            await _bank_step(app, step, deliver, chat, bank)
+            continue
         if isinstance(step, CareStep):
             await admin.care(app.store, step.msisdn, step.action.replace("-", "_"), at)
             chat.operator(at, f"smsgw admin {step.action} {step.msisdn}")
@@ -76,11 +96,37 @@ async def play(app: App, converse: Converse, chat: ChatPrinter) -> None:
             chat.outbound(now(), sender, to, text)
 
 
+async def _bank_step(app: App, step: BankStep, deliver: Deliver, chat: ChatPrinter,
+                     bank: dict[str, str]) -> None:
+    at = now()
+    if step.action == "add-card":
+        await admin.card_add(app.store, app.hasher, DEMO_CARD, ALI, "debit", "static-2468", at)
+        chat.operator(at, f"smsgw admin card add …{DEMO_CARD[-4:]} --mobile 0{ALI[2:]}",
+                      who="branch")
+    elif step.action == "payment":
+        answer = await app.otp.request_for_payment(DEMO_CARD, 1_500_000, "Digikala", at)
+        status = "202" if answer.accepted else f"429 (retry in {answer.retry_after} s)"
+        chat.operator(at, f"POST /v1/otp card …7894, 1500000 rials, Digikala -> {status}",
+                      who="bank")
+        bank["request_id"] = answer.request_id
+        for sender, to, text in await deliver(answer.replies):
+            chat.outbound(now(), sender, to, text)
+            bank["otp"] = text.split("\n")[0].split()[-1]
+    else:
+        valid, reason = await app.otp.verify(bank["request_id"], bank.get("otp", ""), at)
+        chat.operator(at, f"POST /v1/otp/verify -> valid={valid} {reason}".rstrip(), who="bank")
+        valid, reason = await app.otp.verify(bank["request_id"], bank.get("otp", ""), at)
+        chat.operator(at, f"the same code again -> valid={valid} ({reason}: single use)",
+                      who="bank")
+
+
 async def run_demo(settings: Settings, language: str | None) -> int:
     """Fake SMSC, gateway and store in this process; every message crosses real SMPP."""
     smsc = await FakeSmsc(redeliver_after=0.5).start()
     settings = settings.model_copy(update={
-        "smsc": settings.smsc.model_copy(update={"host": "127.0.0.1", "port": smsc.port})})
+        "smsc": settings.smsc.model_copy(update={"host": "127.0.0.1", "port": smsc.port}),
+        # the demo asks twice within a minute; a live gateway keeps the 60 s resend gap
+        "otp": settings.otp.model_copy(update={"resend_after_seconds": 0})})
     app = build_app(settings)
     gateway = Gateway(app)
     running = asyncio.create_task(gateway.run())
@@ -92,6 +138,7 @@ async def run_demo(settings: Settings, language: str | None) -> int:
         chat = ChatPrinter(timezone=settings.transfer.timezone)
         chat.note("smsgw demo: fake SMSC <-SMPP-> gateway <-> embedded store, in one process")
         chat.note("Ali 0936… and Sara 0935… are prepaid, Reza 0939… is postpaid")
+        chat.note("(the OTP resend gap is 0 in the demo; live it is [otp] resend_after_seconds)")
 
         async def converse(message: Inbound) -> list[tuple[str, str, str]]:
             seen = len(smsc.mt)
@@ -100,7 +147,13 @@ async def run_demo(settings: Settings, language: str | None) -> int:
             await gateway.settle()
             return [(mt.source, mt.destination, mt.text) for mt in smsc.mt[seen:]]
 
-        await play(app, converse, chat)
+        async def deliver(messages: list[Outbound]) -> list[tuple[str, str, str]]:
+            seen = len(smsc.mt)
+            gateway.deliver(messages)
+            await gateway.settle()
+            return [(mt.source, mt.destination, mt.text) for mt in smsc.mt[seen:]]
+
+        await play(app, converse, deliver, chat)
         await _print_balances(app, chat, now())
     finally:
         await gateway.stop(drain_timeout=5)
