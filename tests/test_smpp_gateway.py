@@ -383,3 +383,16 @@ async def stop_rig_gateway_only(rig: Rig) -> None:
     await rig.gateway.stop(drain_timeout=5)
     await asyncio.wait_for(rig.task, 10)
     await rig.app.close()
+
+
+async def test_one_senders_messages_apply_in_arrival_order(rig: Rig) -> None:
+    """A PIN change followed at once by a transfer with the new PIN: only in order does the
+    transfer pass. Many senders interleave meanwhile."""
+    others = [f"98936{n:07d}" for n in range(20)]
+    await add_subscribers(rig.app.store, *[(m, "prepaid", 0, 0) for m in others])
+    noise = [rig.smsc.inject_mo(m, "1112", "hello") for m in others]
+    change = rig.smsc.inject_mo(ALI, "1112", "PIN:55555:66666:66666")
+    transfer = rig.smsc.inject_mo(ALI, "1112", "09351234567:1000:66666")
+    for mo in [*noise, change, transfer]:
+        await rig.smsc.wait_answered(mo)
+    assert await rig.balance(SARA) == 1_000
