@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 import jdatetime
@@ -33,7 +33,13 @@ class Period:
 
 
 def period_of(at: datetime, tz: str, calendar: str) -> Period:
-    local = at.astimezone(zone(tz))
+    # Day boundaries of any real zone fall on whole minutes: cache by the minute.
+    return _period_of_minute(int(at.timestamp()) // 60, tz, calendar)
+
+
+@lru_cache(maxsize=64)
+def _period_of_minute(minute: int, tz: str, calendar: str) -> Period:
+    local = datetime.fromtimestamp(minute * 60, zone(tz))
     day = local.strftime("%Y%m%d")
     if calendar == "jalali":
         jalali = jdatetime.date.fromgregorian(date=local.date())
@@ -43,7 +49,12 @@ def period_of(at: datetime, tz: str, calendar: str) -> Period:
 
 def show_moment(at: datetime, tz: str, language: str) -> str:
     """Persian: Jalali date and time in Persian digits; English: ISO-like Gregorian."""
-    local = at.astimezone(zone(tz))
+    return _show_minute(int(at.timestamp()) // 60, tz, language)
+
+
+@lru_cache(maxsize=256)
+def _show_minute(minute: int, tz: str, language: str) -> str:
+    local = datetime.fromtimestamp(minute * 60, zone(tz))
     if language == "fa":
         jalali = jdatetime.datetime.fromgregorian(datetime=local)
         return to_persian_digits(jalali.strftime("%Y/%m/%d %H:%M"))

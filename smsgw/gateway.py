@@ -8,6 +8,7 @@ or ESME_RX_T_APPN while the store is down) -> submit the replies.
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import time
 from collections import defaultdict
@@ -29,6 +30,8 @@ from smsgw.text import any_number_to_canonical
 
 log = get_logger("smsgw.gateway")
 CONFIRM_BATCH_SECONDS = 0.05
+MAX_PROCESSING = 256
+MAX_WAITING = 2000
 
 
 class KeyedOrder:
@@ -61,11 +64,15 @@ class Gateway:
         cfg = app.settings.smsc
         self.client = SmppClient(cfg, app.settings.smsc_password, self)
         self._order = KeyedOrder()
+        # Messages in processing at once: beyond this they wait (cheaply, unanswered), so
+        # an SMSC with a huge window cannot drown the event loop and the store pool.
+        self._processing = asyncio.Semaphore(MAX_PROCESSING)
+        self._waiting = 0
         self._window = cfg.redelivery_window_seconds
         self._counter = itertools.count(1)
         self._to_confirm: list[tuple[str, str, str]] = []
         self._confirm_task: asyncio.Task[None] | None = None
-        self._reply_tasks: set[asyncio.Task[None]] = set()
+        self._reply_tasks: set[asyncio.Future[list[str]]] = set()
 
     async def run(self) -> None:
         self._confirm_task = asyncio.create_task(self._confirm_loop())
@@ -74,6 +81,8 @@ class Gateway:
         finally:
             self._confirm_task.cancel()
             await self._flush_confirms()
+            if self._log is not None:
+                self._log.flush()
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
         await self.client.stop(drain_timeout)
@@ -81,13 +90,32 @@ class Gateway:
             await asyncio.wait(set(self._reply_tasks), timeout=drain_timeout)
 
     async def settle(self) -> None:
-        """Wait until every reply decided so far was accepted by the SMSC (or refused)."""
+        """Wait until every reply decided so far was accepted by the SMSC (or refused),
+        and the message log holds them all."""
         while self._reply_tasks:
             await asyncio.wait(set(self._reply_tasks))
+        if self._log is not None:
+            self._log.flush()
 
     # -- inbound ------------------------------------------------------------------------
 
     async def on_message(self, message: MoMessage, session: str) -> tuple[int, Confirm | None]:
+        if self._waiting >= MAX_WAITING:
+            # Overloaded: answer at once "deliver later" rather than queue past the SMSC's
+            # response timer (which would make it send the same message again).
+            metrics.MESSAGES_IN.labels(service=message.destination, outcome="shed").inc()
+            return ESME_RX_T_APPN, None
+        self._waiting += 1
+        try:
+            await self._processing.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            return await self._process(message, session)
+        finally:
+            self._processing.release()
+
+    async def _process(self, message: MoMessage, session: str) -> tuple[int, Confirm | None]:
         received = time.perf_counter()
         try:
             text = await self._whole_text(message)
@@ -99,9 +127,10 @@ class Gateway:
         async with self._order.hold(inbound.sender):
             try:
                 replies = await self.app.pipeline.handle(inbound)
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
                 metrics.MESSAGES_IN.labels(service=inbound.to, outcome="store_down").inc()
-                log.warning("store unavailable: asking the SMSC to deliver again")
+                log.warning("store unavailable: asking the SMSC to deliver again",
+                            error=str(exc))
                 return ESME_RX_T_APPN, None
         self._record_inbound(inbound)
         metrics.observe_replies(inbound.to, replies, time.perf_counter() - received)
@@ -146,6 +175,8 @@ class Gateway:
         while True:
             await asyncio.sleep(CONFIRM_BATCH_SECONDS)
             await self._flush_confirms()
+            if self._log is not None:
+                self._log.flush()
 
     async def _flush_confirms(self) -> None:
         if not self._to_confirm:
@@ -175,18 +206,20 @@ class Gateway:
 
     def _send(self, inbound: Inbound | None, replies: list[Outbound]) -> None:
         for reply in replies:
-            task = asyncio.create_task(self._submit(inbound, reply))
-            self._reply_tasks.add(task)
-            task.add_done_callback(self._reply_tasks.discard)
-
-    async def _submit(self, inbound: Inbound | None, reply: Outbound) -> None:
-        try:
             tag = f"{reply.to}|{reply.receipt_about or reply.kind}" if reply.receipt else None
-            ids = await self.client.submit(reply.sender, reply.to, reply.text, tag)
-        except Exception as exc:  # a refused submit is logged; it must not go unnoticed
+            accepted = self.client.submit_nowait(reply.sender, reply.to, reply.text, tag)
+            self._reply_tasks.add(accepted)
+            accepted.add_done_callback(functools.partial(self._submitted, inbound, reply))
+
+    def _submitted(self, inbound: Inbound | None, reply: Outbound,
+                   done: asyncio.Future[list[str]]) -> None:
+        self._reply_tasks.discard(done)
+        error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        if error is not None:  # a refused submit is logged; it must not go unnoticed
             metrics.MESSAGES_OUT.labels(kind=reply.kind, outcome="refused").inc()
-            log.error("reply refused by the SMSC", kind=reply.kind, error=str(exc))
+            log.error("reply refused by the SMSC", kind=reply.kind, error=str(error))
             return
+        ids = done.result()
         metrics.MESSAGES_OUT.labels(kind=reply.kind, outcome="accepted").inc()
         self._record_outbound(inbound, reply, ids[0] if ids else "")
 

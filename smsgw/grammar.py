@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import lark
@@ -67,7 +67,9 @@ def _valid_pin(value: str) -> bool:
     return is_pin_token(value) or PIN_MIN_DIGITS <= len(value) <= PIN_MAX_DIGITS
 
 
+@lru_cache(maxsize=4096)
 def parse_transfer_command(text: str) -> TransferCommand | FormatError:
+    """Parse once: the result is immutable, and the log masker asks for the same text."""
     compact = normalise_compact(text)
     if not compact:
         return FormatError.NOT_A_COMMAND

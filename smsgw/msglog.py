@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from smsgw.clock import parse_timestamp
@@ -92,24 +93,49 @@ def format_record(
 
 
 class MessageLog:
-    """Appends records to rotating JSON Lines files (`smsgw run`): `messages.jsonl`."""
+    """Appends records to `messages.jsonl` in `directory`, rotating at `max_bytes` and
+    keeping `backups` old files (messages.jsonl.1 is the newest of them).
+
+    Writes are buffered and flushed by `flush()` (the gateway calls it a few times a
+    second and on close): the message log is a record, the store is what is durable."""
 
     def __init__(self, directory: str, max_bytes: int, backups: int) -> None:
-        import logging
-        import logging.handlers
-        from pathlib import Path
-
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        self._logger = logging.Logger("smsgw.messages", logging.INFO)
-        handler = logging.handlers.RotatingFileHandler(
-            Path(directory) / "messages.jsonl", maxBytes=max_bytes, backupCount=backups,
-            encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        self._logger.addHandler(handler)
-        self._handler = handler
+        self._path = Path(directory) / "messages.jsonl"
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._max_bytes = max_bytes
+        self._backups = backups
+        self._pending: list[str] = []
+        self._file = self._path.open("a", encoding="utf-8")
+        self._size = self._file.tell()
 
     def write(self, line: str) -> None:
-        self._logger.info(line)
+        self._pending.append(line)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        chunk = "\n".join(self._pending) + "\n"
+        self._pending.clear()
+        size = len(chunk.encode("utf-8"))
+        if self._size and self._size + size > self._max_bytes:
+            self._rotate()
+        self._file.write(chunk)
+        self._file.flush()
+        self._size += size
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for number in range(self._backups - 1, 0, -1):
+            older = self._path.with_name(f"{self._path.name}.{number}")
+            if older.exists():
+                older.replace(self._path.with_name(f"{self._path.name}.{number + 1}"))
+        if self._backups > 0:
+            self._path.replace(self._path.with_name(f"{self._path.name}.1"))
+        else:
+            self._path.unlink()
+        self._file = self._path.open("a", encoding="utf-8")
+        self._size = 0
 
     def close(self) -> None:
-        self._handler.close()
+        self.flush()
+        self._file.close()

@@ -6,7 +6,6 @@ digest of one kind can never stand for another.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from smsgw.grammar import PIN_TOKEN_PREFIX, is_pin_token
@@ -20,7 +19,7 @@ class Hasher:
 
     def digest(self, label: str, *parts: str) -> str:
         message = "\x1f".join((label, *parts)).encode("utf-8")
-        return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:DIGEST_HEX_CHARS]
+        return hmac.digest(self._key, message, "sha256").hex()[:DIGEST_HEX_CHARS]
 
     def pin_digest(self, msisdn: str, pin: str) -> str:
         """The stored form of a PIN; a digest token from a message log is taken as is."""

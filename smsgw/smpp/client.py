@@ -25,11 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from aiosmpplib.protocol import DeliverSm, SubmitSmResp
+from aiosmpplib.protocol import DeliverSm
 
 from smsgw.config import SmscSettings
 from smsgw.logs import get_logger
-from smsgw.smpp.builders import bind_pdu, enquire_link_pdu, submit_sm_pdu, unbind_pdu
+from smsgw.smpp.builders import bind_pdu, enquire_link_pdu, fast_submit_sm_pdu, unbind_pdu
 from smsgw.smpp.connection import Connection, ConnectionClosed
 from smsgw.smpp.pdu import (
     BIND_RECEIVER,
@@ -106,12 +106,32 @@ class Handler(Protocol):
 
 
 @dataclass
+class _Submission:
+    """One reply: done when every part was accepted (message ids in part order)."""
+
+    done: asyncio.Future[list[str]]
+    ids: list[str]
+    remaining: int
+
+    def part_accepted(self, index: int, message_id: str) -> None:
+        self.ids[index] = message_id
+        self.remaining -= 1
+        if self.remaining == 0 and not self.done.done():
+            self.done.set_result(self.ids)
+
+    def failed(self, error: Exception) -> None:
+        if not self.done.done():
+            self.done.set_exception(error)
+
+
+@dataclass
 class _PartJob:
     source: str
     destination: str
     part: Part
     registered_delivery: int
-    done: asyncio.Future[str]
+    submission: _Submission
+    index: int
     receipt_tag: str | None = None
     attempts: int = 0
 
@@ -162,7 +182,7 @@ class SmppClient:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._inbound_tasks: set[asyncio.Task[None]] = set()
-        self._submit_tasks: set[asyncio.Task[None]] = set()
+        self._in_window = 0
         # set when submit_sm_resp arrives, before any receipt for it can be read
         self._receipt_tags = BoundedMap(RECEIPT_MEMORY)
         self.stats: dict[str, int] = {"binds": 0, "bind_failures": 0, "link_drops": 0,
@@ -180,19 +200,24 @@ class SmppClient:
 
     async def submit(self, source: str, destination: str, text: str,
                      receipt_tag: str | None = None) -> list[str]:
-        """Queue a reply (split into parts); resolves with the SMSC's message ids. With a
-        `receipt_tag`, delivery receipts are requested and handed up with that tag."""
-        loop = asyncio.get_running_loop()
+        """Send a reply (split into parts); the SMSC's message ids once all are accepted.
+        With a `receipt_tag`, receipts are requested and handed up with that tag."""
+        return await self.submit_nowait(source, destination, text, receipt_tag)
+
+    def submit_nowait(self, source: str, destination: str, text: str,
+                      receipt_tag: str | None = None) -> asyncio.Future[list[str]]:
+        parts = encode_reply(text)
+        submission = _Submission(asyncio.get_running_loop().create_future(),
+                                 [""] * len(parts), len(parts))
         wanted = int(receipt_tag is not None)
-        jobs = [_PartJob(source, destination, part, wanted, loop.create_future(), receipt_tag)
-                for part in encode_reply(text)]
-        for job in jobs:
-            self._queue.put_nowait(job)
-        return list(await asyncio.gather(*(job.done for job in jobs)))
+        for index, part in enumerate(parts):
+            self._queue.put_nowait(_PartJob(source, destination, part, wanted, submission,
+                                            index, receipt_tag))
+        return submission.done
 
     @property
     def pending_submits(self) -> int:
-        return self._queue.qsize() + len(self._submit_tasks)
+        return self._queue.qsize() + self._in_window
 
     async def run(self) -> None:
         """Bind, serve, and on any loss reconnect with exponential backoff and jitter."""
@@ -418,37 +443,38 @@ class SmppClient:
             if pause > 0:
                 await asyncio.sleep(pause)
             await self._bucket.take()
-            task = asyncio.create_task(self._send_part(conn, job))
-            self._submit_tasks.add(task)
-            task.add_done_callback(self._submit_tasks.discard)
+            self._send_part(conn, job)
 
-    async def _send_part(self, conn: Connection, job: _PartJob) -> None:
+    def _send_part(self, conn: Connection, job: _PartJob) -> None:
+        job.attempts += 1
+        self._in_window += 1
         try:
-            job.attempts += 1
-            response = await conn.request(
-                lambda seq: submit_sm_pdu(seq, job.source, job.destination, job.part,
+            conn.send_request(
+                lambda seq: fast_submit_sm_pdu(seq, job.source, job.destination, job.part,
                                           job.registered_delivery),
-                timeout=RESPONSE_TIMEOUT)
-        except (TimeoutError, ConnectionClosed):
+                lambda result: self._on_submit_resp(job, result), RESPONSE_TIMEOUT)
+        except ConnectionClosed as exc:
+            self._on_submit_resp(job, exc)
+
+    def _on_submit_resp(self, job: _PartJob, result: RawPdu | Exception) -> None:
+        self._in_window -= 1
+        self._window.release()
+        if isinstance(result, Exception):
             self._retry(job)  # not accepted: send it again on this or the next link
             return
-        finally:
-            self._window.release()
-        if response.status == ESME_ROK:
-            message_id = _message_id(response)
+        if result.status == ESME_ROK:
+            message_id = _message_id(result)
             if job.receipt_tag is not None:
                 self._receipt_tags[message_id] = job.receipt_tag
-            if not job.done.done():
-                job.done.set_result(message_id)
-        elif response.status in (ESME_RTHROTTLED, ESME_RMSGQFUL):
+            job.submission.part_accepted(job.index, message_id)
+        elif result.status in (ESME_RTHROTTLED, ESME_RMSGQFUL):
             self.stats["throttled"] += 1
             self._throttled_until = time.monotonic() + min(0.25 * 2 ** min(job.attempts, 4), 5)
             self._retry(job)
         else:
             self.stats["submit_failed"] += 1
-            log.error("submit_sm refused", status=hex(response.status))
-            if not job.done.done():
-                job.done.set_exception(SubmitRefused(response.status))
+            log.error("submit_sm refused", status=hex(result.status))
+            job.submission.failed(SubmitRefused(result.status))
 
     def _retry(self, job: _PartJob) -> None:
         self.stats["submit_retries"] += 1
@@ -456,11 +482,10 @@ class SmppClient:
 
 
 def _message_id(raw: RawPdu) -> str:
-    try:
-        decoded = decode(raw)
-    except PduError:
-        return ""
-    return decoded.message_id if isinstance(decoded, SubmitSmResp) else ""
+    """The message id of a submit_sm_resp body (a C-octet string)."""
+    body = raw.data[16:]
+    end = body.find(b"\x00")
+    return body[: end if end >= 0 else len(body)].decode("ascii", "replace")
 
 
 class BindRefused(Exception):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import Callable
 
 from smsgw.smpp.pdu import (
@@ -39,6 +40,10 @@ class Connection:
         self._on_request = on_request
         self._sequence = itertools.count(1)
         self._pending: dict[int, asyncio.Future[RawPdu]] = {}
+        self._outgoing: list[bytes] = []
+        # callback-style requests (the submit hot path): sequence -> (callback, deadline)
+        self._callbacks: dict[int, tuple[Callable[[RawPdu | Exception], None], float]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
         self.closed = asyncio.Event()
         self.peer = writer.get_extra_info("peername")
 
@@ -46,11 +51,20 @@ class Connection:
         return (next(self._sequence) - 1) % MAX_SEQUENCE + 1
 
     def write(self, data: bytes) -> None:
+        """Queue a PDU; all PDUs queued in one turn of the event loop go in one syscall."""
         if self.closed.is_set() or self._writer.is_closing():
             raise ConnectionClosed("write on a closed link")
-        self._writer.write(data)
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._flush_outgoing)
+        self._outgoing.append(data)
+
+    def _flush_outgoing(self) -> None:
+        if self._outgoing and not self._writer.is_closing():
+            self._writer.write(b"".join(self._outgoing))
+        self._outgoing.clear()
 
     async def drain(self) -> None:
+        self._flush_outgoing()
         try:
             await self._writer.drain()
         except (ConnectionError, OSError) as exc:
@@ -66,6 +80,25 @@ class Connection:
             return await asyncio.wait_for(future, timeout)
         finally:
             self._pending.pop(sequence, None)
+
+    def send_request(self, build: Callable[[int], bytes],
+                     callback: Callable[[RawPdu | Exception], None], timeout: float) -> None:
+        """Send a request; `callback` gets its response, TimeoutError or ConnectionClosed.
+        No task or timer per request: deadlines are swept once a second."""
+        sequence = self.next_sequence()
+        self.write(build(sequence))
+        self._callbacks[sequence] = (callback, time.monotonic() + timeout)
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while not self.closed.is_set():
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            expired = [seq for seq, (_, deadline) in self._callbacks.items() if deadline < now]
+            for sequence in expired:
+                callback, _ = self._callbacks.pop(sequence)
+                callback(TimeoutError("no response"))
 
     async def read_loop(self) -> None:
         """Read until the link closes; then fail everything still outstanding."""
@@ -85,6 +118,10 @@ class Connection:
             self.close()
 
     def _resolve(self, raw: RawPdu) -> None:
+        entry = self._callbacks.pop(raw.sequence, None)
+        if entry is not None:
+            entry[0](raw)
+            return
         future = self._pending.get(raw.sequence)
         if future is not None and not future.done():
             future.set_result(raw)
@@ -92,11 +129,17 @@ class Connection:
     def close(self) -> None:
         if self.closed.is_set():
             return
+        self._flush_outgoing()
         self.closed.set()
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(ConnectionClosed("link closed"))
         self._pending.clear()
+        callbacks, self._callbacks = self._callbacks, {}
+        for callback, _ in callbacks.values():
+            callback(ConnectionClosed("link closed"))
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         with contextlib.suppress(Exception):
             self._writer.close()
 

@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from smsgw.messages import Inbound
+from smsgw.store.batcher import ScriptBatcher
 
 SCRIPT_DIR = Path(__file__).parent / "scripts"
 HISTORY_LENGTH = 1000
@@ -108,10 +109,11 @@ class Store:
         self.redis = client
         self.embedded = embedded
         prelude = (SCRIPT_DIR / "_prelude.lua").read_text(encoding="utf-8")
+        sources = {path.stem: prelude + path.read_text(encoding="utf-8")
+                   for path in sorted(SCRIPT_DIR.glob("[!_]*.lua"))}
         self._scripts: dict[str, AsyncScript] = {
-            path.stem: client.register_script(prelude + path.read_text(encoding="utf-8"))
-            for path in sorted(SCRIPT_DIR.glob("[!_]*.lua"))
-        }
+            name: client.register_script(source) for name, source in sources.items()}
+        self._batcher = ScriptBatcher(client, sources)
 
     @classmethod
     def connect(cls, url: str) -> Store:
@@ -141,10 +143,8 @@ class Store:
             return False
 
     async def run_script(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        try:
-            return await self._scripts[name](keys=keys, args=args)
-        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        """One atomic script call, pipelined with the others of this event-loop turn."""
+        return await self._batcher.call(name, keys, args)
 
     async def run_json_script(self, name: str, keys: list[str], args: list[Any]) -> dict[str, Any]:
         return cast(dict[str, Any], json.loads(await self.run_script(name, keys, args)))
@@ -163,11 +163,11 @@ class Store:
         return "".join(texts) if texts else None
 
     async def confirm_answered(self, answered: list[tuple[str, str, str]]) -> None:
-        """Drop the redelivery candidates (sender, digest, field) of safely answered messages."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for sender, digest, field in answered:
-                pipe.hdel(redelivery_key(sender, digest), field)
-            await pipe.execute()
+        """Drop the redelivery candidates (sender, digest, field) of safely answered
+        messages: one script call per batch, not a command per message."""
+        await self.run_script("confirm",
+                              [redelivery_key(sender, digest) for sender, digest, _ in answered],
+                              [field for _, _, field in answered])
 
     async def subscriber(self, msisdn: str) -> dict[str, str]:
         return cast(dict[str, str], await self.redis.hgetall(subscriber_key(msisdn)))

@@ -1,0 +1,372 @@
+"""`smsgw loadtest`: drive a gateway through the fake SMSC at a target rate, and measure.
+
+Open loop: MOs are injected on schedule whatever the gateway does, for a bounded time.
+Each MO is matched to its replies: the sender's reply FIFO per sender, and a transfer's
+second reply (to the recipient) by the reference both confirmations carry. Latency runs
+from injecting an MO to its last reply. Loopback only, bounded in time and count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from smsgw import admin
+from smsgw.cards import with_luhn
+from smsgw.clock import now
+from smsgw.config import Settings
+from smsgw.secrets import Hasher
+from smsgw.smpp.fake_smsc import FakeSmsc, Mt
+from smsgw.store import Store, SubscriberRow, money_total, subscriber_key
+
+POPULATION_BASE = 9369000000  # synthetic subscribers: 0936 900 0000 and up
+PIN = "55555"
+WRONG_PIN = "11111"
+START_BALANCE = 10_000_000
+DEFAULT_MIX = "transfer=80,wrong_pin=4,bad_format=4,limit=4,pin_change=4,otp=4"
+KINDS = ("transfer", "wrong_pin", "bad_format", "limit", "pin_change", "otp")
+REF = re.compile(r"(?:کد|Ref) ([A-Z2-7]{8})")
+SENDER_CONFIRMATION = ("کارمزد", "Fee")  # only the sender's confirmation shows the fee
+MAX_OUTSTANDING = 50_000
+DRAIN_SECONDS = 10.0
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    shares: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, value = part.partition("=")
+        name = name.strip()
+        if name not in KINDS:
+            raise ValueError(f"unknown kind {name!r} in --mix (kinds: {', '.join(KINDS)})")
+        try:
+            shares[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--mix share for {name} is not a number: {value!r}") from None
+        if shares[name] < 0:
+            raise ValueError(f"--mix share for {name} is negative")
+    if sum(shares.values()) <= 0:
+        raise ValueError("--mix needs at least one positive share")
+    return shares
+
+
+def synthetic(index: int) -> str:
+    return f"98{POPULATION_BASE + index}"
+
+
+@dataclass
+class Population:
+    senders: list[str]  # good senders (the right PIN)
+    victims: list[str]  # wrong-PIN senders (they get blocked; kept apart)
+    card_holders: list[str]
+
+
+@dataclass
+class _Mo:
+    injected: float
+    kind: str
+    first_reply: float = 0.0
+
+
+@dataclass
+class Results:
+    offered_rate: float
+    duration: float
+    mo_sent: int = 0
+    mt_received: int = 0
+    completed: int = 0
+    latencies: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    by_kind: Counter[str] = field(default_factory=Counter)
+    money_conserved: bool | None = None
+    gateway_rss_kb: dict[str, int] = field(default_factory=dict)
+    active_seconds: float = 0.0
+    last_completion: float = 0.0
+
+    def percentile(self, share: float) -> float:
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "offered_rate": self.offered_rate,
+            "duration_s": self.duration,
+            "mo_sent": self.mo_sent,
+            "mt_received": self.mt_received,
+            "commands_completed": self.completed,
+            "commands_per_s": round(self.completed / self.active_seconds, 1)
+            if self.active_seconds else 0.0,
+            "latency_ms": {"p50": round(self.percentile(0.50), 2),
+                           "p95": round(self.percentile(0.95), 2),
+                           "p99": round(self.percentile(0.99), 2),
+                           "max": round(max(self.latencies, default=0) * 1000, 2)},
+            "errors": dict(self.errors),
+            "sent_by_kind": dict(self.by_kind),
+            "money_conserved": self.money_conserved,
+            "gateway_rss_kb": self.gateway_rss_kb,
+        }
+
+
+class Tracker:
+    """Matches MTs to MOs and keeps the latency of every completed command."""
+
+    def __init__(self, results: Results) -> None:
+        self.results = results
+        self.pending: defaultdict[str, deque[_Mo]] = defaultdict(deque)
+        self._awaiting_recipient: dict[str, _Mo] = {}
+        self._early_recipient: dict[str, float] = {}
+        self.outstanding = 0
+
+    def sent(self, sender: str, kind: str) -> None:
+        self.pending[sender].append(_Mo(time.monotonic(), kind))
+        self.outstanding += 1
+        self.results.mo_sent += 1
+        self.results.by_kind[kind] += 1
+
+    def on_mt(self, mt: Mt) -> None:
+        self.results.mt_received += 1
+        match = REF.search(mt.text)
+        if match and not any(marker in mt.text for marker in SENDER_CONFIRMATION):
+            self._recipient_reply(match.group(1), mt.received_at)
+            return
+        queue = self.pending.get(mt.destination)
+        if not queue:
+            self.results.errors["unmatched_mt"] += 1
+            return
+        mo = queue.popleft()
+        if match:
+            ref = match.group(1)
+            early = self._early_recipient.pop(ref, None)
+            if early is None:
+                mo.first_reply = mt.received_at
+                self._awaiting_recipient[ref] = mo
+                return
+            self._complete(mo, max(early, mt.received_at))
+            return
+        self._complete(mo, mt.received_at)
+
+    def _recipient_reply(self, ref: str, at: float) -> None:
+        mo = self._awaiting_recipient.pop(ref, None)
+        if mo is None:
+            self._early_recipient[ref] = at
+        else:
+            self._complete(mo, at)
+
+    def _complete(self, mo: _Mo, at: float) -> None:
+        self.outstanding -= 1
+        self.results.completed += 1
+        self.results.latencies.append(at - mo.injected)
+        self.results.last_completion = max(self.results.last_completion, at)
+
+    def unanswered(self) -> int:
+        return sum(len(q) for q in self.pending.values()) + len(self._awaiting_recipient)
+
+
+def command_for(kind: str, population: Population, rng: random.Random) -> tuple[str, str, str]:
+    """(sender, short code, text) of one synthetic command of this kind."""
+    if kind == "otp":
+        return rng.choice(population.card_holders), "7000", "OTP"
+    if kind == "wrong_pin":
+        sender = rng.choice(population.victims)
+        return sender, "1112", f"0{rng.choice(population.senders)[2:]}:1000:{WRONG_PIN}"
+    sender, recipient = rng.sample(population.senders, 2)
+    if kind == "transfer":
+        return sender, "1112", f"0{recipient[2:]}:1000:{PIN}"
+    if kind == "limit":
+        return sender, "1112", f"0{recipient[2:]}:10001:{PIN}"
+    if kind == "pin_change":
+        return sender, "1112", f"PIN:{PIN}:{PIN}:{PIN}"
+    return sender, "1112", rng.choice(["hello", "0935:abc", f"0{recipient[2:]}:1000"])
+
+
+async def prepare_population(store: Store, hasher: Hasher, size: int,
+                             mix: dict[str, float]) -> Population:
+    """A fresh synthetic population: removes what earlier runs left in its own range."""
+    async for key in store.redis.scan_iter(match="s:{98936900*", count=2000):
+        await store.redis.delete(key)
+    msisdns = [synthetic(i) for i in range(size)]
+    victims_count = max(1, size // 20) if mix.get("wrong_pin") else 0
+    rows = [SubscriberRow(m, "prepaid", START_BALANCE, 0, "fa") for m in msisdns]
+    await store.upsert_subscribers(rows, replace=True, at=now().isoformat())
+    async with store.redis.pipeline(transaction=False) as pipe:
+        for m in msisdns:
+            pipe.hset(subscriber_key(m), mapping={"pin": hasher.pin_digest(m, PIN)})
+        await pipe.execute()
+    holders = msisdns[: max(1, min(200, size // 10))] if mix.get("otp") else msisdns[:1]
+    for index, holder in enumerate(holders):
+        card = with_luhn(f"627961{index:09d}")
+        try:
+            await admin.card_add(store, hasher, card, holder, "debit", "static-0", now())
+        except admin.CardProblem:
+            await admin.card_action(store, hasher, card, "set_mobile", now(), mobile=holder)
+    return Population(msisdns[victims_count:], msisdns[:victims_count] or msisdns[:1], holders)
+
+
+class Progress:
+    """One status line: on a terminal redrawn in place, elsewhere every 5 seconds."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self._last = 0.0
+
+    def show(self, results: Results, tracker: Tracker, elapsed: float) -> None:
+        interval = 0.25 if self.tty else 5.0
+        if time.monotonic() - self._last < interval:
+            return
+        self._last = time.monotonic()
+        recent = results.latencies[-2000:]
+        p99 = sorted(recent)[int(0.99 * (len(recent) - 1))] * 1000 if recent else 0.0
+        rate = results.completed / elapsed if elapsed else 0.0
+        line = (f"{elapsed:6.1f}s  sent {results.mo_sent:>8}  answered {results.completed:>8}  "
+                f"{rate:8.0f}/s  in flight {tracker.outstanding:>6}  p99 {p99:7.1f} ms  "
+                f"errors {sum(results.errors.values())}")
+        self.stream.write(("\r" + line) if self.tty else (line + "\n"))
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+
+
+async def drive(smsc: FakeSmsc, population: Population, rate: float, duration: float,
+                mix: dict[str, float], seed: int = 1,
+                progress: Progress | None = None) -> Results:
+    """Inject MOs on schedule for `duration` seconds, then wait for the stragglers."""
+    results = Results(offered_rate=rate, duration=duration)
+    tracker = Tracker(results)
+    smsc.on_mt.append(tracker.on_mt)
+    rng = random.Random(seed)
+    kinds, weights = zip(*mix.items(), strict=True)
+    started = time.monotonic()
+    tick = 0.005
+    while (elapsed := time.monotonic() - started) < duration:
+        due = int(rate * elapsed) - results.mo_sent
+        for kind in rng.choices(kinds, weights, k=max(due, 0)):
+            if tracker.outstanding >= MAX_OUTSTANDING:
+                results.errors["not_sent_backlog"] += 1
+                continue
+            sender, to, text = command_for(kind, population, rng)
+            smsc.inject_mo(sender, to, text)
+            tracker.sent(sender, kind)
+        if progress is not None:
+            progress.show(results, tracker, elapsed)
+        await asyncio.sleep(tick)
+    deadline = time.monotonic() + DRAIN_SECONDS
+    while tracker.unanswered() and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        if progress is not None:
+            progress.show(results, tracker, time.monotonic() - started)
+    results.active_seconds = max(results.last_completion - started, 1e-6)
+    unanswered = tracker.unanswered()
+    if unanswered:
+        results.errors["unanswered"] += unanswered
+    smsc.on_mt.remove(tracker.on_mt)
+    if progress is not None:
+        progress.done()
+    return results
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class LoadTestOptions:
+    rate: float
+    duration: float
+    population: int
+    mix: dict[str, float]
+    gateway: str  # "inprocess" | "spawn" | "external"
+    listen_port: int
+    seed: int = 1
+    gateway_env: dict[str, str] = field(default_factory=dict)
+
+
+async def run_loadtest(settings: Settings, options: LoadTestOptions,
+                       on_progress: Progress | None = None,
+                       say: Callable[[str], None] = print) -> Results:
+    from smsgw.app import build_app
+    from smsgw.gateway import Gateway
+
+    if options.gateway != "inprocess" and not settings.redis.url:
+        raise ValueError("a gateway in another process needs a shared store: give --redis URL")
+    smsc = await FakeSmsc(port=options.listen_port, redeliver_after=2.0,
+                          deliver_window=5000).start()
+    app = build_app(settings.model_copy(update={"smsc": settings.smsc.model_copy(
+        update={"host": "127.0.0.1", "port": smsc.port})}))
+    gateway: Gateway | None = None
+    process: subprocess.Popen[bytes] | None = None
+    running: asyncio.Task[None] | None = None
+    try:
+        population = await prepare_population(app.store, app.hasher, options.population,
+                                               options.mix)
+        before = money_total(await app.store.all_subscribers())
+        if options.gateway == "inprocess":
+            gateway = Gateway(app)
+            running = asyncio.create_task(gateway.run())
+        elif options.gateway == "spawn":
+            process = _spawn_gateway(settings, smsc.port, options.gateway_env)
+        else:
+            say(f"waiting for a gateway to bind to the fake SMSC on 127.0.0.1:{smsc.port}")
+        await smsc.wait_bound(timeout=60)
+        await asyncio.sleep(0.5)
+        rss_start = rss_kb(process.pid if process else os.getpid())
+        results = await drive(smsc, population, options.rate, options.duration, options.mix,
+                              options.seed, on_progress)
+        results.gateway_rss_kb = {"start": rss_start,
+                                  "end": rss_kb(process.pid if process else os.getpid())}
+        results.money_conserved = money_total(await app.store.all_subscribers()) == before
+        return results
+    finally:
+        if gateway is not None and running is not None:
+            await gateway.stop(drain_timeout=5)
+            await running
+        if process is not None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        await smsc.stop()
+        await app.close()
+
+
+def _spawn_gateway(settings: Settings, port: int,
+                   extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update({"SMSGW_SMSC_HOST": "127.0.0.1", "SMSGW_SMSC_PORT": str(port),
+                "SMSGW_REDIS_URL": settings.redis.url,
+                "SMSGW_SECURITY_HASH_KEY": settings.security.hash_key,
+                "SMSGW_HTTP_PORT": str(_free_port()),
+                "SMSGW_LOG_DIR": tempfile.mkdtemp(prefix="smsgw-loadtest-"),
+                "SMSGW_LOG_FORMAT": "json", "SMSGW_LOG_LEVEL": "warning"})
+    env.update(extra_env)
+    return subprocess.Popen([sys.executable, "-m", "smsgw", "run"], env=env,
+                            stdout=subprocess.DEVNULL)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

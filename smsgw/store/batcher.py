@@ -1,0 +1,79 @@
+"""Auto-pipelining of script calls: every EVALSHA asked for in one turn of the event loop
+goes to Redis in one pipeline (one round trip, one syscall each way).
+
+Each script stays atomic on its own; the order of calls is kept. A NOSCRIPT answer (a
+restarted Redis) loads the scripts and sends those calls again. A lost connection fails
+every call of the batch with StoreUnavailable: none of them is known to have run, and the
+callers answer "deliver again" (the envelope makes a repeat of one that did run harmless).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
+
+MAX_BATCH = 256
+
+
+class ScriptBatcher:
+    def __init__(self, client: aioredis.Redis, sources: dict[str, str]) -> None:
+        self._redis = client
+        self._sources = sources
+        self._shas: dict[str, str] = {}
+        self._queue: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._scheduled = False
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    def call(self, name: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((name, keys, args, future))
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_flush)
+        return future
+
+    def _start_flush(self) -> None:
+        self._scheduled = False
+        while self._queue:
+            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            task = asyncio.create_task(self._flush(batch))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    async def _flush(self, batch: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]],
+                     retried: bool = False) -> None:
+        from smsgw.store import StoreUnavailable
+
+        try:
+            if not self._shas:
+                await self._load()
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for name, keys, args, _ in batch:
+                    pipe.evalsha(self._shas[name], len(keys), *keys, *args)
+                results = await pipe.execute(raise_on_error=False)
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+            for *_, future in batch:
+                if not future.done():
+                    future.set_exception(StoreUnavailable(str(exc) or type(exc).__name__))
+            return
+        missing = []
+        for item, result in zip(batch, results, strict=True):
+            future = item[3]
+            if isinstance(result, NoScriptError) and not retried:
+                missing.append(item)
+            elif future.done():
+                continue
+            elif isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+        if missing:
+            self._shas.clear()
+            await self._flush(missing, retried=True)
+
+    async def _load(self) -> None:
+        for name, source in self._sources.items():
+            self._shas[name] = await self._redis.script_load(source)

@@ -1,0 +1,6 @@
+-- Drop the redelivery candidates of safely answered messages, many in one call.
+-- KEYS[i] a candidates hash, ARGV[i] the field to drop from it.
+for i = 1, #KEYS do
+  redis.call('HDEL', KEYS[i], ARGV[i])
+end
+return #KEYS
