@@ -220,7 +220,7 @@ class Gateway:
             log.error("reply refused by the SMSC", kind=reply.kind, error=str(error))
             return
         ids = done.result()
-        metrics.MESSAGES_OUT.labels(kind=reply.kind, outcome="accepted").inc()
+        metrics.message_out(reply.kind, "accepted").inc()
         self._record_outbound(inbound, reply, ids[0] if ids else "")
 
     # -- message log --------------------------------------------------------------------

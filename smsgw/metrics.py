@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from prometheus_client import Counter, Histogram
 
 from smsgw.messages import Outbound
@@ -21,7 +24,16 @@ HTTP_REQUESTS = Histogram("smsgw_http_request_seconds", "HTTP API latency by rou
                           ["route", "status"])
 
 
+@cache
+def message_in(service: str, outcome: str) -> Any:
+    return MESSAGES_IN.labels(service=service, outcome=outcome)
+
+
+@cache
+def message_out(kind: str, outcome: str) -> Any:
+    return MESSAGES_OUT.labels(kind=kind, outcome=outcome)
+
+
 def observe_replies(service: str, replies: list[Outbound], seconds: float) -> None:
-    outcome = replies[0].kind if replies else "no_reply"
-    MESSAGES_IN.labels(service=service, outcome=outcome).inc()
+    message_in(service, replies[0].kind if replies else "no_reply").inc()
     PROCESSING.observe(seconds)

@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from smsgw.clock import parse_timestamp
 from smsgw.text import any_number_to_canonical
 
@@ -89,7 +91,7 @@ def format_record(
                               "id": msg_id}
     if in_reply_to is not None:
         record["in_reply_to"] = in_reply_to
-    return json.dumps(record, ensure_ascii=False)
+    return orjson.dumps(record).decode("utf-8")  # UTF-8 as is, like ensure_ascii=False
 
 
 class MessageLog:

@@ -35,3 +35,54 @@ def test_every_part_fits_one_sms(text: str) -> None:
         assert len(references) == 1
         assert [part.payload[5] for part in parts] == list(range(1, len(parts) + 1))
         assert all(part.payload[4] == len(parts) for part in parts)
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts, numbers, numbers, st.sampled_from(["gsm0338", "ucs2", "latin_1"]))
+def test_fast_decoder_agrees_with_aiosmpplib(text: str, source: str, destination: str,
+                                             coding: str) -> None:
+    from aiosmpplib.protocol import DeliverSm
+
+    from smsgw.smpp.builders import deliver_sm_pdu
+    from smsgw.smpp.fastcodec import decode_short_message
+    from smsgw.smpp.pdu import read_pdu_bytes
+    from smsgw.smpp.sms_text import Part
+
+    parts = encode_reply(text or "x")
+    if coding == "latin_1":
+        try:
+            parts = [Part("latin_1", (text or "x").encode("latin-1")[:140], 0)]
+        except UnicodeEncodeError:
+            return
+    for part in parts:
+        raw = read_pdu_bytes(deliver_sm_pdu(7, source, destination, part))
+        ours = decode_short_message(raw)
+        theirs = DeliverSm.from_pdu(raw.data, _header(raw), default_encoding="gsm0338")
+        assert ours.text == (theirs.short_message or theirs.message_payload)
+        assert (ours.source, ours.destination) == (theirs.source.number,
+                                                   theirs.destination.number)
+        if theirs.is_segmented():
+            reference, number, total = theirs.get_segmentation_data()
+            assert ours.segment == (reference, number, total)
+        else:
+            assert ours.segment is None
+
+
+def _header(raw):  # type: ignore[no-untyped-def]
+    from aiosmpplib.state import PduHeader, SmppCommand, SmppCommandStatus
+
+    return PduHeader(len(raw.data), SmppCommand(raw.command_id),
+                     SmppCommandStatus(raw.status), raw.sequence)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=300))
+def test_fast_decoder_never_crashes_on_garbage(body: bytes) -> None:
+    from smsgw.smpp.fastcodec import decode_short_message
+    from smsgw.smpp.pdu import PduError, RawPdu
+
+    raw = RawPdu(5, 0, 1, bytes(16) + body)
+    try:
+        decode_short_message(raw)
+    except PduError:
+        pass

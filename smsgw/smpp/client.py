@@ -25,12 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from aiosmpplib.protocol import DeliverSm
-
 from smsgw.config import SmscSettings
 from smsgw.logs import get_logger
 from smsgw.smpp.builders import bind_pdu, enquire_link_pdu, fast_submit_sm_pdu, unbind_pdu
 from smsgw.smpp.connection import Connection, ConnectionClosed
+from smsgw.smpp.fastcodec import ShortMessage, decode_short_message
 from smsgw.smpp.pdu import (
     BIND_RECEIVER,
     BIND_TRANSCEIVER,
@@ -46,7 +45,6 @@ from smsgw.smpp.pdu import (
     UNBIND,
     PduError,
     RawPdu,
-    decode,
     generic_nack,
     response_pdu,
 )
@@ -167,7 +165,6 @@ class TokenBucket:
 
 class SmppClient:
     def __init__(self, settings: SmscSettings, password: str, handler: Handler,
-                 receipt_extractor: Callable[[DeliverSm], Receipt | None] | None = None,
                  smsc_id_tag: int = 0) -> None:
         self._cfg = settings
         self._password = password
@@ -357,17 +354,16 @@ class SmppClient:
 
     def _on_deliver_sm(self, conn: Connection, session: _Session, raw: RawPdu) -> None:
         try:
-            pdu = decode(raw)
+            pdu = decode_short_message(raw)
         except PduError as exc:
             self.stats["garbled"] += 1
             log.warning("undecodable deliver_sm", error=str(exc))
             conn.write(response_pdu(DELIVER_SM, ESME_RX_P_APPN, raw.sequence, b"\x00"))
             return
-        assert isinstance(pdu, DeliverSm)
         if self._stopping:
             conn.write(response_pdu(DELIVER_SM, ESME_RX_T_APPN, raw.sequence, b"\x00"))
             return
-        if pdu.is_receipt():
+        if pdu.is_receipt:
             task = asyncio.create_task(self._receipt(conn, raw.sequence, pdu))
         else:
             message = self._mo_message(pdu)
@@ -375,19 +371,12 @@ class SmppClient:
         self._inbound_tasks.add(task)
         task.add_done_callback(self._inbound_tasks.discard)
 
-    def _mo_message(self, pdu: DeliverSm) -> MoMessage:
-        text = pdu.short_message or pdu.message_payload
-        part = None
-        if pdu.is_segmented():
-            reference, number, total = pdu.get_segmentation_data()
-            if total > 1:
-                part = (reference, number, total)
+    def _mo_message(self, pdu: ShortMessage) -> MoMessage:
+        part = pdu.segment if pdu.segment is not None and pdu.segment[2] > 1 else None
         smsc_id = None
-        if self._smsc_id_tag:
-            for param in pdu.optional_params or []:
-                if param.tag == self._smsc_id_tag:
-                    smsc_id = str(param.value)
-        return MoMessage(pdu.source.number, pdu.destination.number, text, smsc_id, part)
+        if self._smsc_id_tag and self._smsc_id_tag in pdu.tlvs:
+            smsc_id = pdu.tlvs[self._smsc_id_tag].rstrip(b"\x00").decode("ascii", "replace")
+        return MoMessage(pdu.source, pdu.destination, pdu.text, smsc_id, part)
 
     async def _message(self, conn: Connection, session: _Session, sequence: int,
                        message: MoMessage) -> None:
@@ -404,8 +393,8 @@ class SmppClient:
         if confirm is not None:
             session.answered.append((time.monotonic(), confirm))
 
-    async def _receipt(self, conn: Connection, sequence: int, pdu: DeliverSm) -> None:
-        data = pdu.parse_receipt()
+    async def _receipt(self, conn: Connection, sequence: int, pdu: ShortMessage) -> None:
+        data = pdu.receipt_fields()
         message_id = str(data.get("id", ""))
         receipt = Receipt(message_id, str(data.get("stat", "")), str(data.get("err", "")),
                           self._receipt_tags.pop(message_id, None))

@@ -16,11 +16,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from aiosmpplib.protocol import BindTransceiver, SubmitSm
+from aiosmpplib.protocol import BindTransceiver
 from aiosmpplib.state import RECEIPTED_MESSAGE_ID, OptionalParam
 
 from smsgw.smpp.builders import deliver_sm_pdu, enquire_link_pdu
 from smsgw.smpp.connection import Connection, ConnectionClosed
+from smsgw.smpp.fastcodec import ShortMessage, decode_short_message
 from smsgw.smpp.pdu import (
     BIND_RECEIVER,
     BIND_TRANSCEIVER,
@@ -48,6 +49,7 @@ RECEIVING_BINDS = (BIND_RECEIVER, BIND_TRANSCEIVER)
 SENDING_BINDS = (BIND_TRANSMITTER, BIND_TRANSCEIVER)
 ESM_DELIVERY_RECEIPT = 0x04
 UCS2_MAX_OCTETS = 140
+CODINGS = {0: "gsm0338", 8: "ucs2", 3: "latin_1", 1: "ascii"}
 GSM_MAX_SEPTETS = 160
 
 
@@ -282,19 +284,18 @@ class FakeSmsc:
             conn.write(response_pdu(SUBMIT_SM, ESME_RINVBNDSTS, raw.sequence, b"\x00"))
             return
         try:
-            submit = decode(raw)
+            submit = decode_short_message(raw)
         except PduError as exc:
             self.stats["generic_nacks"] += 1
             conn.write(generic_nack(exc.status, raw.sequence))
             return
-        assert isinstance(submit, SubmitSm)
         if self.faults.throttle_next > 0:
             self.faults.throttle_next -= 1
             self.stats["throttled"] += 1
             conn.write(response_pdu(SUBMIT_SM, ESME_RTHROTTLED, raw.sequence, b"\x00"))
             return
         message_id = f"{next(self._mt_ids):08x}"
-        self._check_size(raw, submit)
+        self._check_size(raw)
         if self.faults.response_delay:
             self._spawn(self._answer_later(conn, raw.sequence, message_id))
         else:
@@ -316,22 +317,26 @@ class FakeSmsc:
         finally:
             self._outstanding_submits -= 1
 
-    def _check_size(self, raw: RawPdu, submit: SubmitSm) -> None:
-        # short_message length octet sits right before the text; read it from the body.
-        encoded_length = len(submit.smpp_encode(submit.short_message)) if submit.encoding else 0
-        udh = 6 if submit.esm_class & 0x40 else 0
-        if submit.encoding == "ucs2" and encoded_length + udh > UCS2_MAX_OCTETS:
-            self.violations.append(f"UCS2 part of {encoded_length + udh} octets")
-        if submit.encoding in (None, "gsm0338") and encoded_length + udh > GSM_MAX_SEPTETS:
-            self.violations.append(f"GSM part of {encoded_length + udh} septets")
-        del raw
+    def _check_size(self, raw: RawPdu) -> None:
+        """The short_message octets (UDH included) must fit one SMS on the air."""
+        body = raw.data
+        index = body.index(b"\x00", 16) + 3  # after service_type: source TON, NPI, address
+        index = body.index(b"\x00", index) + 3
+        index = body.index(b"\x00", index) + 4  # esm_class .. priority_flag
+        index = body.index(b"\x00", index) + 1
+        index = body.index(b"\x00", index) + 1
+        data_coding, length = body[index + 2], body[index + 4]
+        if data_coding == 8 and length > UCS2_MAX_OCTETS:
+            self.violations.append(f"UCS2 part of {length} octets")
+        if data_coding == 0 and length > GSM_MAX_SEPTETS:
+            self.violations.append(f"GSM part of {length} septets")
 
-    def _collect(self, submit: SubmitSm, message_id: str) -> None:
-        text = submit.short_message or submit.message_payload
-        source, destination = submit.source.number, submit.destination.number
-        coding = submit.encoding or "gsm0338"
-        if submit.is_segmented():
-            reference, number, total = submit.get_segmentation_data()
+    def _collect(self, submit: ShortMessage, message_id: str) -> None:
+        text = submit.text
+        source, destination = submit.source, submit.destination
+        coding = CODINGS.get(submit.data_coding, str(submit.data_coding))
+        if submit.segment is not None and submit.segment[2] > 1:
+            reference, number, total = submit.segment
             key = (source, destination, reference, total)
             parts = self._partial.setdefault(key, {})
             parts[number] = (text, message_id, submit.registered_delivery)
@@ -352,13 +357,13 @@ class FakeSmsc:
         for callback in self.on_mt:
             callback(mt)
 
-    async def _send_receipt(self, submit: SubmitSm, message_id: str) -> None:
+    async def _send_receipt(self, submit: ShortMessage, message_id: str) -> None:
         await asyncio.sleep(self.receipt_delay)
         stamp = time.strftime("%y%m%d%H%M")
         text = (f"id:{message_id} sub:001 dlvrd:001 submit date:{stamp} done date:{stamp} "
                 f"stat:DELIVRD err:000 Text:")
         part = Part("gsm0338", text.encode("ascii"), 0)
-        receipt = _Delivery(submit.destination.number, submit.source.number, [part],
+        receipt = _Delivery(submit.destination, submit.source, [part],
                             [OptionalParam(RECEIPTED_MESSAGE_ID, message_id)],
                             ESM_DELIVERY_RECEIPT)
         self.stats["receipts"] += 1

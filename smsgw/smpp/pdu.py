@@ -113,6 +113,12 @@ async def read_pdu(reader: asyncio.StreamReader) -> RawPdu:
     return RawPdu(command_id, status, sequence, header + body)
 
 
+def read_pdu_bytes(data: bytes) -> RawPdu:
+    """One whole PDU from bytes (tests and tools)."""
+    length, command_id, status, sequence = HEADER.unpack_from(data)
+    return RawPdu(command_id, status, sequence, data[:length])
+
+
 def decode(raw: RawPdu, default_encoding: str = "gsm0338") -> SmppMessage:
     cls = _CLASSES.get(raw.command_id)
     if cls is None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+import orjson
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
@@ -147,7 +148,7 @@ class Store:
         return await self._batcher.call(name, keys, args)
 
     async def run_json_script(self, name: str, keys: list[str], args: list[Any]) -> dict[str, Any]:
-        return cast(dict[str, Any], json.loads(await self.run_script(name, keys, args)))
+        return cast(dict[str, Any], orjson.loads(await self.run_script(name, keys, args)))
 
     async def run_command(self, name: str, message: Inbound, keys: list[str],
                           args: list[Any]) -> dict[str, Any]:
