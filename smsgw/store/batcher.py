@@ -26,6 +26,7 @@ class ScriptBatcher:
         self._queue: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]] = []
         self._scheduled = False
         self._flushes: set[asyncio.Task[None]] = set()
+        self._loading = asyncio.Lock()
 
     def call(self, name: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -48,17 +49,17 @@ class ScriptBatcher:
         from smsgw.store import StoreUnavailable
 
         try:
-            if not self._shas:
-                await self._load()
+            shas = self._shas or await self._load()
             async with self._redis.pipeline(transaction=False) as pipe:
                 for name, keys, args, _ in batch:
-                    pipe.evalsha(self._shas[name], len(keys), *keys, *args)
+                    pipe.evalsha(shas[name], len(keys), *keys, *args)
                 results = await pipe.execute(raise_on_error=False)
         except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
-            for *_, future in batch:
-                if not future.done():
-                    future.set_exception(StoreUnavailable(str(exc) or type(exc).__name__))
+            self._fail(batch, StoreUnavailable(str(exc) or type(exc).__name__))
             return
+        except BaseException as exc:  # never leave a caller waiting for an answer
+            self._fail(batch, exc if isinstance(exc, Exception) else StoreUnavailable("stopped"))
+            raise
         missing = []
         for item, result in zip(batch, results, strict=True):
             future = item[3]
@@ -71,9 +72,22 @@ class ScriptBatcher:
             else:
                 future.set_result(result)
         if missing:
-            self._shas.clear()
+            self._shas = {}
             await self._flush(missing, retried=True)
 
-    async def _load(self) -> None:
-        for name, source in self._sources.items():
-            self._shas[name] = await self._redis.script_load(source)
+    @staticmethod
+    def _fail(batch: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]],
+              error: Exception) -> None:
+        for *_, future in batch:
+            if not future.done():
+                future.set_exception(error)
+
+    async def _load(self) -> dict[str, str]:
+        """Load every script once (concurrent flushes wait for the same load); the map is
+        published whole, never half-filled."""
+        async with self._loading:
+            if not self._shas:
+                loaded = {name: await self._redis.script_load(source)
+                          for name, source in self._sources.items()}
+                self._shas = loaded
+            return self._shas

@@ -1,0 +1,60 @@
+"""The transport ceiling: an ESME on smsgw's own SMPP client that answers every MO with the
+same two MT a transfer gets (same lengths, same parts), and does nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import signal
+import sys
+
+from smsgw.config import SmscSettings
+from smsgw.smpp.client import Confirm, MoMessage, Receipt, SmppClient
+from smsgw.smpp.pdu import ESME_ROK
+from smsgw.text import canonical_msisdn
+
+SENDER_TEXT = ("انتقال ۱٬۰۰۰ ریال از ۰۹۳۶۹۰۰۰۰۰۱ به ۰۹۳۶۹۰۰۰۰۰۲ انجام شد.\n"
+               "کارمزد ۵۰۰، موجودی ۹٬۹۹۸٬۵۰۰ ریال\n۱۴۰۵/۰۹/۰۲ ۰۴:۲۱ کد {ref}")
+RECIPIENT_TEXT = ("۱٬۰۰۰ ریال از ۰۹۳۶۹۰۰۰۰۰۱ به شارژ ۰۹۳۶۹۰۰۰۰۰۲ افزوده شد.\n"
+                  "۱۴۰۵/۰۹/۰۲ ۰۴:۲۱ کد {ref}")
+
+
+class Echo:
+    def __init__(self) -> None:
+        self.client: SmppClient | None = None
+        self._refs = itertools.count(1)
+
+    async def on_message(self, message: MoMessage, session: str) -> tuple[int, Confirm | None]:
+        assert self.client is not None
+        ref = base64.b32encode(next(self._refs).to_bytes(5, "big")).decode()
+        recipient = canonical_msisdn(message.text.split(":")[0]) or message.source
+        self.client.submit_nowait(message.destination, message.source,
+                                  SENDER_TEXT.format(ref=ref))
+        self.client.submit_nowait(message.destination, recipient,
+                                  RECIPIENT_TEXT.format(ref=ref))
+        return ESME_ROK, None
+
+    async def on_receipt(self, receipt: Receipt) -> None:
+        return None
+
+
+async def main(port: int) -> None:
+    echo = Echo()
+    client = SmppClient(SmscSettings(port=port, window=200, submit_rate=100_000), "", echo)
+    echo.client = client
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    running = asyncio.create_task(client.run())
+    await stop.wait()
+    await client.stop(2)
+    await running
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.install()
+    asyncio.run(main(int(sys.argv[1])))

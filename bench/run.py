@@ -1,0 +1,180 @@
+"""The benchmark: (a) transport ceiling, (b) gateway + real Redis, (c) gateway + embedded
+store, side by side over a sweep of offered loads, on this machine. Writes
+bench/results.json, bench/results.md and bench/throughput.png.
+
+    .venv/bin/python bench/run.py [--rates 250,500,...] [--seconds 10] [--sustain 60]
+                                  [--soak 600] [--redis redis://127.0.0.1:6379/15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import uvloop
+
+from smsgw.config import load_settings
+from smsgw.loadtest import (
+    LoadTestOptions,
+    Population,
+    Progress,
+    drive,
+    parse_mix,
+    run_loadtest,
+    synthetic,
+)
+from smsgw.smpp.fake_smsc import FakeSmsc
+
+HERE = Path(__file__).parent
+MIX = parse_mix("transfer=100")
+
+
+async def echo_point(rate: float, seconds: float) -> dict[str, object]:
+    smsc = await FakeSmsc(redeliver_after=2.0, deliver_window=5000).start()
+    process = subprocess.Popen([sys.executable, str(HERE / "echo_esme.py"), str(smsc.port)])
+    try:
+        await smsc.wait_bound(30)
+        people = [synthetic(i) for i in range(5000)]
+        results = await drive(smsc, Population(people, people[:1], people[:1]), rate, seconds,
+                              MIX, progress=Progress())
+        return results.as_json()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(10)
+        await smsc.stop()
+
+
+async def gateway_point(rate: float, seconds: float, redis_url: str, mode: str,
+                        population: int = 5000) -> dict[str, object]:
+    settings = load_settings(None, {"redis": {"url": redis_url},
+                                    "security": {"hash_key": secrets.token_hex(16)},
+                                    "log": {"level": "warning"}})
+    options = LoadTestOptions(rate, seconds, population, MIX, mode, 0)
+    return (await run_loadtest(settings, options, Progress(), say=lambda _: None)).as_json()
+
+
+def machine() -> dict[str, object]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "redis": subprocess.run(["redis-server", "--version"], capture_output=True,
+                                    text=True).stdout.split(" ")[2:3]}
+
+
+async def sweep(rates: list[float], seconds: float, redis_url: str) -> dict[str, list[dict]]:
+    rows: dict[str, list[dict]] = {"a_transport": [], "b_gateway_redis": [],
+                                   "c_gateway_embedded_inprocess": []}
+    for rate in rates:
+        print(f"\n== offered {rate}/s", file=sys.stderr)
+        rows["a_transport"].append(await echo_point(rate, seconds))
+        rows["b_gateway_redis"].append(await gateway_point(rate, seconds, redis_url, "spawn"))
+        rows["c_gateway_embedded_inprocess"].append(
+            await gateway_point(rate, seconds, "", "inprocess"))
+    return rows
+
+
+def sustainable(points: list[dict]) -> dict | None:
+    """The highest offered load fully answered (>= 98 %) with no errors."""
+    good = [p for p in points if not p["errors"]
+            and p["commands_completed"] >= 0.98 * p["mo_sent"]]
+    return max(good, key=lambda p: p["offered_rate"], default=None)
+
+
+def write_markdown(report: dict) -> None:
+    m = report["machine"]
+    lines = ["# smsgw benchmark", "",
+             f"Run: {report['when']}, {m['cores']} cores ({m['cpu']}), Python {m['python']}, "
+             f"Redis {''.join(m['redis'])}; fake SMSC, driver, gateway and Redis on one box.", "",
+             "Offered load (commands/s, open loop, each MO answered by two MT: the sender's "
+             "confirmation in 2 UCS2 parts and the recipient's in 1) against what was "
+             "answered. Latency: MO injected to its last reply.", "",
+             "| setup | offered/s | answered/s | p50 ms | p95 ms | p99 ms | max ms | errors |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for setup, points in report["sweep"].items():
+        for p in points:
+            lat = p["latency_ms"]
+            lines.append(f"| {setup} | {p['offered_rate']:.0f} | {p['commands_per_s']} | "
+                         f"{lat['p50']} | {lat['p95']} | {lat['p99']} | {lat['max']} | "
+                         f"{p['errors'] or ''} |")
+    lines += ["", "Sustainable (highest offered load answered in full, no errors):", ""]
+    for setup, point in report["sustainable"].items():
+        lines.append(f"- {setup}: {point['offered_rate'] if point else 'none'}/s"
+                     + (f", p99 {point['latency_ms']['p99']} ms" if point else ""))
+    ratio = report.get("ratio_b_over_a")
+    lines += ["", f"Ratio (b)/(a) of sustainable rates: {ratio}", ""]
+    for name in ("sustained", "soak"):
+        if report.get(name):
+            lines += [f"## {name}", "", "```", json.dumps(report[name], indent=2), "```", ""]
+    lines += ["![throughput and p99 against offered load](throughput.png)", ""]
+    (HERE / "results.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+def plot(report: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 8), sharex=True)
+    for setup, points in report["sweep"].items():
+        offered = [p["offered_rate"] for p in points]
+        top.plot(offered, [p["commands_per_s"] for p in points], marker="o", label=setup)
+        bottom.plot(offered, [p["latency_ms"]["p99"] for p in points], marker="o", label=setup)
+    top.plot(offered, offered, linestyle=":", color="grey", label="offered")
+    top.set_ylabel("answered commands/s")
+    bottom.set_ylabel("p99 latency (ms)")
+    bottom.set_yscale("log")
+    bottom.set_xlabel("offered commands/s")
+    top.legend()
+    top.set_title(f"smsgw on {report['machine']['cores']} cores, {report['when']}")
+    fig.tight_layout()
+    fig.savefig(HERE / "throughput.png", dpi=100)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rates", default="250,500,750,1000,1250,1500,2000,2500")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--sustain", type=float, default=0.0,
+                        help="then hold (b) at 80 %% of its sustainable rate this long")
+    parser.add_argument("--soak", type=float, default=0.0,
+                        help="then a memory soak of (b) this long (start and end RSS)")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    report: dict = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                    "machine": machine()}
+    report["sweep"] = await sweep(rates, args.seconds, args.redis)
+    report["sustainable"] = {k: sustainable(v) for k, v in report["sweep"].items()}
+    a, b = report["sustainable"]["a_transport"], report["sustainable"]["b_gateway_redis"]
+    report["ratio_b_over_a"] = round(b["offered_rate"] / a["offered_rate"], 2) if a and b else None
+    if args.sustain and b:
+        report["sustained"] = await gateway_point(0.8 * b["offered_rate"], args.sustain,
+                                                  args.redis, "spawn")
+    if args.soak and b:
+        report["soak"] = await gateway_point(0.8 * b["offered_rate"], args.soak, args.redis,
+                                             "spawn", population=20000)
+    (HERE / "results.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    write_markdown(report)
+    plot(report)
+    print(f"wrote {HERE / 'results.md'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    uvloop.install()
+    asyncio.run(main())
