@@ -28,6 +28,7 @@ from smsgw.loadtest import (
     Population,
     Progress,
     drive,
+    in_process,
     parse_mix,
     run_loadtest,
     synthetic,
@@ -39,13 +40,14 @@ MIX = parse_mix("transfer=100")
 
 
 async def echo_point(rate: float, seconds: float) -> dict[str, object]:
-    smsc = await FakeSmsc(redeliver_after=2.0, deliver_window=5000).start()
+    smsc = await FakeSmsc(redeliver_after=2.0, deliver_window=5000, keep_history=False).start()
     process = subprocess.Popen([sys.executable, str(HERE / "echo_esme.py"), str(smsc.port)])
     try:
         await smsc.wait_bound(30)
         people = [synthetic(i) for i in range(5000)]
-        results = await drive(smsc, Population(people, people[:1], people[:1]), rate, seconds,
-                              MIX, progress=Progress())
+        inject, attach = in_process(smsc)
+        results = await drive(inject, attach, Population(people, people[:1], people[:1]), rate,
+                              seconds, MIX, progress=Progress())
         return results.as_json()
     finally:
         process.send_signal(signal.SIGTERM)

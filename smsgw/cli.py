@@ -200,12 +200,16 @@ def replay(config_file: Path | None, redis_url: str | None, log: str, out_file: 
                    "external: wait for a gateway you start to bind to --listen.")
 @click.option("--listen", "listen_port", default=0, type=click.IntRange(min=0, max=65535),
               help="Port of the fake SMSC (loopback; default: any free port).")
+@click.option("--smsc", "smsc_address", default=None, metavar="HOST:PORT",
+              help="Use a running `smsgw fake-smsc` (with a gateway bound to it) instead of "
+                   "starting one: the driver binds to it as system_id 'loadtest'. Needs "
+                   "--redis (the gateway's store).")
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Write the results as one JSON object.")
 @click.option("--seed", default=1, show_default=True, help="Seed of the command mix.")
 def loadtest(config_file: Path | None, redis_url: str | None, rate: float, duration: float,
              population: int, mix: str | None, gateway_mode: str, listen_port: int,
-             json_file: Path | None, seed: int) -> None:
+             smsc_address: str | None, json_file: Path | None, seed: int) -> None:
     """Drive a gateway through the fake SMSC at a target rate, and measure it.
 
     Loads synthetic subscribers (0936 900 0000 and up; earlier runs' leftovers in that
@@ -224,7 +228,7 @@ def loadtest(config_file: Path | None, redis_url: str | None, rate: float, durat
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--mix") from exc
     options = LoadTestOptions(rate, duration, population, shares, gateway_mode, listen_port,
-                              seed)
+                              seed, smsc=_host_port(smsc_address) if smsc_address else None)
     try:
         results = run_async(run_loadtest(settings, options, Progress()))
     except ValueError as exc:
@@ -233,6 +237,15 @@ def loadtest(config_file: Path | None, redis_url: str | None, rate: float, durat
     click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
     if json_file is not None:
         json_file.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+
+
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter("expected HOST:PORT", param_hint="--smsc")
+    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        raise click.BadParameter("load tests send traffic to loopback only", param_hint="--smsc")
+    return host, int(port)
 
 
 @main.group(name="admin")

@@ -41,6 +41,7 @@ class SmscSettings(Table):
     redelivery_window_seconds: int = 600
     enquire_link_seconds: float = 30.0
     reconnect_max_seconds: float = 30.0
+    message_id_tlv: int = 0
 
 
 class RedisSettings(Table):

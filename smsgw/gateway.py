@@ -62,7 +62,7 @@ class Gateway:
         self.app = app
         self._log = message_log
         cfg = app.settings.smsc
-        self.client = SmppClient(cfg, app.settings.smsc_password, self)
+        self.client = SmppClient(cfg, app.settings.smsc_password, self, cfg.message_id_tlv)
         self._order = KeyedOrder()
         # Messages in processing at once: beyond this they wait (cheaply, unanswered), so
         # an SMSC with a huge window cannot drown the event loop and the store pool.

@@ -26,9 +26,11 @@ from typing import Any
 from smsgw import admin
 from smsgw.cards import with_luhn
 from smsgw.clock import now
-from smsgw.config import Settings
+from smsgw.config import Settings, SmscSettings
 from smsgw.secrets import Hasher
-from smsgw.smpp.fake_smsc import FakeSmsc, Mt
+from smsgw.smpp.client import MoMessage, Receipt, SmppClient
+from smsgw.smpp.fake_smsc import DRIVER_SYSTEM_ID, FakeSmsc, Mt
+from smsgw.smpp.pdu import ESME_ROK
 from smsgw.store import Store, SubscriberRow, money_total, subscriber_key
 
 POPULATION_BASE = 9369000000  # synthetic subscribers: 0936 900 0000 and up
@@ -242,29 +244,32 @@ class Progress:
             self.stream.write("\n")
 
 
-async def drive(smsc: FakeSmsc, population: Population, rate: float, duration: float,
-                mix: dict[str, float], seed: int = 1,
+Inject = Callable[[str, str, str], object]
+Attach = Callable[["Tracker"], Callable[[], None]]
+
+
+async def drive(inject: Inject, attach: Attach, population: Population, rate: float,
+                duration: float, mix: dict[str, float], seed: int = 1,
                 progress: Progress | None = None) -> Results:
     """Inject MOs on schedule for `duration` seconds, then wait for the stragglers."""
     results = Results(offered_rate=rate, duration=duration)
     tracker = Tracker(results)
-    smsc.on_mt.append(tracker.on_mt)
+    detach = attach(tracker)
     rng = random.Random(seed)
     kinds, weights = zip(*mix.items(), strict=True)
     started = time.monotonic()
-    tick = 0.005
     while (elapsed := time.monotonic() - started) < duration:
-        due = int(rate * elapsed) - results.mo_sent
+        due = int(rate * elapsed) - results.mo_sent - results.errors["not_sent_backlog"]
         for kind in rng.choices(kinds, weights, k=max(due, 0)):
             if tracker.outstanding >= MAX_OUTSTANDING:
                 results.errors["not_sent_backlog"] += 1
                 continue
             sender, to, text = command_for(kind, population, rng)
-            smsc.inject_mo(sender, to, text)
+            inject(sender, to, text)
             tracker.sent(sender, kind)
         if progress is not None:
             progress.show(results, tracker, elapsed)
-        await asyncio.sleep(tick)
+        await asyncio.sleep(0.005)
     deadline = time.monotonic() + DRAIN_SECONDS
     while tracker.unanswered() and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
@@ -274,10 +279,75 @@ async def drive(smsc: FakeSmsc, population: Population, rate: float, duration: f
     unanswered = tracker.unanswered()
     if unanswered:
         results.errors["unanswered"] += unanswered
-    smsc.on_mt.remove(tracker.on_mt)
+    detach()
     if progress is not None:
         progress.done()
     return results
+
+
+def in_process(smsc: FakeSmsc) -> tuple[Inject, Attach]:
+    def attach(tracker: Tracker) -> Callable[[], None]:
+        smsc.on_mt.append(tracker.on_mt)
+        return lambda: smsc.on_mt.remove(tracker.on_mt)
+
+    return (lambda sender, to, text: smsc.inject_mo(sender, to, text)), attach
+
+
+@dataclass
+class _Received:
+    """An MT as the driver bind receives it (the Tracker reads these three fields)."""
+
+    destination: str
+    text: str
+    received_at: float
+
+
+class _Phones:
+    """The driver bind's handler: MTs from a fake SMSC in another process, reassembled."""
+
+    def __init__(self) -> None:
+        self.tracker: Tracker | None = None
+        self._parts: dict[tuple[str, int, int], dict[int, str]] = {}
+
+    async def on_message(self, message: MoMessage, session: str) -> tuple[int, None]:
+        text: str | None = message.text
+        if message.part is not None:
+            reference, number, total = message.part
+            parts = self._parts.setdefault((message.destination, reference, total), {})
+            parts[number] = message.text
+            text = None
+            if len(parts) == total:
+                del self._parts[(message.destination, reference, total)]
+                text = "".join(parts[n] for n in sorted(parts))
+        if text is not None and self.tracker is not None:
+            self.tracker.on_mt(_Received(message.destination, text,  # type: ignore[arg-type]
+                                         time.monotonic()))
+        return ESME_ROK, None
+
+    async def on_receipt(self, receipt: Receipt) -> None:
+        return None
+
+
+async def drive_remote_smsc(host: str, port: int, population: Population, rate: float,
+                            duration: float, mix: dict[str, float], seed: int,
+                            progress: Progress | None) -> Results:
+    """Drive a fake SMSC in another process through a driver bind (system_id loadtest)."""
+    phones = _Phones()
+    client = SmppClient(SmscSettings(host=host, port=port, system_id=DRIVER_SYSTEM_ID,
+                                     window=2000, submit_rate=1_000_000), "", phones)
+    running = asyncio.create_task(client.run())
+    try:
+        await client.wait_bound(30)
+
+        def attach(tracker: Tracker) -> Callable[[], None]:
+            phones.tracker = tracker
+            return lambda: None
+
+        return await drive(lambda s, t, x: client.submit_nowait(t, s, x), attach, population,
+                           rate, duration, mix, seed, progress)
+    finally:
+        await client.stop(2)
+        await running
 
 
 def rss_kb(pid: int) -> int:
@@ -301,6 +371,7 @@ class LoadTestOptions:
     listen_port: int
     seed: int = 1
     gateway_env: dict[str, str] = field(default_factory=dict)
+    smsc: tuple[str, int] | None = None  # a running fake SMSC (its gateway already bound)
 
 
 async def run_loadtest(settings: Settings, options: LoadTestOptions,
@@ -309,10 +380,12 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
     from smsgw.app import build_app
     from smsgw.gateway import Gateway
 
-    if options.gateway != "inprocess" and not settings.redis.url:
+    if (options.gateway != "inprocess" or options.smsc) and not settings.redis.url:
         raise ValueError("a gateway in another process needs a shared store: give --redis URL")
+    if options.smsc is not None:
+        return await _against_running_smsc(settings, options, on_progress)
     smsc = await FakeSmsc(port=options.listen_port, redeliver_after=2.0,
-                          deliver_window=5000).start()
+                          deliver_window=5000, keep_history=False).start()
     app = build_app(settings.model_copy(update={"smsc": settings.smsc.model_copy(
         update={"host": "127.0.0.1", "port": smsc.port})}))
     gateway: Gateway | None = None
@@ -332,8 +405,9 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
         await smsc.wait_bound(timeout=60)
         await asyncio.sleep(0.5)
         rss_start = rss_kb(process.pid if process else os.getpid())
-        results = await drive(smsc, population, options.rate, options.duration, options.mix,
-                              options.seed, on_progress)
+        inject, attach = in_process(smsc)
+        results = await drive(inject, attach, population, options.rate, options.duration,
+                              options.mix, options.seed, on_progress)
         results.gateway_rss_kb = {"start": rss_start,
                                   "end": rss_kb(process.pid if process else os.getpid())}
         results.money_conserved = money_total(await app.store.all_subscribers()) == before
@@ -349,6 +423,26 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
             except subprocess.TimeoutExpired:
                 process.kill()
         await smsc.stop()
+        await app.close()
+
+
+async def _against_running_smsc(settings: Settings, options: LoadTestOptions,
+                                on_progress: Progress | None) -> Results:
+    from smsgw.app import build_app
+
+    assert options.smsc is not None
+    app = build_app(settings)
+    try:
+        population = await prepare_population(app.store, app.hasher, options.population,
+                                               options.mix)
+        before = money_total(await app.store.all_subscribers())
+        host, port = options.smsc
+        results = await drive_remote_smsc(host, port, population, options.rate,
+                                          options.duration, options.mix, options.seed,
+                                          on_progress)
+        results.money_conserved = money_total(await app.store.all_subscribers()) == before
+        return results
+    finally:
         await app.close()
 
 

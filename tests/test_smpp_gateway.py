@@ -148,8 +148,7 @@ async def test_smsc_message_id_tlv_dedupes(redis_url: str, tmp_path: Path) -> No
     from aiosmpplib.state import OptionalParam
 
     tag = 0x1401
-    rig = await start_rig(redis_url, tmp_path)
-    rig.gateway.client._smsc_id_tag = tag  # the setting an operator would give
+    rig = await start_rig(redis_url, tmp_path, message_id_tlv=tag)
     try:
         for _ in range(2):  # the SMSC sends the same message id twice
             mo = rig.smsc.inject_mo(ALI, "1112", "09351234567:10000:55555",

@@ -5,6 +5,11 @@ to bound receivers as deliver_sm (again and again until one is answered ESME_ROK
 accepts submit_sm with message ids, reassembles concatenated parts, sends delivery
 receipts, answers a malformed PDU with generic_nack and keeps serving. Faults can be
 switched on: drop links, refuse binds, throttle, delay responses.
+
+Like a real SMSC it routes between binds: a client that binds with system_id "loadtest"
+plays the phones. Its submit_sm become MOs for the other binds (the gateway), and every
+MT the gateway sends is delivered to it as deliver_sm. `smsgw loadtest --smsc` uses this
+to drive a fake SMSC running in another process.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from smsgw.smpp.pdu import (
 )
 from smsgw.smpp.sms_text import Part, encode_reply
 
+DRIVER_SYSTEM_ID = "loadtest"  # a bind with this system_id plays the phones (see below)
 RECEIVING_BINDS = (BIND_RECEIVER, BIND_TRANSCEIVER)
 SENDING_BINDS = (BIND_TRANSMITTER, BIND_TRANSCEIVER)
 ESM_DELIVERY_RECEIPT = 0x04
@@ -98,7 +104,10 @@ class FakeSmsc:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, system_id: str | None = None,
                  password: str | None = None, redeliver_after: float = 1.0,
                  response_timeout: float = 5.0, receipt_delay: float = 0.0,
-                 deliver_window: int = 1000) -> None:
+                 deliver_window: int = 1000, keep_history: bool = True) -> None:
+        # keep_history=False: answered MOs and received MTs are not kept (long runs);
+        # `on_mt` callbacks still see every MT.
+        self.keep_history = keep_history
         self.host, self.port = host, port
         self._system_id, self._password = system_id, password
         self.redeliver_after = redeliver_after
@@ -264,7 +273,7 @@ class FakeSmsc:
         holder["session"] = session
         self._sessions.append(session)
         self.stats["binds"] += 1
-        if raw.command_id in RECEIVING_BINDS:
+        if raw.command_id in RECEIVING_BINDS and bind.system_id != DRIVER_SYSTEM_ID:
             self._receiver_ready.set()
 
     def _bind_status(self, bind: BindTransceiver) -> int:
@@ -282,6 +291,9 @@ class FakeSmsc:
     def _on_submit(self, conn: Connection, session: _Session | None, raw: RawPdu) -> None:
         if session is None or session.bind not in SENDING_BINDS:
             conn.write(response_pdu(SUBMIT_SM, ESME_RINVBNDSTS, raw.sequence, b"\x00"))
+            return
+        if session.system_id == DRIVER_SYSTEM_ID:
+            self._from_driver(conn, raw)
             return
         try:
             submit = decode_short_message(raw)
@@ -304,6 +316,27 @@ class FakeSmsc:
         self._collect(submit, message_id)
         if submit.registered_delivery & 1:
             self._spawn(self._send_receipt(submit, message_id))
+
+    def _from_driver(self, conn: Connection, raw: RawPdu) -> None:
+        """A phone's message from the driver bind: an MO for the gateway."""
+        try:
+            sent = decode_short_message(raw)
+        except PduError as exc:
+            conn.write(generic_nack(exc.status, raw.sequence))
+            return
+        mo = self.inject_mo(sent.source, sent.destination, sent.text)
+        conn.write(response_pdu(SUBMIT_SM, ESME_ROK, raw.sequence, message_id_body(mo.id)))
+
+    def _to_drivers(self, mt: Mt) -> None:
+        drivers = [s for s in self._sessions if s.system_id == DRIVER_SYSTEM_ID
+                   and s.bind in RECEIVING_BINDS and not s.conn.closed.is_set()]
+        if drivers:
+            delivery = _Delivery(mt.source, mt.destination, encode_reply(mt.text), [], 0)
+            self._spawn(self._deliver_to(drivers[0], delivery))
+
+    async def _deliver_to(self, session: _Session, delivery: _Delivery) -> None:
+        for index in range(len(delivery.parts)):
+            await self._deliver_part(session, delivery, index)
 
     async def _answer_later(self, conn: Connection, sequence: int, message_id: str) -> None:
         self._outstanding_submits += 1
@@ -352,10 +385,12 @@ class FakeSmsc:
                         submit.registered_delivery, time.monotonic()))
 
     def _record(self, mt: Mt) -> None:
-        self.mt.append(mt)
+        if self.keep_history:
+            self.mt.append(mt)
         self._mt_event.set()
         for callback in self.on_mt:
             callback(mt)
+        self._to_drivers(mt)
 
     async def _send_receipt(self, submit: ShortMessage, message_id: str) -> None:
         await asyncio.sleep(self.receipt_delay)
@@ -382,6 +417,8 @@ class FakeSmsc:
         delivery = _Delivery(mo.source, mo.destination, mo.parts, mo.tlvs, 0, mo)
         await self._deliver_until_answered(delivery)
         mo.answered.set()
+        if not self.keep_history:
+            self.mo.pop(mo.id, None)
 
     async def _deliver_until_answered(self, delivery: _Delivery) -> None:
         pending = list(range(len(delivery.parts)))
@@ -398,7 +435,8 @@ class FakeSmsc:
     async def _receiver(self) -> _Session:
         while True:
             for session in self._sessions:
-                if session.bind in RECEIVING_BINDS and not session.conn.closed.is_set():
+                if (session.bind in RECEIVING_BINDS and not session.conn.closed.is_set()
+                        and session.system_id != DRIVER_SYSTEM_ID):
                     return session
             self._receiver_ready.clear()
             await self._receiver_ready.wait()
