@@ -90,10 +90,15 @@ async def sweep(rates: list[float], seconds: float, redis_url: str) -> dict[str,
     return rows
 
 
+SUSTAINABLE_P99_MS = 250.0
+
+
 def sustainable(points: list[dict]) -> dict | None:
-    """The highest offered load fully answered (>= 98 %) with no errors."""
+    """The highest offered load answered as it came: at least 97 % of the offered rate
+    per second, no errors, and p99 under SUSTAINABLE_P99_MS (not merely drained later)."""
     good = [p for p in points if not p["errors"]
-            and p["commands_completed"] >= 0.98 * p["mo_sent"]]
+            and p["commands_per_s"] >= 0.97 * p["offered_rate"]
+            and p["latency_ms"]["p99"] < SUSTAINABLE_P99_MS]
     return max(good, key=lambda p: p["offered_rate"], default=None)
 
 
@@ -113,17 +118,33 @@ def write_markdown(report: dict) -> None:
             lines.append(f"| {setup} | {p['offered_rate']:.0f} | {p['commands_per_s']} | "
                          f"{lat['p50']} | {lat['p95']} | {lat['p99']} | {lat['max']} | "
                          f"{p['errors'] or ''} |")
-    lines += ["", "Sustainable (highest offered load answered in full, no errors):", ""]
+    lines += ["", "Sustainable (highest offered load answered as it came: >= 97 % of it per "
+              f"second, no errors, p99 < {SUSTAINABLE_P99_MS:.0f} ms):", ""]
     for setup, point in report["sustainable"].items():
         lines.append(f"- {setup}: {point['offered_rate'] if point else 'none'}/s"
                      + (f", p99 {point['latency_ms']['p99']} ms" if point else ""))
     ratio = report.get("ratio_b_over_a")
-    lines += ["", f"Ratio (b)/(a) of sustainable rates: {ratio}", ""]
+    top = max(p["offered_rate"] for p in report["sweep"]["a_transport"])
+    lines += ["", f"Ratio (b)/(a) of sustainable rates: {ratio} (an upper bound when (a) "
+              f"was still keeping up at the sweep's top rate, {top:.0f}/s)", ""]
+    lines += NOTES
     for name in ("sustained", "soak"):
         if report.get(name):
             lines += [f"## {name}", "", "```", json.dumps(report[name], indent=2), "```", ""]
     lines += ["![throughput and p99 against offered load](throughput.png)", ""]
     (HERE / "results.md").write_text("\n".join(lines), encoding="utf-8")
+
+
+NOTES = [
+    "Notes:", "",
+    "- (c) runs the fake SMSC, the driver and the gateway in one process on one core (an "
+    "embedded store cannot be shared with another process), so it measures that topology, "
+    "not the store.",
+    "- A sustained or soak run above the sustainable rate is an overload test: the open "
+    "loop keeps injecting, the backlog grows to the driver's cap (`not_sent_backlog`), and "
+    "latency is queueing time.",
+    "",
+]
 
 
 def plot(report: dict) -> None:
@@ -157,20 +178,36 @@ async def main() -> None:
     parser.add_argument("--soak", type=float, default=0.0,
                         help="then a memory soak of (b) this long (start and end RSS)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--report-only", action="store_true",
+                        help="re-render results.md and the plot from results.json")
     args = parser.parse_args()
+    if args.report_only:
+        report = json.loads((HERE / "results.json").read_text(encoding="utf-8"))
+        finish(report)
+        return
     rates = [float(r) for r in args.rates.split(",")]
     report: dict = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                     "machine": machine()}
     report["sweep"] = await sweep(rates, args.seconds, args.redis)
-    report["sustainable"] = {k: sustainable(v) for k, v in report["sweep"].items()}
-    a, b = report["sustainable"]["a_transport"], report["sustainable"]["b_gateway_redis"]
-    report["ratio_b_over_a"] = round(b["offered_rate"] / a["offered_rate"], 2) if a and b else None
+    judge(report)
+    b = report["sustainable"]["b_gateway_redis"]
     if args.sustain and b:
         report["sustained"] = await gateway_point(0.8 * b["offered_rate"], args.sustain,
                                                   args.redis, "spawn")
     if args.soak and b:
         report["soak"] = await gateway_point(0.8 * b["offered_rate"], args.soak, args.redis,
                                              "spawn", population=20000)
+    finish(report)
+
+
+def judge(report: dict) -> None:
+    report["sustainable"] = {k: sustainable(v) for k, v in report["sweep"].items()}
+    a, b = report["sustainable"]["a_transport"], report["sustainable"]["b_gateway_redis"]
+    report["ratio_b_over_a"] = round(b["offered_rate"] / a["offered_rate"], 2) if a and b else None
+
+
+def finish(report: dict) -> None:
+    judge(report)
     (HERE / "results.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     write_markdown(report)
     plot(report)

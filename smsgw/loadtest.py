@@ -343,7 +343,7 @@ async def drive_remote_smsc(host: str, port: int, population: Population, rate: 
             phones.tracker = tracker
             return lambda: None
 
-        return await drive(lambda s, t, x: client.submit_nowait(t, s, x), attach, population,
+        return await drive(lambda s, t, x: client.submit_nowait(s, t, x), attach, population,
                            rate, duration, mix, seed, progress)
     finally:
         await client.stop(2)

@@ -34,6 +34,13 @@ def read_subscriber_file(path: Path) -> list[SubscriberRow]:
 
 
 def parse_subscriber_csv(content: str, source: str = "<subscribers>") -> list[SubscriberRow]:
+    try:
+        return _parse(content, source)
+    except csv.Error as exc:  # e.g. a NUL byte: the csv module gives up on the file
+        raise BadInputFile(source, [(0, f"not a readable CSV file: {exc}")]) from exc
+
+
+def _parse(content: str, source: str) -> list[SubscriberRow]:
     reader = csv.DictReader(io.StringIO(content, newline=""))
     header = [name.strip().lower() for name in reader.fieldnames or []]
     missing = [column for column in REQUIRED_COLUMNS if column not in header]

@@ -45,7 +45,7 @@ def test_message_log_reader_answers_every_line(line: str) -> None:
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.lists(st.lists(st.text(alphabet="0123456789,+-.abcprepaidpostpaidfaen۰۹ \"\n",
+@given(st.lists(st.lists(st.text(alphabet="0123456789,+-.abcprepaidpostpaidfaen۰۹ \"\n\x00",
                                  max_size=14), min_size=0, max_size=6), max_size=6))
 def test_subscriber_csv_is_all_or_nothing(rows: list[list[str]]) -> None:
     content = "msisdn,plan,balance,bill,language\n" + "\n".join(",".join(r) for r in rows)

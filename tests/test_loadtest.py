@@ -1,0 +1,62 @@
+"""The load test as engineers run it: short, on loopback, numbers and money check present."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from smsgw.app import build_app
+from smsgw.cli import main
+from smsgw.gateway import Gateway
+from smsgw.loadtest import LoadTestOptions, parse_mix, run_loadtest
+from smsgw.smpp.fake_smsc import FakeSmsc
+from tests.conftest import make_settings
+
+
+def test_loadtest_command_reports_throughput_latency_and_money(tmp_path: Path,
+                                                               monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("SMSGW_SECURITY_HASH_KEY", "k" * 32)
+    out = tmp_path / "result.json"
+    result = CliRunner().invoke(main, ["loadtest", "--rate", "150", "--duration", "2",
+                                       "--population", "200", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert 290 <= data["mo_sent"] <= 300 and data["errors"] == {}
+    assert data["commands_completed"] == data["mo_sent"]
+    assert data["mt_received"] > data["mo_sent"]  # transfers are answered twice
+    assert set(data["latency_ms"]) == {"p50", "p95", "p99", "max"}
+    assert data["money_conserved"] is True
+    assert set(data["sent_by_kind"]) <= {"transfer", "wrong_pin", "bad_format", "limit",
+                                         "pin_change", "otp"}
+
+
+def test_loadtest_rejects_a_bad_mix_and_remote_targets() -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["loadtest", "--mix", "teleport=5"]).exit_code == 2
+    bad = runner.invoke(main, ["loadtest", "--smsc", "10.1.2.3:2775"])
+    assert bad.exit_code == 2 and "loopback" in bad.output
+
+
+async def test_driving_a_running_fake_smsc_through_a_driver_bind(redis_url: str) -> None:
+    settings = make_settings(redis_url)
+    async with FakeSmsc(redeliver_after=0.5) as smsc:  # as `smsgw fake-smsc` would run
+        app = build_app(settings.model_copy(update={"smsc": settings.smsc.model_copy(
+            update={"port": smsc.port})}))
+        gateway = Gateway(app)
+        import asyncio
+
+        running = asyncio.create_task(gateway.run())
+        await gateway.client.wait_bound(10)
+        try:
+            options = LoadTestOptions(100, 2, 200, parse_mix("transfer=90,bad_format=10"),
+                                      "external", 0, smsc=("127.0.0.1", smsc.port))
+            results = (await run_loadtest(settings, options)).as_json()
+        finally:
+            await gateway.stop()
+            await running
+            await app.close()
+    assert 190 <= results["mo_sent"] <= 200
+    assert results["commands_completed"] == results["mo_sent"]
+    assert results["errors"] == {} and results["money_conserved"] is True
