@@ -51,7 +51,7 @@ async def echo_point(rate: float, seconds: float) -> dict[str, object]:
         return results.as_json()
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(10)
+        await asyncio.to_thread(process.wait, 30)
         await smsc.stop()
 
 

@@ -87,6 +87,7 @@ class Gateway:
     async def stop(self, drain_timeout: float = 10.0) -> None:
         await self.client.stop(drain_timeout)
         if self._reply_tasks:
+            log.info("waiting for replies", replies=len(self._reply_tasks))
             await asyncio.wait(set(self._reply_tasks), timeout=drain_timeout)
 
     async def settle(self) -> None:

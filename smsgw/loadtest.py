@@ -417,9 +417,10 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
             await gateway.stop(drain_timeout=5)
             await running
         if process is not None:
+            # it drains through our fake SMSC: wait off the event loop, which serves it
             process.send_signal(signal.SIGTERM)
             try:
-                process.wait(timeout=20)
+                await asyncio.to_thread(process.wait, 30)
             except subprocess.TimeoutExpired:
                 process.kill()
         await smsc.stop()

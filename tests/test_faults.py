@@ -26,8 +26,10 @@ def spawn_gateway(redis_url: str, smsc_port: int, log_dir: Path) -> subprocess.P
     env.update(SMSGW_SMSC_PORT=str(smsc_port), SMSGW_REDIS_URL=redis_url,
                SMSGW_SECURITY_HASH_KEY=TEST_KEY, SMSGW_HTTP_PORT=str(free_port()),
                SMSGW_LOG_DIR=str(log_dir), SMSGW_SMSC_RECONNECT_MAX_SECONDS="0.5")
+    log_dir.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen([sys.executable, "-m", "smsgw", "run"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL,
+                            stderr=(log_dir / "stderr.log").open("wb"))
 
 
 async def test_kill_9_mid_load_then_restart_applies_everything_exactly_once(
@@ -52,7 +54,7 @@ async def test_kill_9_mid_load_then_restart_applies_everything_exactly_once(
                 await asyncio.sleep(0.005)
         finally:
             first.send_signal(signal.SIGKILL)
-            first.wait(10)
+            await asyncio.to_thread(first.wait, 10)
         answered_before_kill = sum(mo.answered.is_set() for mo in mos)
         assert answered_before_kill < len(mos)  # the kill did land mid-load
         second = spawn_gateway(redis_url, smsc.port, tmp_path / "two")
@@ -60,8 +62,8 @@ async def test_kill_9_mid_load_then_restart_applies_everything_exactly_once(
             await asyncio.wait_for(asyncio.gather(*(smsc.wait_answered(mo, 60) for mo in mos)),
                                    90)
         finally:
-            second.send_signal(signal.SIGTERM)
-            second.wait(20)
+            second.send_signal(signal.SIGTERM)  # it drains through our fake SMSC: keep the
+            await asyncio.to_thread(second.wait, 30)  # event loop free while it does
     balance = int((await app.store.subscriber(RECIPIENT))["balance"])
     assert balance == expected  # nothing lost, nothing applied twice
     assert money_total(await app.store.all_subscribers()) == before

@@ -241,10 +241,14 @@ class SmppClient:
         """Stop taking messages, finish those in flight, send queued replies, unbind."""
         self._stopping = True
         deadline = time.monotonic() + drain_timeout
+        log.info("draining", messages_in_flight=len(self._inbound_tasks),
+                 replies_queued=self.pending_submits)
         if self._inbound_tasks:
             await asyncio.wait(set(self._inbound_tasks), timeout=drain_timeout)
         while self.pending_submits and time.monotonic() < deadline and self.bound:
             await asyncio.sleep(0.02)
+        log.info("unbinding", messages_in_flight=len(self._inbound_tasks),
+                 replies_queued=self.pending_submits)
         session = self._session
         if session is not None:
             self._confirm_answered(session, force=True)
@@ -309,7 +313,11 @@ class SmppClient:
         ends = [asyncio.create_task(conn.closed.wait()) for conn in session.connections]
         ends.append(asyncio.create_task(self._stopped.wait()))
         try:
-            await asyncio.wait(ends, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([*ends, *workers], return_when=asyncio.FIRST_COMPLETED)
+            for task in done & set(workers):
+                if not task.cancelled() and task.exception() is not None:
+                    log.error("session worker failed: restarting the session",
+                              error=repr(task.exception()))
         finally:
             for task in workers + ends:
                 task.cancel()
@@ -432,7 +440,12 @@ class SmppClient:
             if pause > 0:
                 await asyncio.sleep(pause)
             await self._bucket.take()
-            self._send_part(conn, job)
+            try:
+                self._send_part(conn, job)
+            except Exception as exc:  # one bad reply must not stop every later one
+                log.exception("cannot send a reply part", destination=job.destination)
+                self._window.release()
+                job.submission.failed(exc)
 
     def _send_part(self, conn: Connection, job: _PartJob) -> None:
         job.attempts += 1
