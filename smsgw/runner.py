@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 
 from aiohttp import web
@@ -30,6 +31,8 @@ async def serve(settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if os.environ.get("SMSGW_DEBUG_MEMORY"):
+        _memory_debugging(loop)
     http = await start_http(app, gateway)
     running = asyncio.create_task(gateway.run())
     log.info("smsgw running", smsc=f"{settings.smsc.host}:{settings.smsc.port}",
@@ -55,3 +58,16 @@ async def start_http(app: App, gateway: Gateway) -> web.AppRunner:
     await web.TCPSite(runner, settings.host, settings.port).start()
     log.info("http api listening", host=settings.host, port=settings.port)
     return runner
+
+
+def _memory_debugging(loop: asyncio.AbstractEventLoop) -> None:
+    """SMSGW_DEBUG_MEMORY=1: trace allocations; SIGUSR1 logs the top allocation sites."""
+    import tracemalloc
+
+    tracemalloc.start(4)
+
+    def dump() -> None:
+        top = tracemalloc.take_snapshot().statistics("lineno")[:15]
+        log.warning("memory", top=[str(stat) for stat in top])
+
+    loop.add_signal_handler(signal.SIGUSR1, dump)

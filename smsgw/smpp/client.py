@@ -53,6 +53,8 @@ from smsgw.smpp.sms_text import Part, encode_reply
 log = get_logger("smsgw.smpp")
 
 RESPONSE_TIMEOUT = 10.0
+MAX_INBOUND_TASKS = 2500
+MAX_PENDING_PARTS = 3000
 CONFIRM_GRACE_SECONDS = 1.0
 BIND_COMMANDS = {"transceiver": BIND_TRANSCEIVER, "receiver": BIND_RECEIVER,
                  "transmitter": BIND_TRANSMITTER}
@@ -184,7 +186,7 @@ class SmppClient:
         self._receipt_tags = BoundedMap(RECEIPT_MEMORY)
         self.stats: dict[str, int] = {"binds": 0, "bind_failures": 0, "link_drops": 0,
                                       "throttled": 0, "submit_retries": 0,
-                                      "submit_failed": 0, "garbled": 0}
+                                      "submit_failed": 0, "garbled": 0, "shed": 0}
 
     # -- public -------------------------------------------------------------------------
 
@@ -368,7 +370,12 @@ class SmppClient:
             log.warning("undecodable deliver_sm", error=str(exc))
             conn.write(response_pdu(DELIVER_SM, ESME_RX_P_APPN, raw.sequence, b"\x00"))
             return
-        if self._stopping:
+        if (self._stopping or len(self._inbound_tasks) >= MAX_INBOUND_TASKS
+                or self.pending_submits >= MAX_PENDING_PARTS):
+            # Stopping, or overloaded (too many messages in hand, or too many replies the
+            # SMSC has not taken yet): "deliver later", decided before any task exists, so
+            # the backlog stays in the SMSC and this process's memory stays bounded.
+            self.stats["shed"] += 1
             conn.write(response_pdu(DELIVER_SM, ESME_RX_T_APPN, raw.sequence, b"\x00"))
             return
         if pdu.is_receipt:

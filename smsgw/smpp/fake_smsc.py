@@ -55,6 +55,7 @@ RECEIVING_BINDS = (BIND_RECEIVER, BIND_TRANSCEIVER)
 SENDING_BINDS = (BIND_TRANSMITTER, BIND_TRANSCEIVER)
 ESM_DELIVERY_RECEIPT = 0x04
 UCS2_MAX_OCTETS = 140
+MAX_REDELIVER_SECONDS = 30.0
 CODINGS = {0: "gsm0338", 8: "ucs2", 3: "latin_1", 1: "ascii"}
 GSM_MAX_SEPTETS = 160
 
@@ -421,7 +422,10 @@ class FakeSmsc:
             self.mo.pop(mo.id, None)
 
     async def _deliver_until_answered(self, delivery: _Delivery) -> None:
+        """Deliver until answered ESME_ROK, backing off as real SMSCs do (doubling from
+        `redeliver_after`, at most 30 s), so a struggling gateway is not flooded."""
         pending = list(range(len(delivery.parts)))
+        delay = self.redeliver_after
         while pending:
             session = await self._receiver()
             still = []
@@ -430,7 +434,8 @@ class FakeSmsc:
                     still.append(index)
             pending = still
             if pending:
-                await asyncio.sleep(self.redeliver_after)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_REDELIVER_SECONDS)
 
     async def _receiver(self) -> _Session:
         while True:

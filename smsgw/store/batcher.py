@@ -15,7 +15,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-MAX_BATCH = 256
+MAX_BATCH = 512
+MAX_FLUSHES = 8  # pipelines in flight; while all are busy, calls gather into bigger batches
 
 
 class ScriptBatcher:
@@ -38,11 +39,16 @@ class ScriptBatcher:
 
     def _start_flush(self) -> None:
         self._scheduled = False
-        while self._queue:
+        while self._queue and len(self._flushes) < MAX_FLUSHES:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             task = asyncio.create_task(self._flush(batch))
             self._flushes.add(task)
-            task.add_done_callback(self._flushes.discard)
+            task.add_done_callback(self._flushed)
+
+    def _flushed(self, task: asyncio.Task[None]) -> None:
+        self._flushes.discard(task)
+        if self._queue and not self._scheduled:
+            self._start_flush()
 
     async def _flush(self, batch: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]],
                      retried: bool = False) -> None:
