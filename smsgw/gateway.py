@@ -31,7 +31,6 @@ from smsgw.text import any_number_to_canonical
 log = get_logger("smsgw.gateway")
 CONFIRM_BATCH_SECONDS = 0.05
 MAX_PROCESSING = 256
-MAX_WAITING = 2000
 
 
 class KeyedOrder:
@@ -67,7 +66,6 @@ class Gateway:
         # Messages in processing at once: beyond this they wait (cheaply, unanswered), so
         # an SMSC with a huge window cannot drown the event loop and the store pool.
         self._processing = asyncio.Semaphore(MAX_PROCESSING)
-        self._waiting = 0
         self._window = cfg.redelivery_window_seconds
         self._counter = itertools.count(1)
         self._to_confirm: list[tuple[str, str, str]] = []
@@ -101,20 +99,10 @@ class Gateway:
     # -- inbound ------------------------------------------------------------------------
 
     async def on_message(self, message: MoMessage, session: str) -> tuple[int, Confirm | None]:
-        if self._waiting >= MAX_WAITING:
-            # Overloaded: answer at once "deliver later" rather than queue past the SMSC's
-            # response timer (which would make it send the same message again).
-            metrics.MESSAGES_IN.labels(service=message.destination, outcome="shed").inc()
-            return ESME_RX_T_APPN, None
-        self._waiting += 1
-        try:
-            await self._processing.acquire()
-        finally:
-            self._waiting -= 1
-        try:
+        # Overload is shed by the transport before a task exists (smpp/client.py); here
+        # only the number of messages in processing at once is bounded.
+        async with self._processing:
             return await self._process(message, session)
-        finally:
-            self._processing.release()
 
     async def _process(self, message: MoMessage, session: str) -> tuple[int, Confirm | None]:
         received = time.perf_counter()

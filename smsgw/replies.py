@@ -43,7 +43,3 @@ def show_number(msisdn: str, language: str) -> str:
 
 def render(language: str, section: str, name: str, **values: Any) -> str:
     return _templates(language)[section][name].format(**values)
-
-
-def has_template(language: str, section: str, name: str) -> bool:
-    return name in _templates(language).get(section, {})

@@ -41,7 +41,3 @@ class Hasher:
 
     def otp_digest(self, card_hash: str, code: str) -> str:
         return self.digest("otp", card_hash, code)
-
-
-def same_digest(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from smsgw import metrics, replies
-from smsgw.cards import is_our_card, last_four
+from smsgw.cards import is_our_card
 from smsgw.clock import period_of
 from smsgw.config import OtpSettings
 from smsgw.grammar import parse_otp_request
@@ -196,7 +196,3 @@ class OtpService:
              self._cfg.max_attempts, int(is_our_card(card, self._cfg.bins))])
         status = str(outcome["status"])
         return (True, "") if status == "approved" else (False, status)
-
-
-def shown_card(number: str) -> str:
-    return f"…{last_four(number)}"

@@ -35,14 +35,12 @@ from smsgw.smpp.pdu import (
     BIND_TRANSCEIVER,
     BIND_TRANSMITTER,
     DELIVER_SM,
-    ENQUIRE_LINK,
     ESME_RINVCMDID,
     ESME_RMSGQFUL,
     ESME_ROK,
     ESME_RTHROTTLED,
     ESME_RX_P_APPN,
     ESME_RX_T_APPN,
-    UNBIND,
     PduError,
     RawPdu,
     generic_nack,
@@ -352,12 +350,7 @@ class SmppClient:
         try:
             if raw.command_id == DELIVER_SM:
                 self._on_deliver_sm(conn, session, raw)
-            elif raw.command_id == ENQUIRE_LINK:
-                conn.write(response_pdu(ENQUIRE_LINK, ESME_ROK, raw.sequence))
-            elif raw.command_id == UNBIND:
-                conn.write(response_pdu(UNBIND, ESME_ROK, raw.sequence))
-                conn.close()
-            else:
+            elif not conn.answer_session_request(raw):
                 conn.write(generic_nack(ESME_RINVCMDID, raw.sequence))
         except ConnectionClosed:
             pass

@@ -14,11 +14,15 @@ import time
 from collections.abc import Callable
 
 from smsgw.smpp.pdu import (
+    ENQUIRE_LINK,
     ESME_RINVCMDLEN,
+    ESME_ROK,
+    UNBIND,
     FramingError,
     RawPdu,
     generic_nack,
     read_pdu,
+    response_pdu,
 )
 
 MAX_SEQUENCE = 0x7FFFFFFF
@@ -63,13 +67,6 @@ class Connection:
             self._writer.write(b"".join(self._outgoing))
         self._outgoing.clear()
 
-    async def drain(self) -> None:
-        self._flush_outgoing()
-        try:
-            await self._writer.drain()
-        except (ConnectionError, OSError) as exc:
-            raise ConnectionClosed(str(exc)) from exc
-
     async def request(self, build: Callable[[int], bytes], timeout: float) -> RawPdu:
         """Send a request built for a fresh sequence number; await its response."""
         sequence = self.next_sequence()
@@ -80,6 +77,18 @@ class Connection:
             return await asyncio.wait_for(future, timeout)
         finally:
             self._pending.pop(sequence, None)
+
+    def answer_session_request(self, raw: RawPdu) -> bool:
+        """Answer enquire_link and unbind (the same on both sides of a link); False for
+        anything else, which the caller handles."""
+        if raw.command_id == ENQUIRE_LINK:
+            self.write(response_pdu(ENQUIRE_LINK, ESME_ROK, raw.sequence))
+            return True
+        if raw.command_id == UNBIND:
+            self.write(response_pdu(UNBIND, ESME_ROK, raw.sequence))
+            self.close()
+            return True
+        return False
 
     def send_request(self, build: Callable[[int], bytes],
                      callback: Callable[[RawPdu | Exception], None], timeout: float) -> None:
@@ -143,7 +152,3 @@ class Connection:
         with contextlib.suppress(Exception):
             self._writer.close()
 
-    async def wait_closed(self) -> None:
-        await self.closed.wait()
-        with contextlib.suppress(Exception):
-            await self._writer.wait_closed()

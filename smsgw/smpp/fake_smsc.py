@@ -31,7 +31,6 @@ from smsgw.smpp.pdu import (
     BIND_RECEIVER,
     BIND_TRANSCEIVER,
     BIND_TRANSMITTER,
-    ENQUIRE_LINK,
     ESME_RBINDFAIL,
     ESME_RINVBNDSTS,
     ESME_RINVCMDID,
@@ -40,7 +39,6 @@ from smsgw.smpp.pdu import (
     ESME_RTHROTTLED,
     GENERIC_NACK,
     SUBMIT_SM,
-    UNBIND,
     PduError,
     RawPdu,
     decode,
@@ -241,11 +239,8 @@ class FakeSmsc:
         try:
             if raw.command_id in (BIND_RECEIVER, BIND_TRANSMITTER, BIND_TRANSCEIVER):
                 self._on_bind(conn, holder, raw)
-            elif raw.command_id == ENQUIRE_LINK:
-                conn.write(response_pdu(ENQUIRE_LINK, ESME_ROK, raw.sequence))
-            elif raw.command_id == UNBIND:
-                conn.write(response_pdu(UNBIND, ESME_ROK, raw.sequence))
-                conn.close()
+            elif conn.answer_session_request(raw):
+                pass
             elif raw.command_id == SUBMIT_SM:
                 self._on_submit(conn, holder.get("session"), raw)
             elif raw.command_id == GENERIC_NACK:
