@@ -86,9 +86,7 @@ async def card_add(store: Store, hasher: Hasher, number: str, mobile: str, card_
 async def card_action(store: Store, hasher: Hasher, number: str, action: str, at: datetime,
                       mobile: str = "") -> None:
     card_hash = hasher.card_digest(number)
-    old_mobile = (await store.card_mobile(card_hash) or "") if action == "set_mobile" else ""
-    result = await store.card_action(action, card_hash, at.isoformat(), mobile=mobile,
-                                     old_mobile=old_mobile)
+    result = await store.card_action(action, card_hash, at.isoformat(), mobile=mobile)
     if result["status"] == "unknown":
         raise CardProblem(f"card …{last_four(number)} is not registered")
 

@@ -19,16 +19,18 @@ class App:
     hasher: Hasher
     pipeline: Pipeline
     otp: OtpService
+    transfer: TransferService
 
     async def close(self) -> None:
         await self.store.close()
 
 
 def build_app(settings: Settings, store: Store | None = None) -> App:
-    store = store or Store.connect(settings.redis.url)
+    store = store or Store.connect(settings.redis.url, cluster=settings.redis.cluster)
     hasher = Hasher(settings.security.hash_key)
     language = settings.replies.language
     transfer = TransferService(settings.transfer, store, hasher, language)
     otp = OtpService(settings.otp, settings.transfer.timezone, store, hasher, language)
     pipeline = Pipeline([transfer, otp], store, language)
-    return App(settings=settings, store=store, hasher=hasher, pipeline=pipeline, otp=otp)
+    return App(settings=settings, store=store, hasher=hasher, pipeline=pipeline, otp=otp,
+               transfer=transfer)

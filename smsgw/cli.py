@@ -346,6 +346,25 @@ def topup_command(config_file: Path | None, redis_url: str | None, msisdn: str,
     click.echo(f"topup: {amount} rials for {msisdn}; {shown}")
 
 
+@admin_command("recover")
+@click.option("--older-than", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              metavar="SECONDS", help="Leave younger transfers to the gateway handling them.")
+def recover_command(config_file: Path | None, redis_url: str | None, older_than: float) -> None:
+    """Finish transfers left half-done by a crash (Redis Cluster, journaled transfers).
+
+    Each transfer still in a sender's journal is credited to its recipient (once) and
+    settled, or reversed (everything back to the sender) when the recipient can't be
+    credited. `smsgw run` does this by itself every minute; this is for an operator who
+    wants it now. Safe to run at any time, from anywhere, as often as wanted.
+    """
+    settings = load(config_file, redis_url)
+    counts = run_async(with_app(settings, lambda app: app.transfer.recover(
+        now(), older_than_seconds=older_than)))
+    shown = ", ".join(f"{kind} {counts[kind]}"
+                      for kind in ("settled", "reversed", "gone", "young") if counts[kind])
+    click.echo(f"recover: {shown or 'nothing left half-done'}")
+
+
 @admin_command("history")
 @click.argument("who")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, newest first.")

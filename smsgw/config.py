@@ -46,6 +46,7 @@ class SmscSettings(Table):
 
 class RedisSettings(Table):
     url: str = ""
+    cluster: bool = False
     processed_ttl_seconds: int = 7 * 24 * 3600
 
 

@@ -31,6 +31,7 @@ from smsgw.text import any_number_to_canonical
 log = get_logger("smsgw.gateway")
 CONFIRM_BATCH_SECONDS = 0.05
 MAX_PROCESSING = 256
+RECOVERY_INTERVAL_SECONDS = 60.0
 
 
 class KeyedOrder:
@@ -74,10 +75,14 @@ class Gateway:
 
     async def run(self) -> None:
         self._confirm_task = asyncio.create_task(self._confirm_loop())
+        recovery = (asyncio.create_task(self._recovery_loop())
+                    if self.app.store.single_slot else None)
         try:
             await self.client.run()
         finally:
             self._confirm_task.cancel()
+            if recovery is not None:
+                recovery.cancel()
             await self._flush_confirms()
             if self._log is not None:
                 self._log.flush()
@@ -166,6 +171,21 @@ class Gateway:
             await self._flush_confirms()
             if self._log is not None:
                 self._log.flush()
+
+    async def _recovery_loop(self) -> None:
+        """Journaled transfers (a cluster): finish those that a crashed or stopped gateway
+        left half-done, now and then every minute (services/transfer.py, `recover`)."""
+        while True:
+            try:
+                counts = await self.app.transfer.recover(now())
+            except StoreUnavailable as exc:
+                log.warning("transfer recovery: store unavailable", error=str(exc))
+            else:
+                finished = {k: v for k, v in counts.items() if k != "young"}
+                if finished:
+                    log.warning("transfer recovery finished transfers left half-done",
+                                **finished)
+            await asyncio.sleep(RECOVERY_INTERVAL_SECONDS)
 
     async def _flush_confirms(self) -> None:
         if not self._to_confirm:

@@ -31,7 +31,7 @@ from smsgw.secrets import Hasher
 from smsgw.smpp.client import MoMessage, Receipt, SmppClient
 from smsgw.smpp.fake_smsc import DRIVER_SYSTEM_ID, FakeSmsc, Mt
 from smsgw.smpp.pdu import ESME_ROK
-from smsgw.store import Store, SubscriberRow, money_total, subscriber_key
+from smsgw.store import Store, SubscriberRow, subscriber_key
 
 POPULATION_BASE = 9369000000  # synthetic subscribers: 0936 900 0000 and up
 PIN = "55555"
@@ -394,7 +394,7 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
     try:
         population = await prepare_population(app.store, app.hasher, options.population,
                                                options.mix)
-        before = money_total(await app.store.all_subscribers())
+        before = await app.store.money()
         if options.gateway == "inprocess":
             gateway = Gateway(app)
             running = asyncio.create_task(gateway.run())
@@ -410,7 +410,7 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
                               options.mix, options.seed, on_progress)
         results.gateway_rss_kb = {"start": rss_start,
                                   "end": rss_kb(process.pid if process else os.getpid())}
-        results.money_conserved = money_total(await app.store.all_subscribers()) == before
+        results.money_conserved = await app.store.money() == before
         return results
     finally:
         if gateway is not None and running is not None:
@@ -436,12 +436,12 @@ async def _against_running_smsc(settings: Settings, options: LoadTestOptions,
     try:
         population = await prepare_population(app.store, app.hasher, options.population,
                                                options.mix)
-        before = money_total(await app.store.all_subscribers())
+        before = await app.store.money()
         host, port = options.smsc
         results = await drive_remote_smsc(host, port, population, options.rate,
                                           options.duration, options.mix, options.seed,
                                           on_progress)
-        results.money_conserved = money_total(await app.store.all_subscribers()) == before
+        results.money_conserved = await app.store.money() == before
         return results
     finally:
         await app.close()

@@ -1,6 +1,7 @@
-"""Shared fixtures: a private redis-server on a free port, and stores on it or embedded.
+"""Shared fixtures: a private redis-server on a free port, a private Redis Cluster (three
+redis-server processes in cluster mode), and stores on them or embedded.
 
-Each test gets a flushed database of our own server, so tests never touch anyone else's
+Each test gets a flushed database of our own servers, so tests never touch anyone else's
 data. Set SMSGW_TEST_REDIS_URL to use an existing server instead (its db is flushed!).
 """
 
@@ -73,6 +74,94 @@ class RedisServer:
             self.process = None
 
 
+CLUSTER_PREFIX = "cluster+"  # a test store URL naming a cluster node
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    while True:
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+
+
+class RedisCluster:
+    """A Redis Cluster of our own on loopback: `masters` redis-server processes in cluster
+    mode, slots spread by `redis-cli --cluster create`, nothing kept on disk."""
+
+    def __init__(self, workdir: Path, masters: int = 3) -> None:
+        self.workdir = workdir
+        self.ports = [free_cluster_port() for _ in range(masters)]
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}"
+
+    def start(self) -> None:
+        binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if binary is None or cli is None:
+            pytest.fail("redis-server/redis-cli are not installed (.ci/run installs them)")
+        for port in self.ports:
+            node_dir = self.workdir / str(port)
+            node_dir.mkdir()
+            self.processes.append(subprocess.Popen(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--cluster-enabled", "yes",
+                 "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+                 "--dir", str(node_dir), "--logfile", ""],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for port in self.ports:
+            RedisServer(port, self.workdir).wait_ready()
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        self.wait_ok()
+
+    def wait_ok(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = [redis.Redis(port=p).cluster("info").get("cluster_state")
+                      for p in self.ports]
+            if all(state == "ok" for state in states):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the test Redis Cluster did not come up")
+
+    def flush(self) -> None:
+        for port in self.ports:
+            redis.Redis(port=port).flushall()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=10)
+        self.processes = []
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    with tempfile.TemporaryDirectory(prefix="smsgw-cluster-") as workdir:
+        cluster = RedisCluster(Path(workdir))
+        cluster.start()
+        yield cluster
+        cluster.stop()
+
+
+@pytest.fixture
+def cluster_url(redis_cluster: RedisCluster) -> str:
+    redis_cluster.flush()
+    return CLUSTER_PREFIX + redis_cluster.url
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer | str]:
     external = os.environ.get("SMSGW_TEST_REDIS_URL")
@@ -96,7 +185,9 @@ def redis_url(redis_server: RedisServer | str) -> str:
 def make_settings(redis_url: str = "", **tables: dict[str, object]) -> Settings:
     overrides: dict[str, dict[str, object]] = {"security": {"hash_key": TEST_KEY}}
     overrides.update(tables)
-    overrides.setdefault("redis", {})["url"] = redis_url
+    cluster = redis_url.startswith(CLUSTER_PREFIX)
+    overrides.setdefault("redis", {}).update(url=redis_url.removeprefix(CLUSTER_PREFIX),
+                                             cluster=cluster)
     return load_settings(Path(__file__).parent.parent / "config" / "smsgw.toml", overrides)  # type: ignore[arg-type]
 
 
@@ -108,9 +199,19 @@ def store_url(request: pytest.FixtureRequest) -> str:
     return str(request.getfixturevalue("redis_url"))
 
 
+@pytest.fixture(params=["redis", "embedded", "cluster"])
+def any_store_url(request: pytest.FixtureRequest) -> str:
+    """Every store: a real redis-server, the embedded fakeredis, a real Redis Cluster."""
+    if request.param == "embedded":
+        return ""
+    if request.param == "cluster":
+        return str(request.getfixturevalue("cluster_url"))
+    return str(request.getfixturevalue("redis_url"))
+
+
 @pytest.fixture
-async def app(store_url: str) -> AsyncIterator[App]:
-    application = build_app(make_settings(store_url))
+async def app(any_store_url: str) -> AsyncIterator[App]:
+    application = build_app(make_settings(any_store_url))
     yield application
     await application.close()
 

@@ -28,7 +28,6 @@ from smsgw.store import (
     card_requests_key,
     card_silent_key,
     card_static_key,
-    mobile_requests_key,
     request_key,
 )
 
@@ -71,7 +70,7 @@ class OtpService:
         cards = await self._store.cards_of_mobile(message.sender)
         if request.last_four is not None:
             cards = {h: l4 for h, l4 in cards.items() if l4 == request.last_four}
-        active = await self._store.active_cards(list(cards))
+        active = await self._store.active_cards(list(cards), message.sender)
         if request.last_four is None and len(active) > 1:
             shown = "، ".join(sorted(replies.show_digits(cards[h], language) for h in active))
             return [self._reply(message.sender, language, "which_card", cards=shown)]
@@ -115,17 +114,25 @@ class OtpService:
         request_id = secrets.token_urlsafe(16)
         code = f"{secrets.randbelow(10 ** self._cfg.length):0{self._cfg.length}d}"
         cfg = self._cfg
-        mobile_key = mobile_requests_key(mobile) if mobile else card_requests_key(card_hash)
+        if mobile is not None:
+            wait = await self._store.reserve_mobile_request(
+                mobile, at.timestamp(), request_id, cfg.max_per_mobile_per_hour)
+            if wait:
+                metrics.OTP_EVENTS.labels(event="rate_limited").inc()
+                return OtpRequestAnswer(False, "", wait, [])
         outcome = await self._store.run_json_script(
             "otp_request",
-            [card_key(card_hash), card_requests_key(card_hash), mobile_key,
-             request_key(request_id), card_history_key(card_hash), card_silent_key(card_hash)],
+            [card_key(card_hash), card_requests_key(card_hash), card_history_key(card_hash),
+             card_silent_key(card_hash)],
             [at.timestamp(), request_id, self._hasher.otp_digest(card_hash, code),
              "" if amount is None else amount, merchant, cfg.ttl_seconds,
-             cfg.resend_after_seconds, cfg.max_per_card_per_hour, cfg.max_per_mobile_per_hour,
-             int(ours), int(mobile is not None), at.isoformat(), HISTORY_LENGTH, card_hash,
-             requested_by],
+             cfg.resend_after_seconds, cfg.max_per_card_per_hour, int(ours), at.isoformat(),
+             HISTORY_LENGTH, requested_by],
         )
+        if outcome["status"] == "rate_limited" and mobile is not None:
+            await self._store.release_mobile_request(mobile, request_id)
+        elif outcome["status"] != "rate_limited":
+            await self._store.record_request(request_id, card_hash, outcome.get("expires"))
         status = outcome["status"]
         metrics.OTP_EVENTS.labels(event=status).inc()
         if status == "rate_limited":
@@ -155,10 +162,10 @@ class OtpService:
         if not record:
             status = "wrong_code"
         elif record.get("silent") == "1":
+            latest = await self._store.latest_silent_request(record["card"])
             status = (await self._store.run_json_script(
-                "otp_silent_check",
-                [request_key(request_id), card_silent_key(record["card"])],
-                [at.timestamp(), request_id, self._cfg.max_attempts]))["status"]
+                "otp_silent_check", [request_key(request_id)],
+                [at.timestamp(), self._cfg.max_attempts, int(latest == request_id)]))["status"]
         else:
             status = await self._check(record["card"], request_id, code, None, "", at)
         return self._verdict(status)

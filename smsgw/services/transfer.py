@@ -2,13 +2,24 @@
 
 Format checks happen here (step 1); everything that reads or changes the store happens in
 one atomic script call (steps 2-4 and the transfer itself): transfer.lua, pin_change.lua.
+
+On a Redis Cluster (the store's single-slot mode) the sender's and the recipient's keys
+live in different slots, so a transfer is a journaled two-step: the debit (every check,
+the sender's side, and a journal entry under a transfer id, in one script on the sender's
+slot), then the credit (idempotent by that id, on the recipient's slot), then the
+settlement (the journal entry dropped). `recover` finishes, after a crash, every transfer
+left in a journal: it credits and settles it, or reverses it when the recipient cannot
+be credited. Money is never created or destroyed: `Store.money` counts a transfer in
+flight exactly once.
 """
 
 from __future__ import annotations
 
 import base64
 import os
-from datetime import datetime
+import secrets
+from collections import Counter
+from datetime import datetime, timedelta
 from typing import Any
 
 from smsgw import replies
@@ -22,12 +33,20 @@ from smsgw.store import (
     HISTORY_LENGTH,
     MONTH_COUNTER_TTL,
     Store,
+    credited_key,
     day_counter_key,
     history_key,
+    journal_key,
     month_counter_key,
     subscriber_key,
+    unused_key,
 )
 from smsgw.text import in_prefixes, normalise_compact, parse_prefix_ranges
+
+# How long a recipient remembers a credited transfer id. A credit is only attempted right
+# after reading the sender's journal entry, so this need only outlast that gap (seconds).
+CREDITED_KEEP_SECONDS = 3600
+RECOVER_AFTER_SECONDS = 30
 
 
 def transfer_ref(identity: str | None) -> str:
@@ -113,36 +132,77 @@ class TransferService:
         sender, recipient = message.sender, command.recipient
         period = period_of(message.at, self._cfg.timezone, self._cfg.calendar)
         cfg = self._cfg
-        return await self._store.run_command(
-            "transfer",
-            message,
-            [
-                subscriber_key(sender),
-                subscriber_key(recipient),
-                day_counter_key(sender, period.day),
-                month_counter_key(sender, period.month),
-                history_key(sender),
-                history_key(recipient),
-            ],
-            [
-                self._hasher.pin_digest(sender, command.pin),
-                command.amount,
-                cfg.fee,
-                cfg.min_amount,
-                cfg.max_amount,
-                cfg.daily_cap,
-                cfg.monthly_cap,
-                DAY_COUNTER_TTL,
-                MONTH_COUNTER_TTL,
-                message.at.isoformat(),
-                transfer_ref(message.identity),
-                int(in_prefixes(recipient, self._prefixes)),
-                cfg.max_pin_attempts,
-                HISTORY_LENGTH,
-                sender,
-                recipient,
-            ],
-        )
+        keys = [
+            subscriber_key(sender),
+            subscriber_key(recipient),
+            day_counter_key(sender, period.day),
+            month_counter_key(sender, period.month),
+            history_key(sender),
+            history_key(recipient),
+        ]
+        args: list[Any] = [
+            self._hasher.pin_digest(sender, command.pin),
+            command.amount,
+            cfg.fee,
+            cfg.min_amount,
+            cfg.max_amount,
+            cfg.daily_cap,
+            cfg.monthly_cap,
+            DAY_COUNTER_TTL,
+            MONTH_COUNTER_TTL,
+            message.at.isoformat(),
+            transfer_ref(message.identity),
+            int(in_prefixes(recipient, self._prefixes)),
+            cfg.max_pin_attempts,
+            HISTORY_LENGTH,
+            sender,
+            recipient,
+        ]
+        if not self._store.single_slot:
+            return await self._store.run_command("transfer", message, keys, [*args, "whole"])
+        plan, language = await self._store.subscriber_fields(recipient, "plan", "lang")
+        keys[1], keys[5] = journal_key(sender), unused_key(sender)
+        txid = message.identity or secrets.token_hex(16)
+        outcome = await self._store.run_command(
+            "transfer", message, keys, [*args, "debit", plan or "", language or "", txid])
+        if outcome["status"] == "ok" and await self.complete(sender, outcome["txid"]) == "reversed":
+            return {"status": "unknown_recipient", "lang": outcome["lang"]}
+        return outcome
+
+    async def complete(self, sender: str, txid: str) -> str:
+        """Finish a debited transfer: credit the recipient (once) and settle; reverse it
+        if the recipient can't be credited. `settled`, `reversed`, or `gone` (finished
+        before). Safe to run twice, or from two processes at once."""
+        entry = (await self._store.journal_entries(sender, txid)).get(txid)
+        if entry is None:
+            return "gone"
+        recipient = entry["recipient"]
+        credit = await self._store.run_json_script(
+            "transfer_credit",
+            [subscriber_key(recipient), history_key(recipient), credited_key(recipient)],
+            [txid, entry["amount"], sender, entry["ref"], entry["at"], HISTORY_LENGTH,
+             CREDITED_KEEP_SECONDS])
+        mode = "reverse" if credit["status"] == "no_recipient" else "done"
+        settled = await self._store.run_json_script(
+            "transfer_settle",
+            [subscriber_key(sender), journal_key(sender), history_key(sender),
+             entry["day_key"], entry["month_key"]],
+            [txid, mode, entry["at"], HISTORY_LENGTH])
+        return str(settled["status"])
+
+    async def recover(self, at: datetime,
+                      older_than_seconds: float = RECOVER_AFTER_SECONDS) -> Counter[str]:
+        """Finish every journaled transfer older than that (a crashed or stopped gateway's):
+        counts of `settled`, `reversed`, `gone`, and `young` (left to its own gateway)."""
+        counts: Counter[str] = Counter()
+        cutoff = at - timedelta(seconds=older_than_seconds)
+        for sender in await self._store.journal_senders():
+            for txid, entry in (await self._store.journal_entries(sender)).items():
+                if parse_timestamp(entry["at"]) > cutoff:
+                    counts["young"] += 1
+                else:
+                    counts[await self.complete(sender, txid)] += 1
+        return counts
 
     async def _apply_pin_change(self, message: Inbound, command: PinChange) -> dict[str, Any]:
         sender = message.sender

@@ -4,12 +4,16 @@ Every change to money, limits, PINs and strikes happens inside one Lua script ca
 messages can never interleave half-way. Scripts are loaded once and called by SHA
 (redis-py's `register_script` falls back to loading on NOSCRIPT).
 
-Keys: all of one subscriber's keys share the hash tag `{<msisdn>}` so that on a Redis
-Cluster they sit in one slot.
+Keys: all of one subscriber's keys share the hash tag `{<msisdn>}`, all of one card's
+`{<card digest>}`, so that on a Redis Cluster each sits in one slot. No script touches
+keys of two slots: work that spans two subscribers (a transfer) is done in journaled
+steps (services/transfer.py), and `Store(single_slot=True)` refuses a call that breaks
+the rule, on any server, so that the tests catch it without a cluster.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,16 +21,19 @@ from typing import Any, cast
 
 import orjson
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
+from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
 from smsgw.messages import Inbound
-from smsgw.store.batcher import ScriptBatcher
+from smsgw.store.batcher import UNAVAILABLE, ScriptBatcher
 
 SCRIPT_DIR = Path(__file__).parent / "scripts"
 HISTORY_LENGTH = 1000
 DAY_COUNTER_TTL = 3 * 24 * 3600
 MONTH_COUNTER_TTL = 70 * 24 * 3600
 MAX_CONNECTIONS = 64
+MAX_CLUSTER_CONNECTIONS = 256  # per node; the cluster client fails (not waits) beyond it
+UPSERT_CHUNK = 5000
 
 
 def subscriber_key(msisdn: str) -> str:
@@ -51,6 +58,16 @@ def processed_key(msisdn: str, identity: str) -> str:
 
 def redelivery_key(msisdn: str, digest: str) -> str:
     return f"s:{{{msisdn}}}:r:{digest}"
+
+
+def journal_key(msisdn: str) -> str:
+    """The sender's transfers debited but not yet settled (txid -> JSON entry)."""
+    return f"s:{{{msisdn}}}:tx"
+
+
+def credited_key(msisdn: str) -> str:
+    """The transfer ids recently credited to this subscriber (a zset; score = time)."""
+    return f"s:{{{msisdn}}}:in"
 
 
 def card_key(card_hash: str) -> str:
@@ -94,6 +111,10 @@ class StoreUnavailable(Exception):
     """The store cannot be reached: the message must not be taken (retry later)."""
 
 
+class CrossSlotCall(RuntimeError):
+    """A programming error: one script call named keys of two cluster slots."""
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriberRow:
     msisdn: str
@@ -106,33 +127,44 @@ class SubscriberRow:
 class Store:
     """Thin, typed access to Redis and the scripts; no business rule lives here."""
 
-    def __init__(self, client: aioredis.Redis, embedded: bool) -> None:
+    def __init__(self, client: aioredis.Redis, embedded: bool, cluster: bool = False,
+                 single_slot: bool | None = None) -> None:
         self.redis = client
         self.embedded = embedded
+        self.cluster = cluster
+        # single-slot mode: every script call keeps to one slot (journaled transfers).
+        self.single_slot = cluster if single_slot is None else single_slot
         prelude = (SCRIPT_DIR / "_prelude.lua").read_text(encoding="utf-8")
         sources = {path.stem: prelude + path.read_text(encoding="utf-8")
                    for path in sorted(SCRIPT_DIR.glob("[!_]*.lua"))}
-        self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(source) for name, source in sources.items()}
         self._batcher = ScriptBatcher(client, sources)
 
     @classmethod
-    def connect(cls, url: str) -> Store:
-        """A server store for a `redis://` URL; the embedded in-process store for ""."""
+    def connect(cls, url: str, cluster: bool = False, single_slot: bool | None = None) -> Store:
+        """A server store for a `redis://` URL (one node of it, when `cluster`); the
+        embedded in-process store for ""."""
+        if url and cluster:
+            nodes = RedisCluster.from_url(
+                url, decode_responses=True, max_connections=MAX_CLUSTER_CONNECTIONS,
+                socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
+            )
+            return cls(cast(aioredis.Redis, nodes), embedded=False, cluster=True,
+                       single_slot=single_slot)
         if url:
             # A bounded pool that waits for a free connection rather than failing a burst.
             pool = aioredis.BlockingConnectionPool.from_url(
                 url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=10,
                 socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
             )
-            return cls(aioredis.Redis(connection_pool=pool), embedded=False)
+            return cls(aioredis.Redis(connection_pool=pool), embedded=False,
+                       single_slot=single_slot)
         import fakeredis
 
         client = fakeredis.FakeAsyncRedis(
             decode_responses=True, max_connections=MAX_CONNECTIONS,
             connection_pool_class=aioredis.BlockingConnectionPool,
         )
-        return cls(client, embedded=True)
+        return cls(client, embedded=True, single_slot=single_slot)
 
     async def close(self) -> None:
         await self.redis.aclose()
@@ -140,11 +172,20 @@ class Store:
     async def ping(self) -> bool:
         try:
             return bool(await self.redis.ping())
-        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
+        except UNAVAILABLE:
             return False
+
+    async def is_cluster_node(self) -> bool:
+        """Whether the server is a Redis Cluster node (a plain client would get MOVED)."""
+        if self.embedded:
+            return False
+        info = await self._read(self.redis.info("cluster"))
+        return bool(info.get("cluster_enabled"))
 
     async def run_script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """One atomic script call, pipelined with the others of this event-loop turn."""
+        if self.single_slot and len({key_slot(key.encode()) for key in keys}) > 1:
+            raise CrossSlotCall(f"{name}: keys of several slots: {keys}")
         return await self._batcher.call(name, keys, args)
 
     async def run_json_script(self, name: str, keys: list[str], args: list[Any]) -> dict[str, Any]:
@@ -165,20 +206,27 @@ class Store:
 
     async def confirm_answered(self, answered: list[tuple[str, str, str]]) -> None:
         """Drop the redelivery candidates (sender, digest, field) of safely answered
-        messages: one script call per batch, not a command per message."""
-        await self.run_script("confirm",
-                              [redelivery_key(sender, digest) for sender, digest, _ in answered],
-                              [field for _, _, field in answered])
+        messages: one script call per batch (per slot on a cluster), not one per message."""
+        groups: dict[int, tuple[list[str], list[str]]] = {}
+        for sender, digest, field in answered:
+            key = redelivery_key(sender, digest)
+            slot = key_slot(key.encode()) if self.single_slot else 0
+            keys, fields = groups.setdefault(slot, ([], []))
+            keys.append(key)
+            fields.append(field)
+        await asyncio.gather(*(self.run_script("confirm", keys, fields)
+                               for keys, fields in groups.values()))
 
     async def subscriber(self, msisdn: str) -> dict[str, str]:
         return cast(dict[str, str], await self.redis.hgetall(subscriber_key(msisdn)))
 
     async def subscriber_language(self, msisdn: str) -> str:
-        try:
-            value = await self.redis.hget(subscriber_key(msisdn), "lang")
-        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
-        return cast(str, value or "")
+        (value,) = await self.subscriber_fields(msisdn, "lang")
+        return value or ""
+
+    async def subscriber_fields(self, msisdn: str, *fields: str) -> list[str | None]:
+        return cast(list[str | None],
+                    await self.run_script("read_fields", [subscriber_key(msisdn)], list(fields)))
 
     async def sent_in(self, msisdn: str, day: str, month: str) -> tuple[int, int]:
         today, this_month = await self.redis.mget(
@@ -192,7 +240,7 @@ class Store:
 
     async def append_history(self, msisdn: str, entry: dict[str, Any]) -> None:
         key = history_key(msisdn)
-        async with self.redis.pipeline(transaction=True) as pipe:
+        async with self.redis.pipeline(transaction=False) as pipe:
             pipe.lpush(key, json.dumps(entry, ensure_ascii=False))
             pipe.ltrim(key, 0, HISTORY_LENGTH - 1)
             await pipe.execute()
@@ -209,35 +257,62 @@ class Store:
     async def upsert_subscribers(
         self, rows: list[SubscriberRow], replace: bool, at: str
     ) -> list[str]:
-        script = self._scripts["upsert_subscriber"]
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for row in rows:
-                await script(
-                    keys=[subscriber_key(row.msisdn), history_key(row.msisdn)],
-                    args=[row.plan, row.balance, row.bill, row.language,
-                          int(replace), at, HISTORY_LENGTH],
-                    client=pipe,
-                )
-            return cast(list[str], await pipe.execute())
+        outcomes: list[str] = []
+        for start in range(0, len(rows), UPSERT_CHUNK):
+            outcomes += await asyncio.gather(*(
+                self.run_script(
+                    "upsert_subscriber",
+                    [subscriber_key(row.msisdn), history_key(row.msisdn)],
+                    [row.plan, row.balance, row.bill, row.language, int(replace), at,
+                     HISTORY_LENGTH])
+                for row in rows[start:start + UPSERT_CHUNK]))
+        return outcomes
 
     async def cards_of_mobile(self, msisdn: str) -> dict[str, str]:
-        """card digest -> last four digits, for every card registered to this mobile."""
+        """card digest -> last four digits, for every card registered to this mobile.
+        (The index may name a card that has moved since: see `active_cards`.)"""
         return cast(dict[str, str], await self._read(self.redis.hgetall(mobile_cards_key(msisdn))))
 
-    async def active_cards(self, card_hashes: list[str]) -> list[str]:
+    async def active_cards(self, card_hashes: list[str], mobile: str) -> list[str]:
+        """Those of the cards that are active and registered to this mobile now."""
         if not card_hashes:
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for card_hash in card_hashes:
-                pipe.hget(card_key(card_hash), "state")
-            states = await self._read(pipe.execute())
-        return [h for h, state in zip(card_hashes, states, strict=True) if state == "active"]
+                pipe.hmget(card_key(card_hash), ["state", "mobile"])
+            found = await self._read(pipe.execute())
+        return [card_hash for card_hash, (state, owner) in zip(card_hashes, found, strict=True)
+                if state == "active" and owner == mobile]
 
     async def card_mobile(self, card_hash: str) -> str | None:
         return cast(str | None, await self._read(self.redis.hget(card_key(card_hash), "mobile")))
 
     async def card(self, card_hash: str) -> dict[str, str]:
         return cast(dict[str, str], await self._read(self.redis.hgetall(card_key(card_hash))))
+
+    async def reserve_mobile_request(self, mobile: str, now: float, request_id: str,
+                                     max_per_hour: int) -> int:
+        """Count a request against the mobile's hourly limit: 0, or seconds to wait."""
+        return int(await self.run_script("otp_mobile_reserve", [mobile_requests_key(mobile)],
+                                         [now, request_id, max_per_hour]))
+
+    async def release_mobile_request(self, mobile: str, request_id: str) -> None:
+        await self._read(self.redis.zrem(mobile_requests_key(mobile), request_id))
+
+    async def record_request(self, request_id: str, card_hash: str,
+                             silent_expires: float | None) -> None:
+        """The request id's record: which card; for a silent request, its own state."""
+        fields = {"card": card_hash, "silent": "0"}
+        if silent_expires is not None:
+            fields.update(silent="1", expires=str(silent_expires), attempts="0", state="live")
+        key = request_key(request_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(key, mapping=cast(Any, fields))
+            pipe.expire(key, 3600)
+            await self._read(pipe.execute())
+
+    async def latest_silent_request(self, card_hash: str) -> str | None:
+        return cast(str | None, await self._read(self.redis.get(card_silent_key(card_hash))))
 
     async def request_record(self, request_id: str) -> dict[str, str]:
         return cast(dict[str, str], await self._read(self.redis.hgetall(request_key(request_id))))
@@ -249,20 +324,31 @@ class Store:
         return [json.loads(entry) for entry in entries]
 
     async def card_action(self, action: str, card_hash: str, at: str, last4: str = "",
-                          card_type: str = "", mobile: str = "", static_digest: str = "",
-                          old_mobile: str = "") -> dict[str, Any]:
-        return await self.run_json_script(
-            "card_admin",
-            [card_key(card_hash), card_history_key(card_hash),
-             mobile_cards_key(mobile) if mobile else unused_key("none"),
-             mobile_cards_key(old_mobile) if old_mobile else unused_key("none")],
-            [action, at, HISTORY_LENGTH, card_hash, last4, card_type, mobile, static_digest])
+                          card_type: str = "", mobile: str = "",
+                          static_digest: str = "") -> dict[str, Any]:
+        """One card action. The mobile -> cards index (another slot) is kept around it:
+        an entry is added before the card names the mobile and removed after it stops,
+        so the index is never missing a card; readers check the card's own mobile."""
+        if mobile:
+            last4 = last4 or (await self.card(card_hash)).get("last4", "")
+            if last4:
+                await self._read(self.redis.hset(mobile_cards_key(mobile), card_hash, last4))
+        outcome = await self.run_json_script(
+            "card_admin", [card_key(card_hash), card_history_key(card_hash)],
+            [action, at, HISTORY_LENGTH, last4, card_type, mobile, static_digest])
+        if outcome["status"] == "ok":
+            stale = outcome.get("old_mobile") or ""
+        else:  # "exists": the entry added above is wrong unless the card has that mobile
+            stale = mobile if outcome.get("mobile") != mobile else ""
+        if stale and stale != mobile:
+            await self._read(self.redis.hdel(mobile_cards_key(stale), card_hash))
+        return outcome
 
     async def _read(self, pending: Any) -> Any:
         try:
             return await pending
-        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def all_subscribers(self) -> dict[str, dict[str, str]]:
         """Every subscriber hash (for audits and the money check; scans the keyspace)."""
@@ -271,6 +357,38 @@ class Store:
             if key.endswith("}"):
                 found[key[3:-1]] = cast(dict[str, str], await self.redis.hgetall(key))
         return found
+
+    # -- journaled transfers (single-slot mode) -----------------------------------------
+
+    async def journal_entries(self, sender: str, *txids: str) -> dict[str, dict[str, Any]]:
+        """The sender's debited, unsettled transfers (these ids, or all): txid -> entry."""
+        key = journal_key(sender)
+        if txids:
+            found = await self._read(self.redis.hmget(key, list(txids)))
+            entries = {t: e for t, e in zip(txids, found, strict=True) if e is not None}
+        else:
+            entries = await self._read(self.redis.hgetall(key))
+        return {txid: orjson.loads(entry) for txid, entry in entries.items()}
+
+    async def journal_senders(self) -> list[str]:
+        """Senders with unsettled transfers (scans the keyspace; for recovery)."""
+        senders = []
+        async for key in self.redis.scan_iter(match="s:{*}:tx", count=1000):
+            senders.append(key[3:key.index("}")])
+        return senders
+
+    async def was_credited(self, recipient: str, txid: str) -> bool:
+        return await self._read(self.redis.zscore(credited_key(recipient), txid)) is not None
+
+    async def money(self) -> int:
+        """The spec's invariant over the whole store, counting once each transfer that is
+        debited but not yet credited (in flight between two slots)."""
+        total = money_total(await self.all_subscribers())
+        for sender in await self.journal_senders():
+            for txid, entry in (await self.journal_entries(sender)).items():
+                if not await self.was_credited(entry["recipient"], txid):
+                    total += int(entry["amount"])
+        return total
 
 
 def _envelope(message: Inbound) -> tuple[list[str], list[Any]]:

@@ -13,9 +13,18 @@ import asyncio
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
+from redis.exceptions import (
+    ClusterDownError,
+    MasterDownError,
+    NoScriptError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 MAX_BATCH = 512
+# What means "the store can't be reached now" (a node down, a cluster failing over).
+UNAVAILABLE = (aioredis.ConnectionError, aioredis.TimeoutError, OSError,
+               ClusterDownError, SlotNotCoveredError, MasterDownError, TryAgainError)
 MAX_FLUSHES = 8  # pipelines in flight; while all are busy, calls gather into bigger batches
 
 
@@ -58,9 +67,10 @@ class ScriptBatcher:
             shas = self._shas or await self._load()
             async with self._redis.pipeline(transaction=False) as pipe:
                 for name, keys, args, _ in batch:
-                    pipe.evalsha(shas[name], len(keys), *keys, *args)
+                    # (execute_command: a cluster pipeline blocks the evalsha() helper)
+                    pipe.execute_command("EVALSHA", shas[name], len(keys), *keys, *args)
                 results = await pipe.execute(raise_on_error=False)
-        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+        except UNAVAILABLE as exc:
             self._fail(batch, StoreUnavailable(str(exc) or type(exc).__name__))
             return
         except BaseException as exc:  # never leave a caller waiting for an answer

@@ -3,12 +3,18 @@
 -- A refusal changes nothing, except a wrong PIN (a strike; the last one blocks) and a
 -- correct PIN (strikes back to 0). Envelope (idempotency, redelivery): see _prelude.lua.
 --
--- K: 1 sender hash, 2 recipient hash, 3 sender day counter, 4 sender month counter,
---    5 sender history, 6 recipient history
+-- Two modes. "whole" (one server): the recipient is credited here too. "debit" (a
+-- cluster, where the recipient's keys are in another slot): the sender side only, with
+-- the recipient's plan and language read just before, and the transfer written to the
+-- sender's journal; transfer_credit.lua and transfer_settle.lua finish it.
+--
+-- K: 1 sender hash, 2 recipient hash (debit: the sender's journal), 3 sender day counter,
+--    4 sender month counter, 5 sender history, 6 recipient history (debit: unused)
 -- A: 1 pin digest, 2 amount, 3 fee, 4 min, 5 max, 6 daily cap, 7 monthly cap,
 --    8 day-counter ttl, 9 month-counter ttl, 10 moment (ISO), 11 transfer ref,
 --    12 recipient in operator range (1/0), 13 max PIN attempts, 14 history length,
---    15 sender, 16 recipient
+--    15 sender, 16 recipient, 17 mode (whole | debit), and in debit mode:
+--    18 recipient plan ('' = unknown), 19 recipient language, 20 transfer id
 
 local seen = already_answered()
 if seen then return seen end
@@ -41,11 +47,17 @@ end
 if sender[4] and sender[4] ~= '0' then redis.call('HSET', K(1), 'strikes', '0') end
 
 -- 4. recipient, amount, caps, credit
-local recipient = redis.call('HMGET', K(2), 'plan', 'lang')
+local debit_only = A(17) == 'debit'
+local recipient
+if debit_only then
+  recipient = {A(18) ~= '' and A(18), A(19)}
+else
+  recipient = redis.call('HMGET', K(2), 'plan', 'lang')
+end
 if A(12) ~= '1' or not recipient[1] then
   return finish({status = 'unknown_recipient', lang = lang})
 end
-if K(1) == K(2) then return finish({status = 'self_transfer', lang = lang}) end
+if A(15) == A(16) then return finish({status = 'self_transfer', lang = lang}) end
 
 local amount = tonumber(A(2))
 if amount < tonumber(A(4)) then return finish({status = 'below_min', lang = lang}) end
@@ -78,7 +90,11 @@ redis.call('INCRBY', K(4), amount)
 redis.call('EXPIRE', K(4), A(9))
 
 local recipient_plan = recipient[1]
-if recipient_plan == 'prepaid' then
+if debit_only then
+  redis.call('HSET', K(2), A(20), cjson.encode({
+    recipient = A(16), amount = amount, fee = fee, ref = A(11), at = A(10),
+    day_key = K(3), month_key = K(4)}))
+elseif recipient_plan == 'prepaid' then
   redis.call('HINCRBY', K(2), 'balance', amount)
 else
   redis.call('HINCRBY', K(2), 'bill', -amount)
@@ -86,9 +102,11 @@ end
 
 record(K(5), {kind = 'transfer_out', ref = A(11), to = A(16), amount = amount,
               fee = fee, balance = new_balance, pin_set = (not sender[3])})
-record(K(6), {kind = 'transfer_in', ref = A(11), from = A(15), amount = amount,
-              plan = recipient_plan})
+if not debit_only then
+  record(K(6), {kind = 'transfer_in', ref = A(11), from = A(15), amount = amount,
+                plan = recipient_plan})
+end
 return finish({status = 'ok', lang = lang, recipient_lang = recipient[2] or '',
                recipient_plan = recipient_plan, ref = A(11), at = A(10),
                amount = amount, fee = fee, balance = new_balance,
-               pin_set = (not sender[3])})
+               pin_set = (not sender[3]), txid = debit_only and A(20) or nil})

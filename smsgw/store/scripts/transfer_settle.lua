@@ -1,0 +1,24 @@
+-- The last step of a journaled transfer: drop it from the sender's journal, once credited
+-- ("done"), or give everything back when the recipient could not be credited ("reverse":
+-- amount and fee to the balance, the fee out of the fees collected, the amount out of the
+-- day and month counters). Idempotent: a transfer no longer in the journal is left alone.
+-- KEYS: 1 sender hash, 2 journal, 3 sender history, 4 day counter, 5 month counter
+-- ARGV: 1 transfer id, 2 mode (done | reverse), 3 moment (ISO), 4 history length
+
+local raw = redis.call('HGET', KEYS[2], ARGV[1])
+if not raw then return cjson.encode({status = 'gone'}) end
+redis.call('HDEL', KEYS[2], ARGV[1])
+if ARGV[2] ~= 'reverse' then return cjson.encode({status = 'settled'}) end
+
+local entry = cjson.decode(raw)
+local amount, fee = tonumber(entry.amount), tonumber(entry.fee)
+local balance = redis.call('HINCRBY', KEYS[1], 'balance', amount + fee)
+redis.call('HINCRBY', KEYS[1], 'fees_paid', -fee)
+for _, key in ipairs({KEYS[4], KEYS[5]}) do
+  if redis.call('EXISTS', key) == 1 then redis.call('DECRBY', key, amount) end
+end
+redis.call('LPUSH', KEYS[3], cjson.encode({kind = 'transfer_reversed', ref = entry.ref,
+                                           to = entry.recipient, amount = amount, fee = fee,
+                                           balance = balance, at = ARGV[3]}))
+redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+return cjson.encode({status = 'reversed', balance = balance})

@@ -1,0 +1,203 @@
+"""Scale-out: the store on a real Redis Cluster, and journaled two-step transfers.
+
+The journaled path is what a cluster needs (the sender's and the recipient's keys live in
+different slots). It runs on the cluster, and in single-slot mode on a plain server and on
+the embedded store, where `Store(single_slot=True)` refuses any script call that would
+touch two slots, so a slip is caught without a cluster as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.crc import key_slot
+
+from smsgw import admin
+from smsgw.app import App, build_app
+from smsgw.clock import parse_timestamp
+from smsgw.messages import Inbound, Outbound
+from smsgw.store import (
+    CrossSlotCall,
+    Store,
+    credited_key,
+    journal_key,
+    subscriber_key,
+)
+from tests.conftest import CLUSTER_PREFIX, add_subscribers, make_settings
+
+ALI = "989361111111"
+SARA = "989351234567"
+POST = "989391234567"
+NOON = parse_timestamp("2026-07-23T12:00:00+03:30")
+LATER = parse_timestamp("2026-07-23T12:05:00+03:30")
+
+
+@pytest.fixture(params=["cluster", "redis-single-slot", "embedded-single-slot"])
+async def journaled(request: pytest.FixtureRequest) -> AsyncIterator[App]:
+    if request.param == "cluster":
+        url = str(request.getfixturevalue("cluster_url"))
+        app = build_app(make_settings(url))
+    else:
+        url = str(request.getfixturevalue("redis_url")) if request.param.startswith("redis") else ""
+        app = build_app(make_settings(url), store=Store.connect(url, single_slot=True))
+    assert app.store.single_slot
+    await add_subscribers(app.store, (ALI, "prepaid", 20_000, 0), (SARA, "prepaid", 0, 0),
+                          (POST, "postpaid", 0, 30_000))
+    await app.store.redis.hset(subscriber_key(ALI), "pin", app.hasher.pin_digest(ALI, "55555"))
+    yield app
+    await app.close()
+
+
+def wire_message(app: App, text: str, msg_id: str = "m1", at: Any = NOON) -> Inbound:
+    return Inbound(ALI, "1112", text, at, msg_id=msg_id,
+                   identity=app.hasher.message_identity("id", ALI, msg_id),
+                   remember_seconds=3600)
+
+
+async def balances(app: App) -> dict[str, tuple[str | None, str | None]]:
+    found = {}
+    for msisdn in (ALI, SARA, POST):
+        fields = await app.store.redis.hmget(subscriber_key(msisdn), ["balance", "bill"])
+        found[msisdn] = (fields[0], fields[1])
+    return found
+
+
+def crash_after_debit(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway dies right after the debit script returned: nothing more is done."""
+    async def dead(sender: str, txid: str) -> str:
+        return "settled"
+    monkeypatch.setattr(app.transfer, "complete", dead)
+
+
+def test_sender_and_recipient_are_in_different_slots() -> None:
+    # the premise of the tests below: their transfer really crosses two slots
+    assert key_slot(subscriber_key(ALI).encode()) != key_slot(subscriber_key(SARA).encode())
+    assert key_slot(subscriber_key(ALI).encode()) != key_slot(subscriber_key(POST).encode())
+    assert key_slot(journal_key(ALI).encode()) == key_slot(subscriber_key(ALI).encode())
+
+
+async def test_a_transfer_across_slots_is_applied_and_settled(journaled: App) -> None:
+    app = journaled
+    before = await app.store.money()
+    replies: list[Outbound] = await app.pipeline.handle(wire_message(app, "09351234567:2000:55555"))
+    assert [r.kind for r in replies] == ["transfer.sent", "transfer.received_prepaid"]
+    assert await balances(app) == {ALI: ("17500", "0"), SARA: ("2000", "0"), POST: ("0", "30000")}
+    assert await app.store.journal_entries(ALI) == {}
+    assert await app.store.money() == before
+    postpaid = await app.pipeline.handle(wire_message(app, "09391234567:3000:55555", "m2"))
+    assert [r.kind for r in postpaid] == ["transfer.sent", "transfer.received_postpaid"]
+    assert (await balances(app))[POST] == ("0", "27000")
+    assert [e["kind"] for e in await app.store.history(SARA)] == ["transfer_in", "loaded"]
+
+
+async def test_a_crash_between_debit_and_credit_is_completed_by_recovery(
+        journaled: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = journaled
+    before = await app.store.money()
+    message = wire_message(app, "09351234567:2000:55555")
+    with monkeypatch.context() as patch:
+        crash_after_debit(app, patch)
+        await app.pipeline.handle(message)
+    assert (await balances(app))[ALI] == ("17500", "0")
+    assert (await balances(app))[SARA] == ("0", "0")  # not credited yet
+    assert len(await app.store.journal_entries(ALI)) == 1
+    assert await app.store.money() == before  # the amount in flight is counted once
+
+    assert (await app.transfer.recover(NOON))["young"] == 1  # left to its own gateway
+    assert (await app.transfer.recover(LATER))["settled"] == 1
+    assert await balances(app) == {ALI: ("17500", "0"), SARA: ("2000", "0"), POST: ("0", "30000")}
+    assert await app.store.journal_entries(ALI) == {}
+    assert await app.store.money() == before
+    assert sum((await app.transfer.recover(LATER)).values()) == 0
+
+    # the SMSC delivers the same message again: its first replies, nothing applied again
+    again = await app.pipeline.handle(message)
+    assert [r.kind for r in again] == ["transfer.sent", "transfer.received_prepaid"]
+    assert (await balances(app))[SARA] == ("2000", "0")
+    assert await app.store.money() == before
+
+
+async def test_a_redelivery_before_recovery_finishes_the_transfer_once(
+        journaled: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = journaled
+    message = wire_message(app, "09351234567:2000:55555")
+    with monkeypatch.context() as patch:
+        crash_after_debit(app, patch)
+        await app.pipeline.handle(message)
+    await app.pipeline.handle(message)  # the redelivery completes it
+    await app.pipeline.handle(message)
+    assert (await app.transfer.recover(LATER))["settled"] == 0
+    assert await balances(app) == {ALI: ("17500", "0"), SARA: ("2000", "0"), POST: ("0", "30000")}
+
+
+async def test_a_crash_between_credit_and_settlement_credits_once(
+        journaled: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = journaled
+    before = await app.store.money()
+    store = app.store
+    original = store.run_json_script
+
+    async def die_at_settlement(name: str, keys: list[str], args: list[Any]) -> dict[str, Any]:
+        if name == "transfer_settle":
+            raise ConnectionResetError("the gateway died here")
+        return await original(name, keys, args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "run_json_script", die_at_settlement)
+        with pytest.raises(ConnectionResetError):
+            await app.pipeline.handle(wire_message(app, "09351234567:2000:55555"))
+    (txid,) = await store.journal_entries(ALI)
+    assert await store.redis.zscore(credited_key(SARA), txid) is not None
+    assert await store.money() == before  # credited, still journaled: counted once
+
+    assert (await app.transfer.recover(LATER))["settled"] == 1
+    assert await balances(app) == {ALI: ("17500", "0"), SARA: ("2000", "0"), POST: ("0", "30000")}
+    assert await store.money() == before
+
+
+async def test_a_transfer_whose_recipient_vanished_is_reversed(
+        journaled: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = journaled
+    before_day = (await admin.show(app.store, ALI, NOON, app.settings.transfer))["sent_today"]
+    with monkeypatch.context() as patch:
+        crash_after_debit(app, patch)
+        await app.pipeline.handle(wire_message(app, "09351234567:2000:55555"))
+    await app.store.redis.delete(subscriber_key(SARA))  # e.g. removed by hand meanwhile
+    before = await app.store.money()
+    assert (await app.transfer.recover(LATER))["reversed"] == 1
+    shown = await admin.show(app.store, ALI, NOON, app.settings.transfer)
+    assert shown["balance"] == 20_000  # amount and fee back
+    assert shown["sent_today"] == before_day
+    assert await app.store.money() == before
+    assert (await app.store.history(ALI))[0]["kind"] == "transfer_reversed"
+
+
+async def test_single_slot_mode_refuses_a_call_across_slots(redis_url: str) -> None:
+    store = Store.connect(redis_url, single_slot=True)
+    try:
+        with pytest.raises(CrossSlotCall):
+            await store.run_script("confirm", [subscriber_key(ALI), subscriber_key(SARA)],
+                                   ["a", "b"])
+    finally:
+        await store.close()
+
+
+async def test_the_cluster_spreads_subscribers_over_its_nodes(cluster_url: str) -> None:
+    app = build_app(make_settings(cluster_url))
+    try:
+        population = [f"98936{n:07d}" for n in range(300)]
+        await add_subscribers(app.store, *((m, "prepaid", 1000, 0) for m in population))
+        client = app.store.redis
+        counts = [await node.execute_command("DBSIZE") for node in  # type: ignore[attr-defined]
+                  [client.get_node(node_name=n.name) for n in client.get_primaries()]]  # type: ignore[attr-defined]
+        assert len(counts) == 3 and all(count > 50 for count in counts)
+        assert set(await app.store.all_subscribers()) == set(population)
+    finally:
+        await app.close()
+
+
+def test_cluster_url_prefix_is_only_a_test_convention() -> None:
+    settings = make_settings(CLUSTER_PREFIX + "redis://127.0.0.1:7000")
+    assert settings.redis.cluster and settings.redis.url == "redis://127.0.0.1:7000"
