@@ -42,6 +42,7 @@ class SmscSettings(Table):
     enquire_link_seconds: float = 30.0
     reconnect_max_seconds: float = 30.0
     message_id_tlv: int = 0
+    order_across_binds: bool = False
 
 
 class RedisSettings(Table):

@@ -11,9 +11,6 @@ import asyncio
 import functools
 import itertools
 import time
-from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 
 from smsgw import metrics
@@ -22,6 +19,7 @@ from smsgw.clock import now
 from smsgw.logs import get_logger
 from smsgw.messages import Inbound, Outbound, Redelivery
 from smsgw.msglog import MessageLog, format_record
+from smsgw.ordering import KeyedOrder, SharedOrder
 from smsgw.replay import masked_text
 from smsgw.smpp.client import Confirm, MoMessage, Receipt, SmppClient
 from smsgw.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
@@ -34,27 +32,6 @@ MAX_PROCESSING = 256
 RECOVERY_INTERVAL_SECONDS = 60.0
 
 
-class KeyedOrder:
-    """Runs the holders of one key one at a time, in the order they asked (FIFO locks)."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: defaultdict[str, int] = defaultdict(int)
-
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[key] -= 1
-            if self._users[key] == 0:
-                del self._users[key]
-                del self._locks[key]
-
-
 class Gateway:
     """The SMPP client's handler: turns wire messages into pipeline calls."""
 
@@ -63,7 +40,7 @@ class Gateway:
         self._log = message_log
         cfg = app.settings.smsc
         self.client = SmppClient(cfg, app.settings.smsc_password, self, cfg.message_id_tlv)
-        self._order = KeyedOrder()
+        self._order = SharedOrder(app.store) if cfg.order_across_binds else KeyedOrder()
         # Messages in processing at once: beyond this they wait (cheaply, unanswered), so
         # an SMSC with a huge window cannot drown the event loop and the store pool.
         self._processing = asyncio.Semaphore(MAX_PROCESSING)
@@ -74,6 +51,7 @@ class Gateway:
         self._reply_tasks: set[asyncio.Future[list[str]]] = set()
 
     async def run(self) -> None:
+        await self.app.store.load_scripts()
         self._confirm_task = asyncio.create_task(self._confirm_loop())
         recovery = (asyncio.create_task(self._recovery_loop())
                     if self.app.store.single_slot else None)
@@ -118,14 +96,13 @@ class Gateway:
         if text is None:
             return ESME_ROK, None  # a part, kept in the store until the rest arrives
         inbound = self._inbound(message, text, session)
-        async with self._order.hold(inbound.sender):
-            try:
+        try:
+            async with self._order.hold(inbound.sender):
                 replies = await self.app.pipeline.handle(inbound)
-            except StoreUnavailable as exc:
-                metrics.MESSAGES_IN.labels(service=inbound.to, outcome="store_down").inc()
-                log.warning("store unavailable: asking the SMSC to deliver again",
-                            error=str(exc))
-                return ESME_RX_T_APPN, None
+        except StoreUnavailable as exc:
+            metrics.MESSAGES_IN.labels(service=inbound.to, outcome="store_down").inc()
+            log.warning("store unavailable: asking the SMSC to deliver again", error=str(exc))
+            return ESME_RX_T_APPN, None
         self._record_inbound(inbound)
         metrics.observe_replies(inbound.to, replies, time.perf_counter() - received)
         self._send(inbound, replies)

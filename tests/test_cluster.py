@@ -201,3 +201,58 @@ async def test_the_cluster_spreads_subscribers_over_its_nodes(cluster_url: str) 
 def test_cluster_url_prefix_is_only_a_test_convention() -> None:
     settings = make_settings(CLUSTER_PREFIX + "redis://127.0.0.1:7000")
     assert settings.redis.cluster and settings.redis.url == "redis://127.0.0.1:7000"
+
+
+# -- several gateways, each on its own bind, sharing the cluster ------------------------
+
+async def start_gateway(url: str, smsc_port: int, delay: float, handled: list[str]) -> Any:
+    import asyncio
+
+    from smsgw.gateway import Gateway
+
+    settings = make_settings(url, smsc={"port": smsc_port, "order_across_binds": True,
+                                        "reconnect_max_seconds": 0.3})
+    app = build_app(settings)
+    original = app.pipeline.handle
+
+    async def slow_handle(message: Inbound) -> list[Outbound]:
+        handled.append(message.text)
+        await asyncio.sleep(delay)  # one gateway is slower: without a shared order,
+        return await original(message)  # the other one would overtake it
+
+    app.pipeline.handle = slow_handle  # type: ignore[method-assign]
+    gateway = Gateway(app)
+    task = asyncio.create_task(gateway.run())
+    await gateway.client.wait_bound(10)
+    return app, gateway, task
+
+
+async def test_two_gateways_apply_one_subscribers_messages_in_order(cluster_url: str) -> None:
+    import asyncio
+
+    from smsgw.smpp.fake_smsc import FakeSmsc
+
+    async with FakeSmsc(redeliver_after=0.5) as smsc:
+        handled: tuple[list[str], list[str]] = ([], [])
+        gateways = [await start_gateway(cluster_url, smsc.port, delay, seen)
+                    for delay, seen in zip((0.03, 0.0), handled, strict=True)]
+        app = gateways[0][0]
+        await add_subscribers(app.store, (ALI, "prepaid", 100_000, 0), (SARA, "prepaid", 0, 0))
+        await app.store.redis.hset(subscriber_key(ALI), "pin",
+                                   app.hasher.pin_digest(ALI, "55555"))
+        amounts = [1000 + n for n in range(12)]
+        sent = []
+        for amount in amounts:
+            sent.append(smsc.inject_mo(ALI, "1112", f"09351234567:{amount}:55555"))
+            await asyncio.sleep(0.003)
+        for mo in sent:
+            await smsc.wait_answered(mo, timeout=20)
+        for _, gateway, task in gateways:
+            await gateway.stop(drain_timeout=5)
+            await asyncio.wait_for(task, 10)
+        history = await app.store.history(ALI)
+        applied = [e["amount"] for e in reversed(history) if e["kind"] == "transfer_out"]
+        for other, _, _ in gateways:
+            await other.close()
+    assert all(handled), "both gateways took part"
+    assert applied == amounts

@@ -130,6 +130,7 @@ class FakeSmsc:
         self._tasks: set[asyncio.Task[None]] = set()
         self._receiver_ready = asyncio.Event()
         self._mt_event = asyncio.Event()
+        self._turn = 0
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -433,11 +434,15 @@ class FakeSmsc:
                 delay = min(delay * 2, MAX_REDELIVER_SECONDS)
 
     async def _receiver(self) -> _Session:
+        """The next receiving bind, in turn (round robin, as SMSCs spread an ESME's
+        traffic over its binds: one subscriber's messages may reach several gateways)."""
         while True:
-            for session in self._sessions:
-                if (session.bind in RECEIVING_BINDS and not session.conn.closed.is_set()
-                        and session.system_id != DRIVER_SYSTEM_ID):
-                    return session
+            receivers = [s for s in self._sessions
+                         if s.bind in RECEIVING_BINDS and not s.conn.closed.is_set()
+                         and s.system_id != DRIVER_SYSTEM_ID]
+            if receivers:
+                self._turn = (self._turn + 1) % len(receivers)
+                return receivers[self._turn]
             self._receiver_ready.clear()
             await self._receiver_ready.wait()
 

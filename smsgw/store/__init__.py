@@ -70,6 +70,11 @@ def credited_key(msisdn: str) -> str:
     return f"s:{{{msisdn}}}:in"
 
 
+def order_key(msisdn: str) -> str:
+    """The sender's arrival queue across gateway processes (ordering.py)."""
+    return f"s:{{{msisdn}}}:o"
+
+
 def card_key(card_hash: str) -> str:
     return f"c:{{{card_hash}}}"
 
@@ -175,6 +180,14 @@ class Store:
         except UNAVAILABLE:
             return False
 
+    async def load_scripts(self) -> bool:
+        """Load every script now (False: the store can't be reached yet)."""
+        try:
+            await self._batcher.load()
+        except UNAVAILABLE:
+            return False
+        return True
+
     async def is_cluster_node(self) -> bool:
         """Whether the server is a Redis Cluster node (a plain client would get MOVED)."""
         if self.embedded:
@@ -216,6 +229,16 @@ class Store:
             fields.append(field)
         await asyncio.gather(*(self.run_script("confirm", keys, fields)
                                for keys, fields in groups.values()))
+
+    async def order_take(self, sender: str, ticket: str, lease_ms: int) -> str:
+        """Join the sender's arrival queue (ordering.py); the ticket at its head."""
+        return str(await self.run_script("order_take", [order_key(sender)], [ticket, lease_ms]))
+
+    async def order_head(self, sender: str) -> str:
+        return str(await self.run_script("order_head", [order_key(sender)], []))
+
+    async def order_leave(self, sender: str, ticket: str) -> None:
+        await self.run_script("order_leave", [order_key(sender)], [ticket])
 
     async def subscriber(self, msisdn: str) -> dict[str, str]:
         return cast(dict[str, str], await self.redis.hgetall(subscriber_key(msisdn)))

@@ -98,6 +98,11 @@ class ScriptBatcher:
             if not future.done():
                 future.set_exception(error)
 
+    async def load(self) -> None:
+        """Load the scripts now, so that the first messages don't wait for it."""
+        if not self._shas:
+            await self._load()
+
     async def _load(self) -> dict[str, str]:
         """Load every script once (concurrent flushes wait for the same load); the map is
         published whole, never half-filled."""

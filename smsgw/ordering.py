@@ -1,0 +1,98 @@
+"""Per-subscriber arrival order: one subscriber's messages are applied one at a time, in
+the order they arrived.
+
+`KeyedOrder` does it inside one process. `SharedOrder` does it across several gateway
+processes that share one store (each on its own bind; the SMSC spreads traffic over the
+binds, so a subscriber's next message may reach another gateway while the first is still
+being applied): a ticket queue per sender in the store (scripts order_*.lua), on top of
+the in-process order. The order is that of arrival at the store, a few microseconds after
+arrival on the wire; a gateway that dies holding the head is skipped when its lease ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from smsgw.logs import get_logger
+from smsgw.store import Store, StoreUnavailable
+
+log = get_logger("smsgw.ordering")
+LEASE_MS = 10_000
+FIRST_POLL_SECONDS = 0.001
+MAX_POLL_SECONDS = 0.05
+
+
+class KeyedOrder:
+    """Runs the holders of one key one at a time, in the order they asked (FIFO locks)."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: defaultdict[str, int] = defaultdict(int)
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if self._users[key] == 0:
+                del self._users[key]
+                del self._locks[key]
+
+
+class SharedOrder:
+    """KeyedOrder across processes, through a ticket queue per sender in the store.
+
+    The ticket is taken at once on arrival (not after this process's earlier messages of
+    the same sender are done: that would let another gateway's later message in first);
+    then the message waits for its turn, polling the queue's head, woken at once when a
+    message of the same sender finishes here."""
+
+    def __init__(self, store: Store, lease_ms: int = LEASE_MS) -> None:
+        self._store = store
+        self._lease_ms = lease_ms
+        self._finished: dict[str, asyncio.Event] = {}
+        self._waiting: defaultdict[str, int] = defaultdict(int)
+
+    @asynccontextmanager
+    async def hold(self, sender: str) -> AsyncIterator[None]:
+        ticket = secrets.token_hex(8)
+        self._waiting[sender] += 1
+        try:
+            head = await self._store.order_take(sender, ticket, self._lease_ms)
+            await self._wait_turn(sender, ticket, head)
+            try:
+                yield
+            finally:
+                await self._leave(sender, ticket)
+        finally:
+            self._waiting[sender] -= 1
+            if not self._waiting[sender]:
+                del self._waiting[sender]
+                self._finished.pop(sender, None)
+
+    async def _wait_turn(self, sender: str, ticket: str, head: str) -> None:
+        poll = FIRST_POLL_SECONDS
+        while head not in (ticket, ""):
+            finished = self._finished.setdefault(sender, asyncio.Event())
+            try:
+                await asyncio.wait_for(finished.wait(), poll)
+            except TimeoutError:
+                poll = min(poll * 2, MAX_POLL_SECONDS)
+            head = await self._store.order_head(sender)
+
+    async def _leave(self, sender: str, ticket: str) -> None:
+        try:
+            await self._store.order_leave(sender, ticket)
+        except StoreUnavailable:
+            log.warning("could not leave the order queue; the lease will end it")
+        finished = self._finished.pop(sender, None)
+        if finished is not None:
+            finished.set()
