@@ -207,9 +207,13 @@ def replay(config_file: Path | None, redis_url: str | None, log: str, out_file: 
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Write the results as one JSON object.")
 @click.option("--seed", default=1, show_default=True, help="Seed of the command mix.")
+@click.option("--gateways", default=1, show_default=True, type=click.IntRange(min=1, max=16),
+              help="With --gateway spawn: this many `smsgw run` processes, each on its own "
+                   "bind, sharing --redis, in one order per subscriber across them.")
 def loadtest(config_file: Path | None, redis_url: str | None, rate: float, duration: float,
              population: int, mix: str | None, gateway_mode: str, listen_port: int,
-             smsc_address: str | None, json_file: Path | None, seed: int) -> None:
+             smsc_address: str | None, json_file: Path | None, seed: int,
+             gateways: int) -> None:
     """Drive a gateway through the fake SMSC at a target rate, and measure it.
 
     Loads synthetic subscribers (0936 900 0000 and up; earlier runs' leftovers in that
@@ -227,8 +231,11 @@ def loadtest(config_file: Path | None, redis_url: str | None, rate: float, durat
         shares = parse_mix(mix or DEFAULT_MIX)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--mix") from exc
+    if gateways > 1 and gateway_mode != "spawn":
+        raise click.UsageError("--gateways N needs --gateway spawn")
     options = LoadTestOptions(rate, duration, population, shares, gateway_mode, listen_port,
-                              seed, smsc=_host_port(smsc_address) if smsc_address else None)
+                              seed, smsc=_host_port(smsc_address) if smsc_address else None,
+                              gateways=gateways)
     try:
         results = run_async(run_loadtest(settings, options, Progress()))
     except ValueError as exc:

@@ -372,6 +372,7 @@ class LoadTestOptions:
     seed: int = 1
     gateway_env: dict[str, str] = field(default_factory=dict)
     smsc: tuple[str, int] | None = None  # a running fake SMSC (its gateway already bound)
+    gateways: int = 1  # spawn: this many `smsgw run` processes, each on its own bind
 
 
 async def run_loadtest(settings: Settings, options: LoadTestOptions,
@@ -389,7 +390,7 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
     app = build_app(settings.model_copy(update={"smsc": settings.smsc.model_copy(
         update={"host": "127.0.0.1", "port": smsc.port})}))
     gateway: Gateway | None = None
-    process: subprocess.Popen[bytes] | None = None
+    processes: list[subprocess.Popen[bytes]] = []
     running: asyncio.Task[None] | None = None
     try:
         population = await prepare_population(app.store, app.hasher, options.population,
@@ -399,26 +400,30 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
             gateway = Gateway(app)
             running = asyncio.create_task(gateway.run())
         elif options.gateway == "spawn":
-            process = _spawn_gateway(settings, smsc.port, options.gateway_env)
+            processes = [_spawn_gateway(settings, smsc.port, options.gateway_env,
+                                        shared=options.gateways > 1)
+                         for _ in range(options.gateways)]
         else:
             say(f"waiting for a gateway to bind to the fake SMSC on 127.0.0.1:{smsc.port}")
         await smsc.wait_bound(timeout=60)
+        while smsc.bound_sessions < max(1, len(processes)):
+            await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)
-        rss_start = rss_kb(process.pid if process else os.getpid())
+        pids = [p.pid for p in processes] or [os.getpid()]
+        rss_start = sum(rss_kb(pid) for pid in pids)
         inject, attach = in_process(smsc)
         results = await drive(inject, attach, population, options.rate, options.duration,
                               options.mix, options.seed, on_progress)
-        results.gateway_rss_kb = {"start": rss_start,
-                                  "end": rss_kb(process.pid if process else os.getpid())}
+        results.gateway_rss_kb = {"start": rss_start, "end": sum(rss_kb(pid) for pid in pids)}
         results.money_conserved = await app.store.money() == before
         return results
     finally:
         if gateway is not None and running is not None:
             await gateway.stop(drain_timeout=5)
             await running
-        if process is not None:
-            # it drains through our fake SMSC: wait off the event loop, which serves it
+        for process in processes:  # they drain through our fake SMSC: wait off the loop
             process.send_signal(signal.SIGTERM)
+        for process in processes:
             try:
                 await asyncio.to_thread(process.wait, 30)
             except subprocess.TimeoutExpired:
@@ -447,11 +452,13 @@ async def _against_running_smsc(settings: Settings, options: LoadTestOptions,
         await app.close()
 
 
-def _spawn_gateway(settings: Settings, port: int,
-                   extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _spawn_gateway(settings: Settings, port: int, extra_env: dict[str, str],
+                   shared: bool = False) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update({"SMSGW_SMSC_HOST": "127.0.0.1", "SMSGW_SMSC_PORT": str(port),
                 "SMSGW_REDIS_URL": settings.redis.url,
+                "SMSGW_REDIS_CLUSTER": str(settings.redis.cluster).lower(),
+                "SMSGW_SMSC_ORDER_ACROSS_BINDS": str(shared).lower(),
                 "SMSGW_SECURITY_HASH_KEY": settings.security.hash_key,
                 "SMSGW_HTTP_PORT": str(_free_port()),
                 "SMSGW_LOG_DIR": tempfile.mkdtemp(prefix="smsgw-loadtest-"),

@@ -256,3 +256,19 @@ async def test_two_gateways_apply_one_subscribers_messages_in_order(cluster_url:
             await other.close()
     assert all(handled), "both gateways took part"
     assert applied == amounts
+
+
+async def test_a_load_run_with_two_gateway_processes_on_the_cluster(cluster_url: str) -> None:
+    """The README's scale-out recipe, short: two `smsgw run` processes, each on its own
+    bind, one Redis Cluster, the full command mix."""
+    from smsgw.loadtest import DEFAULT_MIX, LoadTestOptions, parse_mix, run_loadtest
+
+    settings = make_settings(cluster_url)
+    options = LoadTestOptions(rate=150, duration=3, population=300,
+                              mix=parse_mix(DEFAULT_MIX), gateway="spawn", listen_port=0,
+                              gateways=2)
+    results = await run_loadtest(settings, options, say=lambda _: None)
+    summary = results.as_json()
+    assert summary["errors"] == {}
+    assert summary["commands_completed"] == summary["mo_sent"] >= 440
+    assert summary["money_conserved"] is True
