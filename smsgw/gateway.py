@@ -11,6 +11,7 @@ import asyncio
 import functools
 import itertools
 import time
+from collections import deque
 from datetime import datetime
 
 from smsgw import metrics
@@ -30,6 +31,8 @@ log = get_logger("smsgw.gateway")
 CONFIRM_BATCH_SECONDS = 0.05
 MAX_PROCESSING = 256
 RECOVERY_INTERVAL_SECONDS = 60.0
+MAX_REMEMBERED_ATTEMPTS = 100_000
+STORE_DOWN_LOG_SECONDS = 5.0
 
 
 class Gateway:
@@ -49,6 +52,12 @@ class Gateway:
         self._to_confirm: list[tuple[str, str, str]] = []
         self._confirm_task: asyncio.Task[None] | None = None
         self._reply_tasks: set[asyncio.Future[list[str]]] = set()
+        # Attempts answered with a temporary error after the store failed mid-call: they
+        # may have been applied, so the SMSC's next delivery of the same message reuses
+        # their id and candidate field (oldest first): (sender, digest) -> [(id, field)].
+        self._uncertain: dict[tuple[str, str], deque[tuple[str, str]]] = {}
+        self._store_down_logged = float("-inf")
+        self._store_down_count = 0
 
     async def run(self) -> None:
         await self.app.store.load_scripts()
@@ -101,7 +110,8 @@ class Gateway:
                 replies = await self.app.pipeline.handle(inbound)
         except StoreUnavailable as exc:
             metrics.MESSAGES_IN.labels(service=inbound.to, outcome="store_down").inc()
-            log.warning("store unavailable: asking the SMSC to deliver again", error=str(exc))
+            self._store_down_warning(str(exc))
+            self._remember_uncertain(inbound)
             return ESME_RX_T_APPN, None
         self._record_inbound(inbound)
         metrics.observe_replies(inbound.to, replies, time.perf_counter() - received)
@@ -125,15 +135,37 @@ class Gateway:
             return Inbound(sender, message.destination, text, at, msg_id=message.smsc_id,
                            identity=hasher.message_identity("id", sender, message.smsc_id),
                            remember_seconds=self._window)
-        msg_id = f"{session}-{next(self._counter)}"
-        redelivery = Redelivery(
-            digest=hasher.message_identity("wire", message.destination, text),
-            field=f"{time.time_ns():020d}|{session}",
-            window_seconds=self._window,
-        )
+        digest = hasher.message_identity("wire", message.destination, text)
+        earlier = self._uncertain.get((sender, digest))
+        if earlier:
+            msg_id, field = earlier.popleft()
+            if not earlier:
+                del self._uncertain[(sender, digest)]
+            redelivery = Redelivery(digest, field, self._window, retry=True)
+        else:
+            msg_id = f"{session}-{next(self._counter)}"
+            redelivery = Redelivery(digest, f"{time.time_ns():020d}|{session}", self._window)
         return Inbound(sender, message.destination, text, at, msg_id=msg_id,
                        identity=hasher.message_identity("id", sender, msg_id),
                        redelivery=redelivery)
+
+    def _store_down_warning(self, error: str) -> None:
+        """One warning per few seconds of an outage, not one per message."""
+        self._store_down_count += 1
+        if time.monotonic() - self._store_down_logged >= STORE_DOWN_LOG_SECONDS:
+            log.warning("store unavailable: asking the SMSC to deliver again",
+                        error=error, messages=self._store_down_count)
+            self._store_down_logged = time.monotonic()
+            self._store_down_count = 0
+
+    def _remember_uncertain(self, inbound: Inbound) -> None:
+        redelivery = inbound.redelivery
+        if redelivery is None or inbound.msg_id is None:
+            return  # an SMSC message id makes the redelivery recognisable by itself
+        if len(self._uncertain) >= MAX_REMEMBERED_ATTEMPTS:
+            self._uncertain.pop(next(iter(self._uncertain)))  # the oldest sender's
+        self._uncertain.setdefault((inbound.sender, redelivery.digest), deque()).append(
+            (inbound.msg_id, redelivery.field))
 
     def _confirmation(self, inbound: Inbound) -> Confirm | None:
         redelivery = inbound.redelivery

@@ -16,6 +16,7 @@ class Redelivery:
     digest: str  # keyed digest of (short code, text): shared by identical messages
     field: str  # "<ns>|<session>": this message's candidate entry
     window_seconds: int
+    retry: bool = False  # an earlier attempt (same field) may have run: its outcome counts
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,7 +20,7 @@ from smsgw.msglog import MessageLog
 from smsgw.smpp.fake_smsc import FakeSmsc
 from smsgw.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
 from smsgw.smpp.sms_text import Part, encode_reply
-from smsgw.store import subscriber_key
+from smsgw.store import StoreUnavailable, subscriber_key
 from tests.conftest import RedisServer, add_subscribers, free_port, make_settings
 
 ALI, SARA = "989361111111", "989351234567"
@@ -132,6 +133,33 @@ async def test_redelivery_after_a_lost_answer_is_applied_once(rig: Rig) -> None:
     to_sender = [mt for mt in rig.smsc.mt if mt.destination == ALI]
     assert len(to_sender) == 2 and to_sender[0].text == to_sender[1].text  # replies re-sent
     # a deliberate repeat afterwards, on the healthy new link, is a new transfer
+    await rig.smsc.wait_answered(rig.smsc.inject_mo(ALI, "1112", "09351234567:10000:55555"))
+    assert await rig.balance(SARA) == 20_000
+
+
+async def test_a_store_answer_lost_after_the_script_ran_is_not_applied_twice(
+        rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The script ran, but the connection to Redis broke before its answer came back: the
+    gateway answers "deliver again", and the SMSC does, on the same healthy link."""
+    store = rig.app.store
+    original = store.run_command
+    lost: list[str] = []
+
+    async def answer_lost_once(*args: Any) -> dict[str, Any]:
+        outcome = await original(*args)
+        if not lost:
+            lost.append(outcome["status"])
+            raise StoreUnavailable("connection reset while reading the answer")
+        return outcome
+
+    monkeypatch.setattr(store, "run_command", answer_lost_once)
+    mo = rig.smsc.inject_mo(ALI, "1112", "09351234567:10000:55555")
+    await rig.smsc.wait_answered(mo, timeout=15)
+    assert lost == ["ok"] and mo.statuses == [ESME_RX_T_APPN, ESME_ROK]
+    await rig.gateway.settle()
+    assert await rig.balance(SARA) == 10_000 and await rig.balance(ALI) == 50_000 - 10_500
+    assert len([mt for mt in rig.smsc.mt if mt.destination == SARA]) == 1
+    # a deliberate repeat afterwards is a new transfer
     await rig.smsc.wait_answered(rig.smsc.inject_mo(ALI, "1112", "09351234567:10000:55555"))
     assert await rig.balance(SARA) == 20_000
 

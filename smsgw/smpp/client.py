@@ -435,17 +435,30 @@ class SmppClient:
             if conn.closed.is_set():
                 self._queue.put_nowait(job)
                 return
-            await self._window.acquire()
-            pause = self._throttled_until - time.monotonic()
-            if pause > 0:
-                await asyncio.sleep(pause)
-            await self._bucket.take()
+            await self._wait_turn_to_send(job)
             try:
                 self._send_part(conn, job)
             except Exception as exc:  # one bad reply must not stop every later one
                 log.exception("cannot send a reply part", destination=job.destination)
                 self._window.release()
                 job.submission.failed(exc)
+
+    async def _wait_turn_to_send(self, job: _PartJob) -> None:
+        """A window slot, the end of a throttle pause, a rate token. If the session ends
+        meanwhile (this task is cancelled), the job goes back to the queue: never lost."""
+        acquired = False
+        try:
+            await self._window.acquire()
+            acquired = True
+            pause = self._throttled_until - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            await self._bucket.take()
+        except asyncio.CancelledError:
+            if acquired:
+                self._window.release()
+            self._queue.put_nowait(job)
+            raise
 
     def _send_part(self, conn: Connection, job: _PartJob) -> None:
         job.attempts += 1

@@ -421,12 +421,13 @@ def _envelope(message: Inbound) -> tuple[list[str], list[Any]]:
                  if remember and message.identity is not None else unused_key(sender))
     redelivery = message.redelivery
     if redelivery is None:
-        return [processed, unused_key(sender)], [int(remember), message.remember_seconds, "", "", 0]
+        return ([processed, unused_key(sender)],
+                [int(remember), message.remember_seconds, "", "", 0, 0])
     session = redelivery.field.partition("|")[2]
     return (
         [processed, redelivery_key(sender, redelivery.digest)],
         [int(remember), message.remember_seconds, session, redelivery.field,
-         redelivery.window_seconds],
+         redelivery.window_seconds, int(redelivery.retry)],
     )
 
 

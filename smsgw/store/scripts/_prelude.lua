@@ -1,9 +1,12 @@
 -- Prepended to every command script (Store loads it in front). The "envelope" is the
--- first 2 KEYS and 5 ARGV of every command script:
+-- first 2 KEYS and 6 ARGV of every command script:
 --   KEYS[1] processed-message key   KEYS[2] redelivery candidates (a hash)
 --   ARGV[1] remember (1/0)  ARGV[2] processed ttl  ARGV[3] session ('' = none)
 --   ARGV[4] candidate field ("<ns>|<session>")   ARGV[5] redelivery window (s)
--- A script's own keys and args follow: K(1) = KEYS[3], A(1) = ARGV[6].
+--   ARGV[6] retry (1/0): the gateway answered an earlier attempt of this very message
+--           with a temporary error after the store failed mid-call, so that attempt
+--           may have run: its candidate (same field) is its outcome, on any session
+-- A script's own keys and args follow: K(1) = KEYS[3], A(1) = ARGV[7].
 --
 -- Idempotency: a message with an identity is answered from its stored outcome.
 -- Redelivery (interfaces.md): every outcome of a wire message is kept as a candidate
@@ -13,7 +16,7 @@
 -- outcome, and nothing is applied again. A message on the same session never claims.
 
 local function K(i) return KEYS[i + 2] end
-local function A(i) return ARGV[i + 5] end
+local function A(i) return ARGV[i + 6] end
 
 local function claim_redelivery()
   local session = ARGV[3]
@@ -37,6 +40,10 @@ local function already_answered()
   if ARGV[1] == '1' then
     local seen = redis.call('GET', KEYS[1])
     if seen then return seen end
+  end
+  if ARGV[6] == '1' then
+    local own = redis.call('HGET', KEYS[2], ARGV[4])
+    if own then return own end
   end
   if ARGV[3] ~= '' then return claim_redelivery() end
   return nil
