@@ -13,6 +13,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,7 @@ async def test_storm_10000_commands_1000_subscribers(redis_url: str) -> None:
     before = money_total(await app.store.all_subscribers())
     busy = people[:20]  # a few senders get most of the traffic, in both directions
     commands = []
-    for _ in range(10_000):
+    for _ in range(10_000 * SCALE):
         a = rng.choice(busy) if rng.random() < 0.5 else rng.choice(people)
         b = rng.choice(busy) if rng.random() < 0.5 else rng.choice(people)
         pin = "55555" if rng.random() < 0.95 else "11111"
@@ -120,8 +121,13 @@ async def test_storm_10000_commands_1000_subscribers(redis_url: str) -> None:
         async with semaphore:
             await app.pipeline.handle(message)
 
+    started = time.monotonic()
     await asyncio.gather(*(one(m) for m in commands))
-    assert money_total(await app.store.all_subscribers()) == before
+    elapsed = time.monotonic() - started
+    after = money_total(await app.store.all_subscribers())
+    print(f"\nstorm: {len(commands)} commands from {len(people)} subscribers in "
+          f"{elapsed:.1f} s ({len(commands) / elapsed:.0f}/s), money {before} -> {after}")
+    assert after == before
     for m in people:
         shown = await admin.show(app.store, m, now(), app.settings.transfer)
         assert shown["sent_today"] <= 50_000 and shown["sent_this_month"] <= 100_000
