@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from smsgw.store import Store
 
 
@@ -26,3 +28,16 @@ async def test_scripts_are_reloaded_after_a_flush(redis_url: str) -> None:
         assert await store.run_script("confirm", ["s:{989360000000}:r:x"], ["f"]) == 1
     finally:
         await store.close()
+
+
+def test_evalsha_is_packed_as_redis_py_packs_it() -> None:
+    from redis.asyncio.connection import Connection
+
+    from smsgw.store.batcher import pack_evalsha
+
+    keys = ["s:{989361111111}", "s:{989361111111}:h"]
+    args: list[object] = ["متن", 42, -7, 1.5, 0.1, b"\x00raw", "", "a b", 10**20]
+    expected = b"".join(Connection().pack_command("EVALSHA", "f" * 40, len(keys), *keys, *args))
+    assert pack_evalsha("f" * 40, keys, args) == expected  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        pack_evalsha("f" * 40, keys, [True])

@@ -142,7 +142,7 @@ class Store:
         prelude = (SCRIPT_DIR / "_prelude.lua").read_text(encoding="utf-8")
         sources = {path.stem: prelude + path.read_text(encoding="utf-8")
                    for path in sorted(SCRIPT_DIR.glob("[!_]*.lua"))}
-        self._batcher = ScriptBatcher(client, sources)
+        self._batcher = ScriptBatcher(client, sources, raw=not (embedded or cluster))
 
     @classmethod
     def connect(cls, url: str, cluster: bool = False, single_slot: bool | None = None) -> Store:
