@@ -1,5 +1,6 @@
-"""The benchmark: (a) transport ceiling, (b) gateway + real Redis, (c) gateway + embedded
-store, side by side over a sweep of offered loads, on this machine. Writes
+"""The benchmark: (a) transport ceiling, (b) gateway + real Redis, (b2) two gateway
+processes (own binds, one order per subscriber across them) + real Redis, (c) gateway +
+embedded store, side by side over a sweep of offered loads, on this machine. Writes
 bench/results.json, bench/results.md and bench/throughput.png.
 
     .venv/bin/python bench/run.py [--rates 250,500,...] [--seconds 10] [--sustain 60]
@@ -56,11 +57,11 @@ async def echo_point(rate: float, seconds: float) -> dict[str, object]:
 
 
 async def gateway_point(rate: float, seconds: float, redis_url: str, mode: str,
-                        population: int = 5000) -> dict[str, object]:
+                        population: int = 5000, gateways: int = 1) -> dict[str, object]:
     settings = load_settings(None, {"redis": {"url": redis_url},
                                     "security": {"hash_key": secrets.token_hex(16)},
                                     "log": {"level": "warning"}})
-    options = LoadTestOptions(rate, seconds, population, MIX, mode, 0)
+    options = LoadTestOptions(rate, seconds, population, MIX, mode, 0, gateways=gateways)
     return (await run_loadtest(settings, options, Progress(), say=lambda _: None)).as_json()
 
 
@@ -80,11 +81,14 @@ def machine() -> dict[str, object]:
 
 async def sweep(rates: list[float], seconds: float, redis_url: str) -> dict[str, list[dict]]:
     rows: dict[str, list[dict]] = {"a_transport": [], "b_gateway_redis": [],
+                                   "b2_two_gateways_redis": [],
                                    "c_gateway_embedded_inprocess": []}
     for rate in rates:
         print(f"\n== offered {rate}/s", file=sys.stderr)
         rows["a_transport"].append(await echo_point(rate, seconds))
         rows["b_gateway_redis"].append(await gateway_point(rate, seconds, redis_url, "spawn"))
+        rows["b2_two_gateways_redis"].append(
+            await gateway_point(rate, seconds, redis_url, "spawn", gateways=2))
         rows["c_gateway_embedded_inprocess"].append(
             await gateway_point(rate, seconds, "", "inprocess"))
     return rows
@@ -123,12 +127,13 @@ def write_markdown(report: dict) -> None:
     for setup, point in report["sustainable"].items():
         lines.append(f"- {setup}: {point['offered_rate'] if point else 'none'}/s"
                      + (f", p99 {point['latency_ms']['p99']} ms" if point else ""))
-    ratio = report.get("ratio_b_over_a")
+    ratio, ratio2 = report.get("ratio_b_over_a"), report.get("ratio_b2_over_a")
     top = max(p["offered_rate"] for p in report["sweep"]["a_transport"])
-    lines += ["", f"Ratio (b)/(a) of sustainable rates: {ratio} (an upper bound when (a) "
-              f"was still keeping up at the sweep's top rate, {top:.0f}/s)", ""]
+    lines += ["", f"Ratio of sustainable rates: (b)/(a) {ratio}, (b2)/(a) {ratio2} (upper "
+              f"bounds when (a) was still keeping up at the sweep's top rate, {top:.0f}/s)",
+              ""]
     lines += NOTES
-    for name in ("sustained", "soak"):
+    for name in ("sustained", "sustained_two_gateways", "soak"):
         if report.get(name):
             lines += [f"## {name}", "", "```", json.dumps(report[name], indent=2), "```", ""]
     lines += ["![throughput and p99 against offered load](throughput.png)", ""]
@@ -171,7 +176,8 @@ def plot(report: dict) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rates", default="250,500,750,1000,1250,1500,2000,2500")
+    parser.add_argument("--rates",
+                        default="500,1000,1250,1500,1750,2000,2250,2500,3000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sustain", type=float, default=0.0,
                         help="then hold (b) at 80 %% of its sustainable rate this long")
@@ -191,9 +197,13 @@ async def main() -> None:
     report["sweep"] = await sweep(rates, args.seconds, args.redis)
     judge(report)
     b = report["sustainable"]["b_gateway_redis"]
+    b2 = report["sustainable"]["b2_two_gateways_redis"]
     if args.sustain and b:
         report["sustained"] = await gateway_point(0.8 * b["offered_rate"], args.sustain,
                                                   args.redis, "spawn")
+    if args.sustain and b2:
+        report["sustained_two_gateways"] = await gateway_point(
+            0.8 * b2["offered_rate"], args.sustain, args.redis, "spawn", gateways=2)
     if args.soak and b:
         report["soak"] = await gateway_point(0.8 * b["offered_rate"], args.soak, args.redis,
                                              "spawn", population=20000)
@@ -202,8 +212,11 @@ async def main() -> None:
 
 def judge(report: dict) -> None:
     report["sustainable"] = {k: sustainable(v) for k, v in report["sweep"].items()}
-    a, b = report["sustainable"]["a_transport"], report["sustainable"]["b_gateway_redis"]
-    report["ratio_b_over_a"] = round(b["offered_rate"] / a["offered_rate"], 2) if a and b else None
+    a = report["sustainable"]["a_transport"]
+    for setup, name in (("b_gateway_redis", "ratio_b_over_a"),
+                        ("b2_two_gateways_redis", "ratio_b2_over_a")):
+        b = report["sustainable"].get(setup)
+        report[name] = round(b["offered_rate"] / a["offered_rate"], 2) if a and b else None
 
 
 def finish(report: dict) -> None:
