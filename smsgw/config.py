@@ -43,6 +43,7 @@ class SmscSettings(Table):
     reconnect_max_seconds: float = 30.0
     message_id_tlv: int = 0
     order_across_binds: bool = False
+    response_timer_seconds: float = 5.0
 
 
 class RedisSettings(Table):

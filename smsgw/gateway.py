@@ -48,6 +48,7 @@ class Gateway:
         # an SMSC with a huge window cannot drown the event loop and the store pool.
         self._processing = asyncio.Semaphore(MAX_PROCESSING)
         self._window = cfg.redelivery_window_seconds
+        self._response_timer = cfg.response_timer_seconds
         self._counter = itertools.count(1)
         self._to_confirm: list[tuple[str, str, str]] = []
         self._confirm_task: asyncio.Task[None] | None = None
@@ -93,30 +94,39 @@ class Gateway:
     async def on_message(self, message: MoMessage, session: str) -> tuple[int, Confirm | None]:
         # Overload is shed by the transport before a task exists (smpp/client.py); here
         # only the number of messages in processing at once is bounded.
-        async with self._processing:
-            return await self._process(message, session)
-
-    async def _process(self, message: MoMessage, session: str) -> tuple[int, Confirm | None]:
         received = time.perf_counter()
+        async with self._processing:
+            return await self._process(message, session, received)
+
+    async def _process(self, message: MoMessage, session: str,
+                       received: float) -> tuple[int, Confirm | None]:
         try:
             text = await self._whole_text(message)
         except StoreUnavailable:
             return ESME_RX_T_APPN, None
         if text is None:
             return ESME_ROK, None  # a part, kept in the store until the rest arrives
-        inbound = self._inbound(message, text, session)
         try:
-            async with self._order.hold(inbound.sender):
-                replies = await self.app.pipeline.handle(inbound)
+            # the Inbound is made in the sender's turn: an earlier attempt of the same
+            # message that ended uncertain (below) is known by then
+            async with self._order.hold(any_number_to_canonical(message.source)):
+                inbound = self._inbound(message, text, session)
+                try:
+                    replies = await self.app.pipeline.handle(inbound)
+                except StoreUnavailable:
+                    self._remember_uncertain(inbound)
+                    raise
+                late = time.perf_counter() - received > self._response_timer
+                if late:  # the SMSC may have given up on this answer and deliver it again
+                    self._remember_uncertain(inbound)
         except StoreUnavailable as exc:
-            metrics.MESSAGES_IN.labels(service=inbound.to, outcome="store_down").inc()
+            metrics.MESSAGES_IN.labels(service=message.destination, outcome="store_down").inc()
             self._store_down_warning(str(exc))
-            self._remember_uncertain(inbound)
             return ESME_RX_T_APPN, None
         self._record_inbound(inbound)
         metrics.observe_replies(inbound.to, replies, time.perf_counter() - received)
         self._send(inbound, replies)
-        return ESME_ROK, self._confirmation(inbound)
+        return ESME_ROK, None if late else self._confirmation(inbound)
 
     async def _whole_text(self, message: MoMessage) -> str | None:
         if message.part is None:

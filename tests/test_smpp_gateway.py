@@ -164,6 +164,33 @@ async def test_a_store_answer_lost_after_the_script_ran_is_not_applied_twice(
     assert await rig.balance(SARA) == 20_000
 
 
+async def test_an_answer_later_than_the_smscs_timer_is_not_applied_twice(
+        redis_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gateway answers after the SMSC gave up waiting; the SMSC delivers the message
+    again on the same healthy link. The second delivery must apply nothing."""
+    rig = await start_rig(redis_url, tmp_path, response_timer_seconds=0.3)
+    rig.smsc.response_timeout = 0.3
+    original = rig.app.pipeline.handle
+    calls: list[str] = []
+
+    async def slow_first(message: Any) -> Any:
+        calls.append(message.text)
+        if len(calls) == 1:
+            await asyncio.sleep(0.6)
+        return await original(message)
+
+    monkeypatch.setattr(rig.app.pipeline, "handle", slow_first)
+    try:
+        mo = rig.smsc.inject_mo(ALI, "1112", "09351234567:10000:55555")
+        await rig.smsc.wait_answered(mo, timeout=15)
+        await rig.gateway.settle()
+        assert mo.attempts >= 2 and len(calls) >= 2  # delivered again, handled again
+        assert await rig.balance(SARA) == 10_000  # ... and applied once
+        assert await rig.balance(ALI) == 50_000 - 10_500
+    finally:
+        await stop_rig(rig)
+
+
 async def test_redelivered_wrong_pin_strikes_once(rig: Rig) -> None:
     rig.smsc.faults.ignore_deliver_resp = 1
     mo = rig.smsc.inject_mo(ALI, "1112", "09351234567:10000:11111")
