@@ -36,6 +36,10 @@ from smsgw.loadtest import (
 )
 from smsgw.smpp.fake_smsc import FakeSmsc
 
+sys.path.insert(0, str(Path(__file__).parent))  # bench/kannel.py, beside this script
+from kannel import Kannel
+from kannel import available as kannel_available
+
 HERE = Path(__file__).parent
 MIX = parse_mix("transfer=100")
 
@@ -53,6 +57,23 @@ async def echo_point(rate: float, seconds: float) -> dict[str, object]:
     finally:
         process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(process.wait, 30)
+        await smsc.stop()
+
+
+async def kannel_point(rate: float, seconds: float) -> dict[str, object]:
+    smsc = await FakeSmsc(redeliver_after=2.0, deliver_window=5000, keep_history=False).start()
+    kannel = Kannel(smsc.port)
+    await kannel.start()
+    try:
+        await smsc.wait_bound(30)
+        await asyncio.sleep(1.0)
+        people = [synthetic(i) for i in range(5000)]
+        inject, attach = in_process(smsc)
+        results = await drive(inject, attach, Population(people, people[:1], people[:1]), rate,
+                              seconds, MIX, progress=Progress())
+        return results.as_json()
+    finally:
+        await kannel.stop()
         await smsc.stop()
 
 
@@ -83,9 +104,13 @@ async def sweep(rates: list[float], seconds: float, redis_url: str) -> dict[str,
     rows: dict[str, list[dict]] = {"a_transport": [], "b_gateway_redis": [],
                                    "b2_two_gateways_redis": [],
                                    "c_gateway_embedded_inprocess": []}
+    if kannel_available():
+        rows["k_kannel_fixed_text"] = []
     for rate in rates:
         print(f"\n== offered {rate}/s", file=sys.stderr)
         rows["a_transport"].append(await echo_point(rate, seconds))
+        if "k_kannel_fixed_text" in rows:
+            rows["k_kannel_fixed_text"].append(await kannel_point(rate, seconds))
         rows["b_gateway_redis"].append(await gateway_point(rate, seconds, redis_url, "spawn"))
         rows["b2_two_gateways_redis"].append(
             await gateway_point(rate, seconds, redis_url, "spawn", gateways=2))
@@ -142,6 +167,11 @@ def write_markdown(report: dict) -> None:
 
 NOTES = [
     "Notes:", "",
+    "- (k) is Kannel 1.4.5 (Debian's package, bearerbox + smsbox) bound to the same fake "
+    "SMSC, answering each MO with one fixed text (no state, no store, one MT, where the "
+    "others send three `submit_sm`), with the fast settings of notes/peers.md and its "
+    "durable spool store (`store-type = spool`). Installed with `apt-get install kannel`; "
+    "the row is left out where it is not installed.",
     "- (c) runs the fake SMSC, the driver and the gateway in one process on one core (an "
     "embedded store cannot be shared with another process), so it measures that topology, "
     "not the store.",
@@ -176,8 +206,7 @@ def plot(report: dict) -> None:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rates",
-                        default="500,1000,1250,1500,1750,2000,2250,2500,3000")
+    parser.add_argument("--rates", default="500,1000,1250,1500,2000,2500,3000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sustain", type=float, default=0.0,
                         help="then hold (b) at 80 %% of its sustainable rate this long")
