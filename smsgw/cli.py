@@ -18,7 +18,7 @@ from smsgw.cards import CARD_DIGITS, card_problem, is_our_card, normalise_card
 from smsgw.clock import now, parse_timestamp
 from smsgw.config import ConfigError, Settings, load_settings
 from smsgw.logs import configure_logging, get_logger
-from smsgw.store import StoreUnavailable
+from smsgw.store import StoreUnavailable, WrongStoreMode
 from smsgw.subscribers import BadInputFile, read_subscriber_file
 from smsgw.text import canonical_msisdn, normalise_compact
 
@@ -80,11 +80,15 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
     except StoreUnavailable as exc:
         raise click.ClickException(f"the store is unavailable: {exc}") from exc
+    except WrongStoreMode as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 async def with_app(settings: Settings, work: Callable[[App], Awaitable[T]]) -> T:
     app = build_app(settings)
     try:
+        if not app.store.embedded:
+            await app.store.check_mode()
         return await work(app)
     finally:
         await app.close()

@@ -15,6 +15,7 @@ from smsgw.gateway import Gateway
 from smsgw.http import make_app
 from smsgw.logs import get_logger
 from smsgw.msglog import MessageLog
+from smsgw.store import WrongStoreMode
 
 log = get_logger("smsgw.run")
 
@@ -25,11 +26,13 @@ async def serve(settings: Settings) -> int:
         log.warning("no Redis URL: using the embedded store; nothing survives this process")
     elif not await app.store.ping():
         log.warning("Redis does not answer yet: messages get a temporary error until it does")
-    elif not app.store.cluster and await app.store.is_cluster_node():
-        log.error("the Redis URL names a Redis Cluster node: set [redis] cluster = true "
-                  "(or SMSGW_REDIS_CLUSTER=true)")
-        await app.close()
-        return 1
+    else:
+        try:
+            await app.store.check_mode()
+        except WrongStoreMode as exc:
+            log.error(str(exc))
+            await app.close()
+            return 1
     message_log = MessageLog(settings.log.dir, settings.log.max_bytes, settings.log.backups)
     gateway = Gateway(app, message_log)
     stop = asyncio.Event()

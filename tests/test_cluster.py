@@ -272,3 +272,18 @@ async def test_a_load_run_with_two_gateway_processes_on_the_cluster(cluster_url:
     assert summary["errors"] == {}
     assert summary["commands_completed"] == summary["mo_sent"] >= 440
     assert summary["money_conserved"] is True
+
+
+def test_commands_refuse_a_cluster_node_without_the_cluster_setting(
+        cluster_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from smsgw.cli import main
+
+    node = cluster_url.removeprefix(CLUSTER_PREFIX)
+    monkeypatch.delenv("SMSGW_REDIS_CLUSTER", raising=False)
+    refused = CliRunner().invoke(main, ["admin", "recover", "--redis", node])
+    assert refused.exit_code == 1 and "SMSGW_REDIS_CLUSTER=true" in refused.output
+    monkeypatch.setenv("SMSGW_REDIS_CLUSTER", "true")
+    done = CliRunner().invoke(main, ["admin", "recover", "--redis", node])
+    assert done.exit_code == 0 and "nothing left half-done" in done.output

@@ -116,6 +116,10 @@ class StoreUnavailable(Exception):
     """The store cannot be reached: the message must not be taken (retry later)."""
 
 
+class WrongStoreMode(Exception):
+    """The URL names a Redis Cluster node, but the store was not opened as a cluster."""
+
+
 class CrossSlotCall(RuntimeError):
     """A programming error: one script call named keys of two cluster slots."""
 
@@ -194,6 +198,12 @@ class Store:
             return False
         info = await self._read(self.redis.info("cluster"))
         return bool(info.get("cluster_enabled"))
+
+    async def check_mode(self) -> None:
+        """Refuse a plain client on a cluster node: it would see one node's keys only."""
+        if not self.cluster and await self.is_cluster_node():
+            raise WrongStoreMode("the Redis URL names a Redis Cluster node: set [redis] "
+                                 "cluster = true (or SMSGW_REDIS_CLUSTER=true)")
 
     async def run_script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """One atomic script call, pipelined with the others of this event-loop turn."""
