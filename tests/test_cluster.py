@@ -172,6 +172,10 @@ async def test_a_transfer_whose_recipient_vanished_is_reversed(
     assert shown["sent_today"] == before_day
     assert await app.store.money() == before
     assert (await app.store.history(ALI))[0]["kind"] == "transfer_reversed"
+    # the SMSC delivers the message again: it learns of the reversal, and pays nothing
+    again = await app.pipeline.handle(wire_message(app, "09351234567:2000:55555"))
+    assert [r.kind for r in again] == ["transfer.unknown_recipient"]
+    assert (await admin.show(app.store, ALI, NOON, app.settings.transfer))["balance"] == 20_000
 
 
 async def test_single_slot_mode_refuses_a_call_across_slots(redis_url: str) -> None:

@@ -38,6 +38,7 @@ from smsgw.store import (
     history_key,
     journal_key,
     month_counter_key,
+    reversed_key,
     subscriber_key,
     unused_key,
 )
@@ -47,6 +48,7 @@ from smsgw.text import in_prefixes, normalise_compact, parse_prefix_ranges
 # after reading the sender's journal entry, so this need only outlast that gap (seconds).
 CREDITED_KEEP_SECONDS = 3600
 RECOVER_AFTER_SECONDS = 30
+REVERSAL_MEMORY_SECONDS = 7 * 24 * 3600  # as long as a processed message is remembered
 
 
 def transfer_ref(identity: str | None) -> str:
@@ -175,7 +177,7 @@ class TransferService:
         before). Safe to run twice, or from two processes at once."""
         entry = (await self._store.journal_entries(sender, txid)).get(txid)
         if entry is None:
-            return "gone"
+            return "reversed" if await self._store.was_reversed(sender, txid) else "gone"
         recipient = entry["recipient"]
         credit = await self._store.run_json_script(
             "transfer_credit",
@@ -186,8 +188,8 @@ class TransferService:
         settled = await self._store.run_json_script(
             "transfer_settle",
             [subscriber_key(sender), journal_key(sender), history_key(sender),
-             entry["day_key"], entry["month_key"]],
-            [txid, mode, entry["at"], HISTORY_LENGTH])
+             entry["day_key"], entry["month_key"], reversed_key(sender, txid)],
+            [txid, mode, entry["at"], HISTORY_LENGTH, REVERSAL_MEMORY_SECONDS])
         return str(settled["status"])
 
     async def recover(self, at: datetime,

@@ -65,6 +65,11 @@ def journal_key(msisdn: str) -> str:
     return f"s:{{{msisdn}}}:tx"
 
 
+def reversed_key(msisdn: str, txid: str) -> str:
+    """Marks a journaled transfer of this sender that was reversed, not done."""
+    return f"s:{{{msisdn}}}:rv:{txid}"
+
+
 def credited_key(msisdn: str) -> str:
     """The transfer ids recently credited to this subscriber (a zset; score = time)."""
     return f"s:{{{msisdn}}}:in"
@@ -409,6 +414,9 @@ class Store:
         async for key in self.redis.scan_iter(match="s:{*}:tx", count=1000):
             senders.append(key[3:key.index("}")])
         return senders
+
+    async def was_reversed(self, sender: str, txid: str) -> bool:
+        return bool(await self._read(self.redis.exists(reversed_key(sender, txid))))
 
     async def was_credited(self, recipient: str, txid: str) -> bool:
         return await self._read(self.redis.zscore(credited_key(recipient), txid)) is not None

@@ -2,8 +2,12 @@
 -- ("done"), or give everything back when the recipient could not be credited ("reverse":
 -- amount and fee to the balance, the fee out of the fees collected, the amount out of the
 -- day and month counters). Idempotent: a transfer no longer in the journal is left alone.
--- KEYS: 1 sender hash, 2 journal, 3 sender history, 4 day counter, 5 month counter
--- ARGV: 1 transfer id, 2 mode (done | reverse), 3 moment (ISO), 4 history length
+-- A reversal leaves a marker (KEYS[6]) so that a later redelivery of the message learns
+-- that its transfer was reversed, not done.
+-- KEYS: 1 sender hash, 2 journal, 3 sender history, 4 day counter, 5 month counter,
+--       6 reversal marker
+-- ARGV: 1 transfer id, 2 mode (done | reverse), 3 moment (ISO), 4 history length,
+--       5 marker ttl (s)
 
 local raw = redis.call('HGET', KEYS[2], ARGV[1])
 if not raw then return cjson.encode({status = 'gone'}) end
@@ -21,4 +25,5 @@ redis.call('LPUSH', KEYS[3], cjson.encode({kind = 'transfer_reversed', ref = ent
                                            to = entry.recipient, amount = amount, fee = fee,
                                            balance = balance, at = ARGV[3]}))
 redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+redis.call('SET', KEYS[6], '1', 'EX', ARGV[5])
 return cjson.encode({status = 'reversed', balance = balance})
