@@ -7,7 +7,12 @@ import contextlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smsgw.smpp.builders import fast_submit_sm_pdu, submit_sm_pdu
+from smsgw.smpp.builders import (
+    aiosmpplib_deliver_sm_pdu,
+    deliver_sm_pdu,
+    fast_submit_sm_pdu,
+    submit_sm_pdu,
+)
 from smsgw.smpp.sms_text import encode_reply
 
 texts = st.text(alphabet=st.sampled_from("abc XYZ 0123 {}[]€ سلام ریال ۱۲۳ 😀\n"), max_size=400)
@@ -21,6 +26,15 @@ def test_fast_encoder_equals_aiosmpplib(text: str, source: str, destination: str
     for part in encode_reply(text or "x"):
         assert fast_submit_sm_pdu(sequence, source, destination, part, receipt) == \
             submit_sm_pdu(sequence, source, destination, part, receipt)
+
+
+@settings(max_examples=400, deadline=None)
+@given(texts, numbers, numbers, st.integers(1, 0x7FFFFFFF), st.sampled_from([0, 0x04]))
+def test_fast_deliver_sm_equals_aiosmpplib(text: str, source: str, destination: str,
+                                           sequence: int, extra: int) -> None:
+    for part in encode_reply(text or "x"):
+        assert deliver_sm_pdu(sequence, source, destination, part, extra) == \
+            aiosmpplib_deliver_sm_pdu(sequence, source, destination, part, extra)
 
 
 @settings(max_examples=400, deadline=None)
