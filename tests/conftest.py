@@ -95,28 +95,23 @@ class RedisCluster:
     """A Redis Cluster of our own on loopback: `masters` redis-server processes in cluster
     mode, slots spread by `redis-cli --cluster create`, nothing kept on disk."""
 
-    def __init__(self, workdir: Path, masters: int = 3) -> None:
+    def __init__(self, workdir: Path, masters: int = 3, durable: bool = False) -> None:
         self.workdir = workdir
         self.ports = [free_cluster_port() for _ in range(masters)]
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.durable = durable  # fsync'd append-only files: a restarted node keeps its data
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.ports[0]}"
 
     def start(self) -> None:
-        binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
-        if binary is None or cli is None:
-            pytest.fail("redis-server/redis-cli are not installed (.ci/run installs them)")
+        cli = shutil.which("redis-cli")
+        if cli is None:
+            pytest.fail("redis-cli is not installed (.ci/run installs it)")
         for port in self.ports:
-            node_dir = self.workdir / str(port)
-            node_dir.mkdir()
-            self.processes.append(subprocess.Popen(
-                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                 "--appendonly", "no", "--cluster-enabled", "yes",
-                 "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-                 "--dir", str(node_dir), "--logfile", ""],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            (self.workdir / str(port)).mkdir()
+            self.processes.append(self._node(port))
         for port in self.ports:
             RedisServer(port, self.workdir).wait_ready()
         subprocess.run(
@@ -125,12 +120,35 @@ class RedisCluster:
             check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
         self.wait_ok()
 
+    def _node(self, port: int) -> subprocess.Popen[bytes]:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed (.ci/run installs it)")
+        return subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "yes" if self.durable else "no", "--appendfsync", "always",
+             "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+             "--cluster-node-timeout", "2000", "--dir", str(self.workdir / str(port)),
+             "--logfile", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop_node(self, index: int) -> None:
+        self.processes[index].terminate()
+        self.processes[index].wait(timeout=10)
+
+    def start_node(self, index: int) -> None:
+        self.processes[index] = self._node(self.ports[index])
+        RedisServer(self.ports[index], self.workdir).wait_ready()
+
     def wait_ok(self, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            states = [redis.Redis(port=p).cluster("info").get("cluster_state")
-                      for p in self.ports]
-            if all(state == "ok" for state in states):
+            try:
+                states = [redis.Redis(port=p).cluster("info").get("cluster_state")
+                          for p in self.ports]
+            except redis.RedisError:
+                states = []
+            if states and all(state == "ok" for state in states):
                 return
             time.sleep(0.1)
         raise RuntimeError("the test Redis Cluster did not come up")

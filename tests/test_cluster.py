@@ -8,6 +8,7 @@ touch two slots, so a slip is caught without a cluster as well.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -291,3 +292,46 @@ def test_commands_refuse_a_cluster_node_without_the_cluster_setting(
     monkeypatch.setenv("SMSGW_REDIS_CLUSTER", "true")
     done = CliRunner().invoke(main, ["admin", "recover", "--redis", node])
     assert done.exit_code == 0 and "nothing left half-done" in done.output
+
+
+async def test_a_cluster_node_down_gives_temporary_errors_then_recovers(
+        tmp_path: Any) -> None:
+    """A node stops (its slots are down: the cluster answers CLUSTERDOWN) and comes back
+    with its data: transfers meanwhile are refused as temporary, nothing half-done."""
+    from smsgw.store import StoreUnavailable
+    from tests.conftest import RedisCluster
+
+    cluster = RedisCluster(tmp_path, durable=True)
+    cluster.start()
+    app = build_app(make_settings(CLUSTER_PREFIX + cluster.url))
+    try:
+        await add_subscribers(app.store, (ALI, "prepaid", 20_000, 0), (SARA, "prepaid", 0, 0))
+        await app.store.redis.hset(subscriber_key(ALI), "pin",
+                                   app.hasher.pin_digest(ALI, "55555"))
+        before = await app.store.money()
+        down = 1
+        await asyncio.to_thread(cluster.stop_node, down)
+        refused = 0
+        for attempt in range(3):
+            try:
+                await app.pipeline.handle(wire_message(app, "09351234567:2000:55555",
+                                                       f"down-{attempt}"))
+            except StoreUnavailable:
+                refused += 1
+        await asyncio.to_thread(cluster.start_node, down)
+        await asyncio.to_thread(cluster.wait_ok)
+        for _ in range(50):  # the client finds its way back to the node
+            try:
+                replies = await app.pipeline.handle(wire_message(app, "09351234567:2000:55555",
+                                                                 "after"))
+                break
+            except StoreUnavailable:
+                await asyncio.sleep(0.2)
+        assert refused == 3
+        assert [r.kind for r in replies] == ["transfer.sent", "transfer.received_prepaid"]
+        assert await app.store.journal_entries(ALI) == {}
+        assert await app.store.money() == before
+        assert (await balances(app))[SARA] == ("2000", "0")  # only the one after recovery
+    finally:
+        await app.close()
+        await asyncio.to_thread(cluster.stop)

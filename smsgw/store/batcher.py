@@ -118,6 +118,8 @@ class ScriptBatcher:
                 missing.append(item)
             elif future.done():
                 continue
+            elif isinstance(result, UNAVAILABLE):  # a cluster pipeline returns these per call
+                future.set_exception(StoreUnavailable(str(result) or type(result).__name__))
             elif isinstance(result, Exception):
                 future.set_exception(result)
             else:
