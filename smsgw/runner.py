@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 
@@ -22,6 +23,10 @@ log = get_logger("smsgw.run")
 
 async def serve(settings: Settings) -> int:
     app = build_app(settings)
+    # Everything built so far lives as long as the process: keep it out of the garbage
+    # collector's full passes, which otherwise walk it all (pauses of up to ~60 ms).
+    gc.collect()
+    gc.freeze()
     if app.store.embedded:
         log.warning("no Redis URL: using the embedded store; nothing survives this process")
     elif not await app.store.ping():
