@@ -215,15 +215,19 @@ async def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--report-only", action="store_true",
                         help="re-render results.md and the plot from results.json")
+    parser.add_argument("--sustain-only", action="store_true",
+                        help="keep the sweep of results.json; only (re)run --sustain/--soak")
     args = parser.parse_args()
-    if args.report_only:
+    if args.report_only or args.sustain_only:
         report = json.loads((HERE / "results.json").read_text(encoding="utf-8"))
-        finish(report)
-        return
-    rates = [float(r) for r in args.rates.split(",")]
-    report: dict = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                    "machine": machine()}
-    report["sweep"] = await sweep(rates, args.seconds, args.redis)
+        if args.report_only:
+            finish(report)
+            return
+    else:
+        rates = [float(r) for r in args.rates.split(",")]
+        report = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                  "machine": machine()}
+        report["sweep"] = await sweep(rates, args.seconds, args.redis)
     judge(report)
     b = report["sustainable"]["b_gateway_redis"]
     b2 = report["sustainable"]["b2_two_gateways_redis"]
