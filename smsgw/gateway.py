@@ -114,11 +114,11 @@ class Gateway:
                 try:
                     replies = await self.app.pipeline.handle(inbound)
                 except StoreUnavailable:
-                    self._remember_uncertain(inbound)
+                    self._remember_uncertain(inbound, "store_failed")
                     raise
                 late = time.perf_counter() - received > self._response_timer
                 if late:  # the SMSC may have given up on this answer and deliver it again
-                    self._remember_uncertain(inbound)
+                    self._remember_uncertain(inbound, "late_answer")
         except StoreUnavailable as exc:
             metrics.MESSAGES_IN.labels(service=message.destination, outcome="store_down").inc()
             self._store_down_warning(str(exc))
@@ -168,7 +168,8 @@ class Gateway:
             self._store_down_logged = time.monotonic()
             self._store_down_count = 0
 
-    def _remember_uncertain(self, inbound: Inbound) -> None:
+    def _remember_uncertain(self, inbound: Inbound, cause: str) -> None:
+        metrics.UNCERTAIN_ANSWERS.labels(cause=cause).inc()
         redelivery = inbound.redelivery
         if redelivery is None or inbound.msg_id is None:
             return  # an SMSC message id makes the redelivery recognisable by itself
@@ -201,6 +202,8 @@ class Gateway:
                 log.warning("transfer recovery: store unavailable", error=str(exc))
             else:
                 finished = {k: v for k, v in counts.items() if k != "young"}
+                for outcome in ("settled", "reversed"):
+                    metrics.TRANSFERS_RECOVERED.labels(outcome=outcome).inc(counts[outcome])
                 if finished:
                     log.warning("transfer recovery finished transfers left half-done",
                                 **finished)

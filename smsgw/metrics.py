@@ -20,6 +20,14 @@ PROCESSING = Histogram("smsgw_message_processing_seconds",
                        buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0))
 OTP_EVENTS = Counter("smsgw_otp_events_total",
                      "OTP issued, verified, failed, expired, rate-limited", ["event"])
+TRANSFERS_RECOVERED = Counter(
+    "smsgw_transfers_recovered_total",
+    "Journaled transfers (Redis Cluster) that recovery finished: settled or reversed",
+    ["outcome"])
+UNCERTAIN_ANSWERS = Counter(
+    "smsgw_uncertain_answers_total",
+    "Messages whose answer may not have counted (store failed mid-call, or answered after "
+    "the SMSC's response timer): their next delivery reuses the first outcome", ["cause"])
 HTTP_REQUESTS = Histogram("smsgw_http_request_seconds", "HTTP API latency by route and status",
                           ["route", "status"])
 

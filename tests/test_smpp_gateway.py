@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from smsgw import admin
+from smsgw import admin, metrics
 from smsgw.app import App, build_app
 from smsgw.clock import now
 from smsgw.gateway import Gateway
@@ -180,6 +180,8 @@ async def test_an_answer_later_than_the_smscs_timer_is_not_applied_twice(
         return await original(message)
 
     monkeypatch.setattr(rig.app.pipeline, "handle", slow_first)
+    late = metrics.UNCERTAIN_ANSWERS.labels(cause="late_answer")
+    late_before = late._value.get()
     try:
         mo = rig.smsc.inject_mo(ALI, "1112", "09351234567:10000:55555")
         await rig.smsc.wait_answered(mo, timeout=15)
@@ -187,6 +189,7 @@ async def test_an_answer_later_than_the_smscs_timer_is_not_applied_twice(
         assert mo.attempts >= 2 and len(calls) >= 2  # delivered again, handled again
         assert await rig.balance(SARA) == 10_000  # ... and applied once
         assert await rig.balance(ALI) == 50_000 - 10_500
+        assert late._value.get() == late_before + 1  # operators see it in /metrics
     finally:
         await stop_rig(rig)
 
