@@ -240,7 +240,7 @@ async def test_two_gateways_apply_one_subscribers_messages_in_order(cluster_url:
     async with FakeSmsc(redeliver_after=0.5) as smsc:
         handled: tuple[list[str], list[str]] = ([], [])
         gateways = [await start_gateway(cluster_url, smsc.port, delay, seen)
-                    for delay, seen in zip((0.03, 0.0), handled, strict=True)]
+                    for delay, seen in zip((0.04, 0.0), handled, strict=True)]
         app = gateways[0][0]
         await add_subscribers(app.store, (ALI, "prepaid", 100_000, 0), (SARA, "prepaid", 0, 0))
         await app.store.redis.hset(subscriber_key(ALI), "pin",
@@ -249,7 +249,7 @@ async def test_two_gateways_apply_one_subscribers_messages_in_order(cluster_url:
         sent = []
         for amount in amounts:
             sent.append(smsc.inject_mo(ALI, "1112", f"09351234567:{amount}:55555"))
-            await asyncio.sleep(0.003)
+            await asyncio.sleep(0.01)
         for mo in sent:
             await smsc.wait_answered(mo, timeout=20)
         for _, gateway, task in gateways:
