@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import uvloop
@@ -44,37 +45,47 @@ HERE = Path(__file__).parent
 MIX = parse_mix("transfer=100")
 
 
-async def echo_point(rate: float, seconds: float) -> dict[str, object]:
+async def peer_point(rate: float, seconds: float,
+                     start_peer: Callable[[int], Awaitable[Callable[[], Awaitable[None]]]],
+                     settle: float = 0.0) -> dict[str, object]:
+    """Drive a stateless peer (no store) bound to a fresh fake SMSC: `start_peer(port)`
+    starts it and gives back its stop."""
     smsc = await FakeSmsc(redeliver_after=2.0, deliver_window=5000, keep_history=False).start()
-    process = subprocess.Popen([sys.executable, str(HERE / "echo_esme.py"), str(smsc.port)])
+    stop_peer = await start_peer(smsc.port)
     try:
         await smsc.wait_bound(30)
+        await asyncio.sleep(settle)
         people = [synthetic(i) for i in range(5000)]
         inject, attach = in_process(smsc)
         results = await drive(inject, attach, Population(people, people[:1], people[:1]), rate,
                               seconds, MIX, progress=Progress())
         return results.as_json()
     finally:
+        await stop_peer()
+        await smsc.stop()
+
+
+async def start_echo(port: int) -> Callable[[], Awaitable[None]]:
+    process = subprocess.Popen([sys.executable, str(HERE / "echo_esme.py"), str(port)])
+
+    async def stop() -> None:
         process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(process.wait, 30)
-        await smsc.stop()
+    return stop
+
+
+async def start_kannel(port: int) -> Callable[[], Awaitable[None]]:
+    kannel = Kannel(port)
+    await kannel.start()
+    return kannel.stop
+
+
+async def echo_point(rate: float, seconds: float) -> dict[str, object]:
+    return await peer_point(rate, seconds, start_echo)
 
 
 async def kannel_point(rate: float, seconds: float) -> dict[str, object]:
-    smsc = await FakeSmsc(redeliver_after=2.0, deliver_window=5000, keep_history=False).start()
-    kannel = Kannel(smsc.port)
-    await kannel.start()
-    try:
-        await smsc.wait_bound(30)
-        await asyncio.sleep(1.0)
-        people = [synthetic(i) for i in range(5000)]
-        inject, attach = in_process(smsc)
-        results = await drive(inject, attach, Population(people, people[:1], people[:1]), rate,
-                              seconds, MIX, progress=Progress())
-        return results.as_json()
-    finally:
-        await kannel.stop()
-        await smsc.stop()
+    return await peer_point(rate, seconds, start_kannel, settle=1.0)
 
 
 async def gateway_point(rate: float, seconds: float, redis_url: str, mode: str,
@@ -167,6 +178,8 @@ def write_markdown(report: dict) -> None:
 
 NOTES = [
     "Notes:", "",
+    "- What the profile (py-spy) showed and what was changed for it: README.md, "
+    "\"Benchmark\".",
     "- (k) is Kannel 1.4.5 (Debian's package, bearerbox + smsbox) bound to the same fake "
     "SMSC, answering each MO with one fixed text (no state, no store, one MT, where the "
     "others send three `submit_sm`), with the fast settings of notes/peers.md and its "

@@ -87,8 +87,7 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 async def with_app(settings: Settings, work: Callable[[App], Awaitable[T]]) -> T:
     app = build_app(settings)
     try:
-        if not app.store.embedded:
-            await app.store.check_mode()
+        await app.store.check_mode()
         return await work(app)
     finally:
         await app.close()

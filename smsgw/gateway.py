@@ -100,8 +100,9 @@ class Gateway:
 
     async def _process(self, message: MoMessage, session: str,
                        received: float) -> tuple[int, Confirm | None]:
+        sender = any_number_to_canonical(message.source)
         try:
-            text = await self._whole_text(message)
+            text = await self._whole_text(message, sender)
         except StoreUnavailable:
             return ESME_RX_T_APPN, None
         if text is None:
@@ -109,8 +110,8 @@ class Gateway:
         try:
             # the Inbound is made in the sender's turn: an earlier attempt of the same
             # message that ended uncertain (below) is known by then
-            async with self._order.hold(any_number_to_canonical(message.source)):
-                inbound = self._inbound(message, text, session)
+            async with self._order.hold(sender):
+                inbound = self._inbound(message, sender, text, session)
                 try:
                     replies = await self.app.pipeline.handle(inbound)
                 except StoreUnavailable:
@@ -128,17 +129,15 @@ class Gateway:
         self._send(inbound, replies)
         return ESME_ROK, None if late else self._confirmation(inbound)
 
-    async def _whole_text(self, message: MoMessage) -> str | None:
+    async def _whole_text(self, message: MoMessage, sender: str) -> str | None:
         if message.part is None:
             return message.text
         reference, number, total = message.part
-        sender = any_number_to_canonical(message.source)
         return await self.app.store.add_part(
             sender, f"{message.destination}:{reference}:{total}", number, total, message.text,
             ttl=self._window)
 
-    def _inbound(self, message: MoMessage, text: str, session: str) -> Inbound:
-        sender = any_number_to_canonical(message.source)
+    def _inbound(self, message: MoMessage, sender: str, text: str, session: str) -> Inbound:
         hasher = self.app.hasher
         at = now()
         if message.smsc_id is not None:

@@ -58,13 +58,11 @@ class SharedOrder:
     def __init__(self, store: Store, lease_ms: int = LEASE_MS) -> None:
         self._store = store
         self._lease_ms = lease_ms
-        self._finished: dict[str, asyncio.Event] = {}
-        self._waiting: defaultdict[str, int] = defaultdict(int)
+        self._finished: dict[str, asyncio.Event] = {}  # woken when a holder here exits
 
     @asynccontextmanager
     async def hold(self, sender: str) -> AsyncIterator[None]:
         ticket = secrets.token_hex(8)
-        self._waiting[sender] += 1
         try:
             head = await self._store.order_take(sender, ticket, self._lease_ms)
             await self._wait_turn(sender, ticket, head)
@@ -72,11 +70,10 @@ class SharedOrder:
                 yield
             finally:
                 await self._leave(sender, ticket)
-        finally:
-            self._waiting[sender] -= 1
-            if not self._waiting[sender]:
-                del self._waiting[sender]
-                self._finished.pop(sender, None)
+        finally:  # every exit wakes this sender's waiters here (and drops their event)
+            finished = self._finished.pop(sender, None)
+            if finished is not None:
+                finished.set()
 
     async def _wait_turn(self, sender: str, ticket: str, head: str) -> None:
         poll = FIRST_POLL_SECONDS
@@ -93,6 +90,3 @@ class SharedOrder:
             await self._store.order_leave(sender, ticket)
         except StoreUnavailable:
             log.warning("could not leave the order queue; the lease will end it")
-        finished = self._finished.pop(sender, None)
-        if finished is not None:
-            finished.set()

@@ -67,7 +67,7 @@ async def balances(app: App) -> dict[str, tuple[str | None, str | None]]:
 
 def crash_after_debit(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """The gateway dies right after the debit script returned: nothing more is done."""
-    async def dead(sender: str, txid: str) -> str:
+    async def dead(sender: str, txid: str, entry: object = None) -> str:
         return "settled"
     monkeypatch.setattr(app.transfer, "complete", dead)
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,28 +15,33 @@ from smsgw.smpp.builders import (
     fast_submit_sm_pdu,
     submit_sm_pdu,
 )
-from smsgw.smpp.sms_text import encode_reply
+from smsgw.smpp.sms_text import Part, encode_reply
 
 texts = st.text(alphabet=st.sampled_from("abc XYZ 0123 {}[]€ سلام ریال ۱۲۳ 😀\n"), max_size=400)
 numbers = st.sampled_from(["1112", "7000", "989351234567", "989121112233", "98"])
 
 
-@settings(max_examples=400, deadline=None)
-@given(texts, numbers, numbers, st.integers(1, 0x7FFFFFFF), st.sampled_from([0, 1]))
-def test_fast_encoder_equals_aiosmpplib(text: str, source: str, destination: str,
-                                        sequence: int, receipt: int) -> None:
-    for part in encode_reply(text or "x"):
-        assert fast_submit_sm_pdu(sequence, source, destination, part, receipt) == \
-            submit_sm_pdu(sequence, source, destination, part, receipt)
+# (fast builder, aiosmpplib's builder, values of the last argument): the same bytes
+Builder = Callable[[int, str, str, Part, int], bytes]
+BUILDER_PAIRS: dict[str, tuple[Builder, Builder, list[int]]] = {
+    "submit_sm": (fast_submit_sm_pdu, submit_sm_pdu, [0, 1]),  # registered_delivery
+    "deliver_sm": (deliver_sm_pdu, aiosmpplib_deliver_sm_pdu, [0, 0x04]),  # esm_class bits
+}
 
 
-@settings(max_examples=400, deadline=None)
-@given(texts, numbers, numbers, st.integers(1, 0x7FFFFFFF), st.sampled_from([0, 0x04]))
-def test_fast_deliver_sm_equals_aiosmpplib(text: str, source: str, destination: str,
-                                           sequence: int, extra: int) -> None:
-    for part in encode_reply(text or "x"):
-        assert deliver_sm_pdu(sequence, source, destination, part, extra) == \
-            aiosmpplib_deliver_sm_pdu(sequence, source, destination, part, extra)
+@pytest.mark.parametrize("pdu", sorted(BUILDER_PAIRS))
+def test_fast_builders_equal_aiosmpplib(pdu: str) -> None:
+    fast, reference, lasts = BUILDER_PAIRS[pdu]
+
+    @settings(max_examples=400, deadline=None)
+    @given(texts, numbers, numbers, st.integers(1, 0x7FFFFFFF), st.sampled_from(lasts))
+    def same_bytes(text: str, source: str, destination: str, sequence: int,
+                   last: int) -> None:
+        for part in encode_reply(text or "x"):
+            assert fast(sequence, source, destination, part, last) == \
+                reference(sequence, source, destination, part, last)
+
+    same_bytes()
 
 
 @settings(max_examples=400, deadline=None)

@@ -167,15 +167,24 @@ class TransferService:
         txid = message.identity or secrets.token_hex(16)
         outcome = await self._store.run_command(
             "transfer", message, keys, [*args, "debit", plan or "", language or "", txid])
-        if outcome["status"] == "ok" and await self.complete(sender, outcome["txid"]) == "reversed":
+        if outcome["status"] != "ok":
+            return outcome
+        # the entry transfer.lua wrote, when it debited just now; else read it back
+        entry = ({"recipient": recipient, "amount": command.amount, "ref": outcome["ref"],
+                  "at": outcome["at"], "day_key": keys[2], "month_key": keys[3]}
+                 if outcome.pop("debited_now", False) else None)
+        if await self.complete(sender, outcome["txid"], entry) == "reversed":
             return {"status": "unknown_recipient", "lang": outcome["lang"]}
         return outcome
 
-    async def complete(self, sender: str, txid: str) -> str:
+    async def complete(self, sender: str, txid: str,
+                       entry: dict[str, Any] | None = None) -> str:
         """Finish a debited transfer: credit the recipient (once) and settle; reverse it
         if the recipient can't be credited. `settled`, `reversed`, or `gone` (finished
-        before). Safe to run twice, or from two processes at once."""
-        entry = (await self._store.journal_entries(sender, txid)).get(txid)
+        before). Safe to run twice, or from two processes at once. `entry`: the journal
+        entry, when the caller has just written it."""
+        if entry is None:
+            entry = (await self._store.journal_entries(sender, txid)).get(txid)
         if entry is None:
             return "reversed" if await self._store.was_reversed(sender, txid) else "gone"
         recipient = entry["recipient"]

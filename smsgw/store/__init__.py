@@ -14,6 +14,7 @@ the rule, on any server, so that the tests catch it without a cluster.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,6 +149,8 @@ class Store:
         self.cluster = cluster
         # single-slot mode: every script call keeps to one slot (journaled transfers).
         self.single_slot = cluster if single_slot is None else single_slot
+        # ... checked here off a cluster; on one, redis-py itself refuses a cross-slot call
+        self._check_slots = self.single_slot and not cluster
         prelude = (SCRIPT_DIR / "_prelude.lua").read_text(encoding="utf-8")
         sources = {path.stem: prelude + path.read_text(encoding="utf-8")
                    for path in sorted(SCRIPT_DIR.glob("[!_]*.lua"))}
@@ -189,30 +192,22 @@ class Store:
         except UNAVAILABLE:
             return False
 
-    async def load_scripts(self) -> bool:
-        """Load every script now (False: the store can't be reached yet)."""
-        try:
+    async def load_scripts(self) -> None:
+        """Load every script now, if the store answers (else the first call loads them)."""
+        with contextlib.suppress(*UNAVAILABLE):
             await self._batcher.load()
-        except UNAVAILABLE:
-            return False
-        return True
-
-    async def is_cluster_node(self) -> bool:
-        """Whether the server is a Redis Cluster node (a plain client would get MOVED)."""
-        if self.embedded:
-            return False
-        info = await self._read(self.redis.info("cluster"))
-        return bool(info.get("cluster_enabled"))
 
     async def check_mode(self) -> None:
         """Refuse a plain client on a cluster node: it would see one node's keys only."""
-        if not self.cluster and await self.is_cluster_node():
+        if self.embedded or self.cluster:
+            return
+        if (await self._read(self.redis.info("cluster"))).get("cluster_enabled"):
             raise WrongStoreMode("the Redis URL names a Redis Cluster node: set [redis] "
                                  "cluster = true (or SMSGW_REDIS_CLUSTER=true)")
 
     async def run_script(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """One atomic script call, pipelined with the others of this event-loop turn."""
-        if self.single_slot and len({key_slot(key.encode()) for key in keys}) > 1:
+        if self._check_slots and len({key_slot(key.encode()) for key in keys}) > 1:
             raise CrossSlotCall(f"{name}: keys of several slots: {keys}")
         return await self._batcher.call(name, keys, args)
 

@@ -106,7 +106,13 @@ if not debit_only then
   record(K(6), {kind = 'transfer_in', ref = A(11), from = A(15), amount = amount,
                 plan = recipient_plan})
 end
-return finish({status = 'ok', lang = lang, recipient_lang = recipient[2] or '',
-               recipient_plan = recipient_plan, ref = A(11), at = A(10),
-               amount = amount, fee = fee, balance = new_balance,
-               pin_set = (not sender[3]), txid = debit_only and A(20) or nil})
+local outcome = {status = 'ok', lang = lang, recipient_lang = recipient[2] or '',
+                 recipient_plan = recipient_plan, ref = A(11), at = A(10),
+                 amount = amount, fee = fee, balance = new_balance,
+                 pin_set = (not sender[3]), txid = debit_only and A(20) or nil}
+local stored = finish(outcome)
+if not debit_only then return stored end
+-- debited just now (not an earlier outcome answered again): the caller knows the journal
+-- entry without reading it back
+outcome.debited_now = true
+return cjson.encode(outcome)
