@@ -107,3 +107,34 @@ def test_fast_decoder_never_crashes_on_garbage(body: bytes) -> None:
     raw = RawPdu(5, 0, 1, bytes(16) + body)
     with contextlib.suppress(PduError):
         decode_short_message(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(texts, min_size=1, max_size=6), st.data())
+def test_framer_finds_the_same_pdus_however_the_stream_is_cut(
+        messages: list[str], data: st.DataObject) -> None:
+    """TCP may deliver a PDU in pieces or several in one read: each arrives once, whole."""
+    from smsgw.smpp.pdu import PduFramer
+
+    sent = [deliver_sm_pdu(seq, "989351234567", "1112", part)
+            for seq, text in enumerate(messages, 1) for part in encode_reply(text or "x")]
+    stream = b"".join(sent)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=10)))
+    framer = PduFramer()
+    received = []
+    for start, end in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        received += [raw.data for raw in framer.feed(stream[start:end])]
+    assert received == sent
+    assert framer.pending == 0
+
+
+def test_framer_stops_at_an_impossible_length_after_the_whole_pdus_before_it() -> None:
+    from smsgw.smpp.pdu import FramingError, PduFramer
+
+    good = deliver_sm_pdu(1, "989351234567", "1112", encode_reply("hi")[0])
+    framer = PduFramer()
+    received = []
+    with pytest.raises(FramingError):
+        for raw in framer.feed(good + b"\x00\x00\x00\x05" + b"\x00" * 12):
+            received.append(raw.sequence)
+    assert received == [1]

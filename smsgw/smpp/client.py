@@ -162,6 +162,38 @@ class TokenBucket:
                 return
             await asyncio.sleep((1 - self.tokens) / self.rate)
 
+    def try_take(self) -> bool:
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+class Window:
+    """At most `size` submits awaiting their response (a semaphore with a no-wait take)."""
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self._freed = asyncio.Event()
+
+    def take_nowait(self) -> bool:
+        if self.free > 0:
+            self.free -= 1
+            return True
+        return False
+
+    async def take(self) -> None:
+        while not self.take_nowait():
+            self._freed.clear()
+            await self._freed.wait()
+
+    def release(self) -> None:
+        self.free += 1
+        self._freed.set()
+
 
 class SmppClient:
     def __init__(self, settings: SmscSettings, password: str, handler: Handler,
@@ -171,7 +203,8 @@ class SmppClient:
         self._handler = handler
         self._smsc_id_tag = smsc_id_tag
         self._queue: asyncio.Queue[_PartJob] = asyncio.Queue()
-        self._window = asyncio.Semaphore(settings.window)
+        self._window = Window(settings.window)
+        self._sender_busy = False  # the sender task holds a part, waiting for its turn
         self._bucket = TokenBucket(settings.submit_rate)
         self._throttled_until = 0.0
         self._session: _Session | None = None
@@ -208,9 +241,25 @@ class SmppClient:
                                  [""] * len(parts), len(parts))
         wanted = int(receipt_tag is not None)
         for index, part in enumerate(parts):
-            self._queue.put_nowait(_PartJob(source, destination, part, wanted, submission,
-                                            index, receipt_tag))
+            job = _PartJob(source, destination, part, wanted, submission, index, receipt_tag)
+            if not self._send_at_once(job):
+                self._queue.put_nowait(job)
         return submission.done
+
+    def _send_at_once(self, job: _PartJob) -> bool:
+        """The common case, without waking the sender task: bound, nothing queued before
+        this part, a window slot and a rate token free, not throttled."""
+        session = self._session
+        conn = session.transmitter if session is not None else None
+        if (conn is None or conn.closed.is_set() or self._sender_busy
+                or not self._queue.empty() or self._throttled_until > time.monotonic()
+                or not self._window.take_nowait()):
+            return False
+        if not self._bucket.try_take():
+            self._window.release()
+            return False
+        self._send_or_fail(conn, job)
+        return True
 
     @property
     def pending_submits(self) -> int:
@@ -435,20 +484,28 @@ class SmppClient:
             if conn.closed.is_set():
                 self._queue.put_nowait(job)
                 return
-            await self._wait_turn_to_send(job)
+            self._sender_busy = True
             try:
-                self._send_part(conn, job)
-            except Exception as exc:  # one bad reply must not stop every later one
-                log.exception("cannot send a reply part", destination=job.destination)
-                self._window.release()
-                job.submission.failed(exc)
+                await self._wait_turn_to_send(job)
+            finally:
+                self._sender_busy = False
+            self._send_or_fail(conn, job)
+
+    def _send_or_fail(self, conn: Connection, job: _PartJob) -> None:
+        try:
+            self._send_part(conn, job)
+        except Exception as exc:  # one bad reply must not stop every later one
+            log.exception("cannot send a reply part", destination=job.destination)
+            self._in_window -= 1
+            self._window.release()
+            job.submission.failed(exc)
 
     async def _wait_turn_to_send(self, job: _PartJob) -> None:
         """A window slot, the end of a throttle pause, a rate token. If the session ends
         meanwhile (this task is cancelled), the job goes back to the queue: never lost."""
         acquired = False
         try:
-            await self._window.acquire()
+            await self._window.take()
             acquired = True
             pause = self._throttled_until - time.monotonic()
             if pause > 0:

@@ -19,13 +19,19 @@ from smsgw.smpp.pdu import (
     ESME_ROK,
     UNBIND,
     FramingError,
+    PduFramer,
     RawPdu,
     generic_nack,
-    read_pdu,
     response_pdu,
 )
 
 MAX_SEQUENCE = 0x7FFFFFFF
+READ_SIZE = 256 * 1024
+
+
+def _expire(future: asyncio.Future[RawPdu]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError("no response"))
 
 
 class ConnectionClosed(Exception):
@@ -70,12 +76,15 @@ class Connection:
     async def request(self, build: Callable[[int], bytes], timeout: float) -> RawPdu:
         """Send a request built for a fresh sequence number; await its response."""
         sequence = self.next_sequence()
-        future: asyncio.Future[RawPdu] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[RawPdu] = loop.create_future()
         self._pending[sequence] = future
+        timer = loop.call_later(timeout, _expire, future)  # cheaper than wait_for
         try:
             self.write(build(sequence))
-            return await asyncio.wait_for(future, timeout)
+            return await future
         finally:
+            timer.cancel()
             self._pending.pop(sequence, None)
 
     def answer_session_request(self, raw: RawPdu) -> bool:
@@ -111,14 +120,15 @@ class Connection:
 
     async def read_loop(self) -> None:
         """Read until the link closes; then fail everything still outstanding."""
+        framer = PduFramer()
         try:
-            while True:
-                raw = await read_pdu(self._reader)
-                if raw.is_response:
-                    self._resolve(raw)
-                else:
-                    self._on_request(raw)
-        except (asyncio.IncompleteReadError, ConnectionError, OSError):
+            while chunk := await self._reader.read(READ_SIZE):
+                for raw in framer.feed(chunk):
+                    if raw.is_response:
+                        self._resolve(raw)
+                    else:
+                        self._on_request(raw)
+        except (ConnectionError, OSError):
             pass
         except FramingError:
             with contextlib.suppress(ConnectionClosed):

@@ -8,8 +8,8 @@ answers with generic_nack (or an error response) while the session keeps serving
 
 from __future__ import annotations
 
-import asyncio
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Final
 
@@ -103,14 +103,35 @@ class RawPdu:
         return bool(self.command_id & RESPONSE_BIT)
 
 
-async def read_pdu(reader: asyncio.StreamReader) -> RawPdu:
-    """Read one PDU; IncompleteReadError at EOF, FramingError on an impossible length."""
-    header = await reader.readexactly(HEADER_LENGTH)
-    length, command_id, status, sequence = HEADER.unpack(header)
-    if not HEADER_LENGTH <= length <= MAX_PDU_LENGTH:
-        raise FramingError(f"PDU length {length} out of range")
-    body = await reader.readexactly(length - HEADER_LENGTH) if length > HEADER_LENGTH else b""
-    return RawPdu(command_id, status, sequence, header + body)
+class PduFramer:
+    """Cuts a byte stream into PDUs, whatever the chunks it arrives in: one read of the
+    socket yields every whole PDU in it (one await per chunk, not two per PDU)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    @property
+    def pending(self) -> int:
+        """Bytes of an unfinished PDU held back."""
+        return len(self._buffer)
+
+    def feed(self, chunk: bytes) -> Iterator[RawPdu]:
+        """The whole PDUs now available, in order; FramingError at an impossible length
+        (after the whole PDUs before it)."""
+        buffer = self._buffer
+        buffer += chunk
+        start, size = 0, len(buffer)
+        try:
+            while size - start >= HEADER_LENGTH:
+                length, command_id, status, sequence = HEADER.unpack_from(buffer, start)
+                if not HEADER_LENGTH <= length <= MAX_PDU_LENGTH:
+                    raise FramingError(f"PDU length {length} out of range")
+                if size - start < length:
+                    break
+                yield RawPdu(command_id, status, sequence, bytes(buffer[start:start + length]))
+                start += length
+        finally:
+            del buffer[:start]
 
 
 def read_pdu_bytes(data: bytes) -> RawPdu:

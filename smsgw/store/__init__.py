@@ -27,6 +27,7 @@ from redis.crc import key_slot
 
 from smsgw.messages import Inbound
 from smsgw.store.batcher import UNAVAILABLE, ScriptBatcher
+from smsgw.store.pipe import ScriptPipe
 
 SCRIPT_DIR = Path(__file__).parent / "scripts"
 HISTORY_LENGTH = 1000
@@ -154,7 +155,12 @@ class Store:
         prelude = (SCRIPT_DIR / "_prelude.lua").read_text(encoding="utf-8")
         sources = {path.stem: prelude + path.read_text(encoding="utf-8")
                    for path in sorted(SCRIPT_DIR.glob("[!_]*.lua"))}
-        self._batcher = ScriptBatcher(client, sources, raw=not (embedded or cluster))
+        pipe = None
+        if not (embedded or cluster):
+            pool = client.connection_pool
+            if ScriptPipe.supports(pool.connection_class):
+                pipe = ScriptPipe(pool.connection_kwargs)
+        self._batcher = ScriptBatcher(client, sources, pipe)
 
     @classmethod
     def connect(cls, url: str, cluster: bool = False, single_slot: bool | None = None) -> Store:
@@ -184,6 +190,7 @@ class Store:
         return cls(client, embedded=True, single_slot=single_slot)
 
     async def close(self) -> None:
+        self._batcher.close()
         await self.redis.aclose()
 
     async def ping(self) -> bool:

@@ -1,9 +1,10 @@
 """Auto-pipelining of script calls: every EVALSHA asked for in one turn of the event loop
 goes to Redis in one pipeline (one round trip, one syscall each way).
 
-On a plain Redis server the batch is written as RESP by `pack_evalsha` on one pooled
-connection and its answers read back in order: redis-py's generic pipeline encoder took
-about half of the client's cost per call. A cluster or the embedded store goes through
+On a plain Redis server the batch is written as RESP by `pack_evalsha` on one dedicated
+connection (`pipe.py`) and its answers read back in order: redis-py's generic pipeline
+encoder took about half of the client's cost per call, its pool and reader most of the
+rest. A cluster or the embedded store goes through
 redis-py's pipeline (it routes per node, or talks to no socket at all).
 
 Each script stays atomic on its own; the order of calls is kept. A NOSCRIPT answer (a
@@ -15,6 +16,7 @@ callers answer "deliver again" (the envelope makes a repeat of one that did run 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -26,6 +28,8 @@ from redis.exceptions import (
     SlotNotCoveredError,
     TryAgainError,
 )
+
+from smsgw.store.pipe import ScriptPipe
 
 MAX_BATCH = 512
 # What means "the store can't be reached now" (a node down, a cluster failing over).
@@ -61,9 +65,9 @@ def pack_evalsha(sha: str, keys: list[str], args: list[Any]) -> bytes:
 
 class ScriptBatcher:
     def __init__(self, client: aioredis.Redis, sources: dict[str, str],
-                 raw: bool = False) -> None:
+                 pipe: ScriptPipe | None = None) -> None:
         self._redis = client
-        self._raw = raw  # a plain server: write RESP ourselves (see the module's doc)
+        self._pipe = pipe  # a plain server: write RESP ourselves (see the module's doc)
         self._sources = sources
         self._shas: dict[str, str] = {}
         self._queue: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]] = []
@@ -97,8 +101,8 @@ class ScriptBatcher:
 
         try:
             shas = self._shas or await self._load()
-            if self._raw:
-                results = await self._send_raw(shas, batch)
+            if self._pipe is not None:
+                results = await self._send_raw(self._pipe, shas, batch)
             else:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for name, keys, args, _ in batch:
@@ -128,24 +132,22 @@ class ScriptBatcher:
             self._shas = {}
             await self._flush(missing, retried=True)
 
-    async def _send_raw(self, shas: dict[str, str], batch: list[Call]) -> list[Any]:
-        pool = self._redis.connection_pool
-        conn = await pool.get_connection()  # type: ignore[no-untyped-call]
-        try:
-            await conn.send_packed_command(
-                b"".join(pack_evalsha(shas[name], keys, args) for name, keys, args, _ in batch),
-                check_health=False)
-            results: list[Any] = []
-            for _ in batch:
-                try:
-                    results.append(await conn.read_response())
-                except ResponseError as error:  # a script's own error: that call's answer
-                    results.append(error)
-        except BaseException:
-            await conn.disconnect()  # answers may still be on the way: never reuse it
-            raise
-        finally:
-            await pool.release(conn)
+    @staticmethod
+    async def _send_raw(pipe: ScriptPipe, shas: dict[str, str], batch: list[Call]) -> list[Any]:
+        futures = await pipe.send(
+            b"".join(pack_evalsha(shas[name], keys, args) for name, keys, args, _ in batch),
+            len(batch))
+        with contextlib.suppress(ConnectionError):
+            await futures[-1]  # answers come in order: the last one done, all are
+        results = []
+        for future in futures:
+            error = future.exception()
+            if isinstance(error, ConnectionError):
+                raise error
+            answer = future.result()
+            if isinstance(answer, ResponseError) and str(answer).startswith("NOSCRIPT"):
+                answer = NoScriptError(str(answer))
+            results.append(answer)
         return results
 
     @staticmethod
@@ -154,6 +156,10 @@ class ScriptBatcher:
         for *_, future in batch:
             if not future.done():
                 future.set_exception(error)
+
+    def close(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
 
     async def load(self) -> None:
         """Load the scripts now, so that the first messages don't wait for it."""

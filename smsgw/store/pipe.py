@@ -1,0 +1,168 @@
+"""One dedicated connection to a plain Redis server for script batches: RESP written by
+the batcher, answers read by hiredis straight off the socket, in order.
+
+redis-py's pooled connection costs a pool checkout, a coroutine per answer and a release
+per batch (about a third of the gateway's store time); here a batch is one `write` and
+its answers resolve futures as they arrive. Redis answers a connection's commands in the
+order they were sent, so the n-th answer belongs to the n-th future waiting.
+
+A broken link, a garbled answer or no answer within `timeout` seconds fails every call
+still waiting with ConnectionError (none of them is known to have run; the callers answer
+"deliver again"), and the next batch connects anew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from typing import Any
+
+import hiredis
+from redis.exceptions import ResponseError
+
+
+class _Resp(asyncio.Protocol):
+    def __init__(self, encoding: str | None, timeout: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._reader = hiredis.Reader(encoding=encoding, replyError=ResponseError)
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._timeout = timeout
+        self._progress = 0.0  # when an answer last arrived, or the queue last started
+        self._timer: asyncio.TimerHandle | None = None
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def send(self, payload: bytes, count: int) -> list[asyncio.Future[Any]]:
+        if self.closed or self.transport is None:
+            raise ConnectionError("connection to Redis lost")
+        futures = [self._loop.create_future() for _ in range(count)]
+        if not self._waiting:
+            self._progress = self._loop.time()
+        self._waiting.extend(futures)
+        self.transport.write(payload)
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._timeout, self._check_progress)
+        return futures
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        waiting = self._waiting
+        try:
+            while (answer := self._reader.gets()) is not False:
+                future = waiting.popleft()
+                if not future.done():
+                    future.set_result(answer)
+        except (hiredis.ProtocolError, IndexError):  # garbage, or an answer nobody asked for
+            self.abort()
+            return
+        self._progress = self._loop.time()
+
+    def _check_progress(self) -> None:
+        self._timer = None
+        if not self._waiting or self.closed:
+            return
+        idle = self._loop.time() - self._progress
+        if idle >= self._timeout:
+            self.abort()
+        else:
+            self._timer = self._loop.call_later(self._timeout - idle, self._check_progress)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()  # connection_lost follows
+        self._fail_waiting()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail_waiting()
+
+    def _fail_waiting(self) -> None:
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        error = ConnectionError("connection to Redis lost")
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # the batch's last future reports it; no "never retrieved"
+
+
+class ScriptPipe:
+    """Connects on first use and again after a loss; `send` returns one future per
+    command, resolved with its answer (a script's error as a ResponseError value)."""
+
+    def __init__(self, connection_kwargs: dict[str, Any], timeout: float = 5.0,
+                 connect_timeout: float = 2.0) -> None:
+        self._kwargs = connection_kwargs
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout
+        self._protocol: _Resp | None = None
+        self._connecting = asyncio.Lock()
+
+    @staticmethod
+    def supports(connection_class: type) -> bool:
+        """Plain TCP or a unix socket; TLS stays with redis-py."""
+        from redis.asyncio.connection import Connection, UnixDomainSocketConnection
+
+        return connection_class in (Connection, UnixDomainSocketConnection)
+
+    async def send(self, payload: bytes, count: int) -> list[asyncio.Future[Any]]:
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            protocol = await self._connect()
+        return protocol.send(payload, count)
+
+    async def _connect(self) -> _Resp:
+        async with self._connecting:
+            if self._protocol is not None and not self._protocol.closed:
+                return self._protocol
+            loop = asyncio.get_running_loop()
+            kwargs = self._kwargs
+            encoding = kwargs.get("encoding", "utf-8") if kwargs.get("decode_responses") else None
+            factory = lambda: _Resp(encoding, self._timeout)  # noqa: E731
+            if kwargs.get("path"):
+                opening = loop.create_unix_connection(factory, kwargs["path"])
+            else:
+                opening = loop.create_connection(factory, kwargs.get("host", "localhost"),
+                                                 kwargs.get("port", 6379))
+            _, protocol = await asyncio.wait_for(opening, self._connect_timeout)
+            try:
+                await self._hello(protocol)
+            except BaseException:
+                protocol.abort()
+                raise
+            self._protocol = protocol
+            return protocol
+
+    async def _hello(self, protocol: _Resp) -> None:
+        """AUTH and SELECT as the URL says, before any script call."""
+        commands: list[list[str]] = []
+        password, username = self._kwargs.get("password"), self._kwargs.get("username")
+        if password:
+            commands.append(["AUTH", *([username] if username else []), password])
+        if int(self._kwargs.get("db") or 0):
+            commands.append(["SELECT", str(self._kwargs["db"])])
+        if not commands:
+            return
+        payload = b"".join(_pack(command) for command in commands)
+        for future in protocol.send(payload, len(commands)):
+            answer = await future
+            if isinstance(answer, ResponseError):
+                raise ConnectionError(f"Redis refused the connection: {answer}")
+
+    def close(self) -> None:
+        if self._protocol is not None:
+            with contextlib.suppress(Exception):
+                self._protocol.abort()
+            self._protocol = None
+
+
+def _pack(command: list[str]) -> bytes:
+    parts = [part.encode() for part in command]
+    return b"*%d\r\n" % len(parts) + b"".join(
+        b"$%d\r\n%b\r\n" % (len(part), part) for part in parts)
