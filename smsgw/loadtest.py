@@ -32,6 +32,7 @@ from smsgw.smpp.client import MoMessage, Receipt, SmppClient
 from smsgw.smpp.fake_smsc import DRIVER_SYSTEM_ID, FakeSmsc, Mt
 from smsgw.smpp.pdu import ESME_ROK
 from smsgw.store import Store, SubscriberRow, subscriber_key
+from smsgw.text import canonical_msisdn, normalise
 
 POPULATION_BASE = 9369000000  # synthetic subscribers: 0936 900 0000 and up
 PIN = "55555"
@@ -39,7 +40,7 @@ WRONG_PIN = "11111"
 START_BALANCE = 10_000_000
 DEFAULT_MIX = "transfer=80,wrong_pin=4,bad_format=4,limit=4,pin_change=4,otp=4"
 KINDS = ("transfer", "wrong_pin", "bad_format", "limit", "pin_change", "otp")
-REF = re.compile(r"(?:کد|Ref) ([A-Z2-7]{8})")
+NATIONAL_NUMBER = re.compile(r"0[0-9]{10}")  # in a reply's text, after normalise()
 SENDER_CONFIRMATION = ("کارمزد", "Fee")  # only the sender's confirmation shows the fee
 MAX_OUTSTANDING = 50_000
 DRAIN_SECONDS = 10.0
@@ -78,7 +79,7 @@ class Population:
 class _Mo:
     injected: float
     kind: str
-    first_reply: float = 0.0
+    recipient: str = ""  # of a transfer: its confirmation to the recipient completes it
 
 
 @dataclass
@@ -123,49 +124,57 @@ class Results:
 
 
 class Tracker:
-    """Matches MTs to MOs and keeps the latency of every completed command."""
+    """Matches MTs to MOs and keeps the latency of every completed command.
+
+    A subscriber's replies come in the order of their commands, so the sender's reply
+    answers the oldest command of that sender. A transfer is complete with its second MT,
+    the recipient's confirmation, known by the pair of numbers it names (sender first).
+    """
 
     def __init__(self, results: Results) -> None:
         self.results = results
         self.pending: defaultdict[str, deque[_Mo]] = defaultdict(deque)
-        self._awaiting_recipient: dict[str, _Mo] = {}
-        self._early_recipient: dict[str, float] = {}
+        # (sender, recipient) -> transfers confirmed to the sender, awaiting the recipient's
+        self._awaiting_recipient: defaultdict[tuple[str, str], deque[_Mo]] = defaultdict(deque)
+        # (sender, recipient) -> recipient's confirmations that came first
+        self._early_recipient: defaultdict[tuple[str, str], deque[float]] = defaultdict(deque)
         self.outstanding = 0
 
-    def sent(self, sender: str, kind: str) -> None:
-        self.pending[sender].append(_Mo(time.monotonic(), kind))
+    def sent(self, sender: str, kind: str, recipient: str = "") -> None:
+        self.pending[sender].append(_Mo(time.monotonic(), kind, recipient))
         self.outstanding += 1
         self.results.mo_sent += 1
         self.results.by_kind[kind] += 1
 
     def on_mt(self, mt: Mt) -> None:
         self.results.mt_received += 1
-        match = REF.search(mt.text)
-        if match and not any(marker in mt.text for marker in SENDER_CONFIRMATION):
-            self._recipient_reply(match.group(1), mt.received_at)
+        to_sender = any(marker in mt.text for marker in SENDER_CONFIRMATION)
+        numbers = NATIONAL_NUMBER.findall(normalise(mt.text))
+        if len(numbers) >= 2 and not to_sender:
+            pair = (canonical_msisdn(numbers[0]) or "", mt.destination)
+            self._recipient_reply(pair, mt.received_at)
             return
         queue = self.pending.get(mt.destination)
         if not queue:
             self.results.errors["unmatched_mt"] += 1
             return
         mo = queue.popleft()
-        if match:
-            ref = match.group(1)
-            early = self._early_recipient.pop(ref, None)
-            if early is None:
-                mo.first_reply = mt.received_at
-                self._awaiting_recipient[ref] = mo
-                return
-            self._complete(mo, max(early, mt.received_at))
+        if to_sender and mo.recipient:
+            pair = (mt.destination, mo.recipient)
+            early = self._early_recipient.get(pair)
+            if early:
+                self._complete(mo, max(early.popleft(), mt.received_at))
+            else:
+                self._awaiting_recipient[pair].append(mo)
             return
         self._complete(mo, mt.received_at)
 
-    def _recipient_reply(self, ref: str, at: float) -> None:
-        mo = self._awaiting_recipient.pop(ref, None)
-        if mo is None:
-            self._early_recipient[ref] = at
+    def _recipient_reply(self, pair: tuple[str, str], at: float) -> None:
+        awaiting = self._awaiting_recipient.get(pair)
+        if awaiting:
+            self._complete(awaiting.popleft(), at)
         else:
-            self._complete(mo, at)
+            self._early_recipient[pair].append(at)
 
     def _complete(self, mo: _Mo, at: float) -> None:
         self.outstanding -= 1
@@ -174,7 +183,8 @@ class Tracker:
         self.results.last_completion = max(self.results.last_completion, at)
 
     def unanswered(self) -> int:
-        return sum(len(q) for q in self.pending.values()) + len(self._awaiting_recipient)
+        return (sum(len(q) for q in self.pending.values())
+                + sum(len(q) for q in self._awaiting_recipient.values()))
 
 
 def command_for(kind: str, population: Population, rng: random.Random) -> tuple[str, str, str]:
@@ -266,7 +276,8 @@ async def drive(inject: Inject, attach: Attach, population: Population, rate: fl
                 continue
             sender, to, text = command_for(kind, population, rng)
             inject(sender, to, text)
-            tracker.sent(sender, kind)
+            recipient = canonical_msisdn(text.split(":")[0]) if kind == "transfer" else None
+            tracker.sent(sender, kind, recipient or "")
         if progress is not None:
             progress.show(results, tracker, elapsed)
         await asyncio.sleep(0.005)
@@ -385,6 +396,7 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
         raise ValueError("a gateway in another process needs a shared store: give --redis URL")
     if options.smsc is not None:
         return await _against_running_smsc(settings, options, on_progress)
+    _warn_of_submit_cap(settings.smsc.submit_rate * max(options.gateways, 1), options.rate, say)
     smsc = await FakeSmsc(port=options.listen_port, redeliver_after=2.0,
                           deliver_window=5000, keep_history=False).start()
     app = build_app(settings.model_copy(update={"smsc": settings.smsc.model_copy(
@@ -452,6 +464,21 @@ async def _against_running_smsc(settings: Settings, options: LoadTestOptions,
         await app.close()
 
 
+# submit_sm per transfer command: the sender's confirmation in 2 UCS2 parts, the
+# recipient's in 1 (a refusal takes 1 or 2)
+PARTS_PER_COMMAND = 3
+
+
+def _warn_of_submit_cap(submit_rate: float, rate: float, say: Callable[[str], None]) -> None:
+    """The gateway sends at most [smsc] submit_rate parts a second (the operator's contract):
+    past that, replies queue and the SMSC is asked to deliver MOs again later."""
+    cap = submit_rate / PARTS_PER_COMMAND
+    if rate > 0.9 * cap:
+        say(f"note: [smsc] submit_rate {submit_rate:,.0f}/s caps the gateway at about "
+            f"{cap:,.0f} commands/s ({PARTS_PER_COMMAND} submit_sm each); raise it "
+            "(SMSGW_SMSC_SUBMIT_RATE) to measure past that")
+
+
 def _spawn_gateway(settings: Settings, port: int, extra_env: dict[str, str],
                    shared: bool = False) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
@@ -459,6 +486,8 @@ def _spawn_gateway(settings: Settings, port: int, extra_env: dict[str, str],
                 "SMSGW_REDIS_URL": settings.redis.url,
                 "SMSGW_REDIS_CLUSTER": str(settings.redis.cluster).lower(),
                 "SMSGW_SMSC_ORDER_ACROSS_BINDS": str(shared).lower(),
+                "SMSGW_SMSC_SUBMIT_RATE": str(settings.smsc.submit_rate),
+                "SMSGW_SMSC_WINDOW": str(settings.smsc.window),
                 "SMSGW_SECURITY_HASH_KEY": settings.security.hash_key,
                 "SMSGW_HTTP_PORT": str(_free_port()),
                 "SMSGW_LOG_DIR": tempfile.mkdtemp(prefix="smsgw-loadtest-"),

@@ -17,7 +17,7 @@ def test_demo_plays_the_whole_conversation(tmp_path) -> None:  # type: ignore[no
                             timeout=120)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for expected in ("09361111111 → 1112", "رمز شما ثبت شد", "رمز انتقال اعتبار شما تغییر کرد",
+    for expected in ("09361111111 → 1112", "رمز ثبت شد", "رمز انتقال اعتبار شما تغییر کرد",
                      "بابت قبض", "بخشی از دستور کم است", "مسدود شد", "smsgw admin unblock",
                      "این شماره سرویسی ندارد", "رمز پویا:", "Digikala", "valid=True",
                      "used: single use", "balance 10500"):

@@ -295,3 +295,22 @@ async def test_money_is_conserved_across_a_conversation(people: App) -> None:
         await send(app, ALI, text)
     await send(app, RICH, "09361111111:10000:55555")
     assert money_total(await app.store.all_subscribers()) == total
+
+
+@pytest.mark.parametrize("language", ["fa", "en"])
+async def test_confirmations_keep_to_few_sms_parts(app: App, language: str) -> None:
+    """Every part is paid for: the recipient's confirmation is one SMS, the sender's (with
+    fee, balance and reference) two at most, with the largest amount and a big balance,
+    on the first transfer (the longer text) and a later one."""
+    from smsgw.smpp.sms_text import encode_reply
+
+    await add_subscribers(app.store, (ALI, "prepaid", 9_000_000, 0), (SARA, "prepaid", 0, 0),
+                          (POST, "postpaid", 0, 30_000))
+    for msisdn in (ALI, SARA, POST):
+        await app.store.redis.hset(subscriber_key(msisdn), "lang", language)
+    for recipient in ("09351234567", "09391234567"):
+        replies = await send(app, ALI, f"{recipient}:10000:12345")
+        assert [r.kind.split("_")[0] for r in replies] == ["transfer.sent", "transfer.received"]
+        sender_parts, recipient_parts = (len(encode_reply(r.text)) for r in replies)
+        assert sender_parts <= 2
+        assert recipient_parts == 1, replies[1].text

@@ -54,6 +54,7 @@ RESPONSE_TIMEOUT = 10.0
 MAX_INBOUND_TASKS = 2500
 MAX_PENDING_PARTS = 3000
 CONFIRM_GRACE_SECONDS = 1.0
+MIN_SLEEP_SECONDS = 0.001
 BIND_COMMANDS = {"transceiver": BIND_TRANSCEIVER, "receiver": BIND_RECEIVER,
                  "transmitter": BIND_TRANSMITTER}
 
@@ -160,7 +161,9 @@ class TokenBucket:
             if self.tokens >= 1:
                 self.tokens -= 1
                 return
-            await asyncio.sleep((1 - self.tokens) / self.rate)
+            # at least a millisecond: the event loop's timers are no finer, and a shorter
+            # sleep wakes at once, spinning the CPU that the gateway needs
+            await asyncio.sleep(max((1 - self.tokens) / self.rate, MIN_SLEEP_SECONDS))
 
     def try_take(self) -> bool:
         now = time.monotonic()
