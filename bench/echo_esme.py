@@ -10,13 +10,14 @@ import signal
 import sys
 
 from smsgw.config import SmscSettings
+from smsgw.replies import show_number
 from smsgw.smpp.client import Confirm, MoMessage, Receipt, SmppClient
 from smsgw.smpp.pdu import ESME_ROK
 from smsgw.text import canonical_msisdn
 
-SENDER_TEXT = ("انتقال ۱٬۰۰۰ ریال از ۰۹۳۶۹۰۰۰۰۰۱ به ۰۹۳۶۹۰۰۰۰۰۲ انجام شد.\n"
+SENDER_TEXT = ("انتقال ۱٬۰۰۰ ریال از {sender} به {recipient} انجام شد.\n"
                "کارمزد ۵۰۰، موجودی ۹٬۹۹۸٬۵۰۰ ریال\n۱۴۰۵/۰۹/۰۲ ۰۴:۲۱ کد {ref}")
-RECIPIENT_TEXT = "۱٬۰۰۰ ریال از ۰۹۳۶۹۰۰۰۰۰۱ به شارژ ۰۹۳۶۹۰۰۰۰۰۲ رسید\n۱۴۰۵/۰۹/۰۲ ۰۴:۲۱"
+RECIPIENT_TEXT = "۱٬۰۰۰ ریال از {sender} به شارژ {recipient} رسید\n۱۴۰۵/۰۹/۰۲ ۰۴:۲۱"
 
 
 class Echo:
@@ -28,10 +29,12 @@ class Echo:
         assert self.client is not None
         ref = base64.b32encode(next(self._refs).to_bytes(5, "big")).decode()
         recipient = canonical_msisdn(message.text.split(":")[0]) or message.source
+        numbers = {"sender": show_number(message.source, "fa"),
+                   "recipient": show_number(recipient, "fa")}
         self.client.submit_nowait(message.destination, message.source,
-                                  SENDER_TEXT.format(ref=ref))
+                                  SENDER_TEXT.format(ref=ref, **numbers))
         self.client.submit_nowait(message.destination, recipient,
-                                  RECIPIENT_TEXT.format(ref=ref))
+                                  RECIPIENT_TEXT.format(**numbers))
         return ESME_ROK, None
 
     async def on_receipt(self, receipt: Receipt) -> None:

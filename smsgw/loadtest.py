@@ -32,7 +32,7 @@ from smsgw.smpp.client import MoMessage, Receipt, SmppClient
 from smsgw.smpp.fake_smsc import DRIVER_SYSTEM_ID, FakeSmsc, Mt
 from smsgw.smpp.pdu import ESME_ROK
 from smsgw.store import Store, SubscriberRow, subscriber_key
-from smsgw.text import canonical_msisdn, normalise
+from smsgw.text import canonical_msisdn
 
 POPULATION_BASE = 9369000000  # synthetic subscribers: 0936 900 0000 and up
 PIN = "55555"
@@ -40,7 +40,7 @@ WRONG_PIN = "11111"
 START_BALANCE = 10_000_000
 DEFAULT_MIX = "transfer=80,wrong_pin=4,bad_format=4,limit=4,pin_change=4,otp=4"
 KINDS = ("transfer", "wrong_pin", "bad_format", "limit", "pin_change", "otp")
-NATIONAL_NUMBER = re.compile(r"0[0-9]{10}")  # in a reply's text, after normalise()
+NATIONAL_NUMBER = re.compile(r"[0۰][0-9۰-۹]{10}")  # as replies show numbers: 0935…, ۰۹۳۵…
 SENDER_CONFIRMATION = ("کارمزد", "Fee")  # only the sender's confirmation shows the fee
 MAX_OUTSTANDING = 50_000
 DRAIN_SECONDS = 10.0
@@ -148,9 +148,10 @@ class Tracker:
 
     def on_mt(self, mt: Mt) -> None:
         self.results.mt_received += 1
-        to_sender = any(marker in mt.text for marker in SENDER_CONFIRMATION)
-        numbers = NATIONAL_NUMBER.findall(normalise(mt.text))
-        if len(numbers) >= 2 and not to_sender:
+        text = mt.text
+        to_sender = SENDER_CONFIRMATION[0] in text or SENDER_CONFIRMATION[1] in text
+        numbers = NATIONAL_NUMBER.findall(text) if not to_sender else []
+        if len(numbers) >= 2:
             pair = (canonical_msisdn(numbers[0]) or "", mt.destination)
             self._recipient_reply(pair, mt.received_at)
             return

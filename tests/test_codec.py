@@ -138,3 +138,21 @@ def test_framer_stops_at_an_impossible_length_after_the_whole_pdus_before_it() -
         for raw in framer.feed(good + b"\x00\x00\x00\x05" + b"\x00" * 12):
             received.append(raw.sequence)
     assert received == [1]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F), max_size=60)
+       | st.text(alphabet=st.sampled_from("09:PIN ab$@_[]{}~^\\|`€\n\r"), max_size=60))
+def test_gsm_shortcut_agrees_with_aiosmpplib(text: str) -> None:
+    """Plain ASCII skips aiosmpplib's codec; the octets and the text back are its own."""
+    from aiosmpplib.codec import GSM7BitCodec
+
+    from smsgw.smpp.sms_text import gsm_decode, gsm_encode
+
+    codec = GSM7BitCodec()
+    if not GSM7BitCodec.is_gsm_text(text):
+        assert gsm_encode(text) is None
+        return
+    expected = bytes(codec.encode(text)[0])
+    assert gsm_encode(text) == expected
+    assert gsm_decode(expected) == codec.decode(expected)[0]

@@ -314,3 +314,15 @@ async def test_confirmations_keep_to_few_sms_parts(app: App, language: str) -> N
         sender_parts, recipient_parts = (len(encode_reply(r.text)) for r in replies)
         assert sender_parts <= 2
         assert recipient_parts == 1, replies[1].text
+
+
+def test_transfer_reference_is_the_base32_of_the_identity() -> None:
+    import base64
+    import os
+
+    from smsgw.services.transfer import transfer_ref
+
+    for _ in range(2000):
+        seed = os.urandom(5)
+        assert transfer_ref(seed.hex() + "ff" * 11) == base64.b32encode(seed).decode()
+    assert len(transfer_ref(None)) == 8

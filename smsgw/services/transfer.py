@@ -15,7 +15,6 @@ flight exactly once.
 
 from __future__ import annotations
 
-import base64
 import os
 import secrets
 from collections import Counter
@@ -51,11 +50,18 @@ RECOVER_AFTER_SECONDS = 30
 REVERSAL_MEMORY_SECONDS = 7 * 24 * 3600  # as long as a processed message is remembered
 
 
+_BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_BASE32_PAIRS = [first + second for first in _BASE32 for second in _BASE32]  # by 10 bits
+
+
 def transfer_ref(identity: str | None) -> str:
     """8 characters that care staff can read out: derived from the message identity, so a
-    replay of the same message shows the same reference; random when there is none."""
-    seed = bytes.fromhex(identity[:10]) if identity else os.urandom(5)
-    return base64.b32encode(seed).decode("ascii")
+    replay of the same message shows the same reference; random when there is none.
+    (The base32 of 5 bytes, 10 bits at a time: base64.b32encode is pure Python.)"""
+    seed = int(identity[:10], 16) if identity else int.from_bytes(os.urandom(5), "big")
+    pairs = _BASE32_PAIRS
+    return (pairs[seed >> 30] + pairs[(seed >> 20) & 1023] + pairs[(seed >> 10) & 1023]
+            + pairs[seed & 1023])
 
 
 def _star_digits(field: str) -> str:
@@ -241,11 +247,12 @@ class TransferService:
         )
         sent = "sent_first" if outcome["pin_set"] else "sent"
         received = f"received_{outcome['recipient_plan']}"
+        at = parse_timestamp(outcome["at"])
         return [
-            self._confirmation(message.sender, message, command, outcome, sender_language, sent),
-            self._confirmation(
-                command.recipient, message, command, outcome, recipient_language, received
-            ),
+            self._confirmation(message.sender, message, command, outcome, at, sender_language,
+                               sent),
+            self._confirmation(command.recipient, message, command, outcome, at,
+                               recipient_language, received),
         ]
 
     def _confirmation(
@@ -254,6 +261,7 @@ class TransferService:
         message: Inbound,
         command: Transfer,
         outcome: dict[str, Any],
+        at: datetime,
         language: str,
         name: str,
     ) -> Outbound:
@@ -266,7 +274,7 @@ class TransferService:
             balance=replies.show_money(int(outcome["balance"]), language),
             sender=replies.show_number(message.sender, language),
             recipient=replies.show_number(command.recipient, language),
-            when=show_moment(parse_timestamp(outcome["at"]), self._cfg.timezone, language),
+            when=show_moment(at, self._cfg.timezone, language),
             ref=outcome["ref"],
         )
         return Outbound(to, self.short_code, text, f"transfer.{name}", receipt=self._cfg.receipts)

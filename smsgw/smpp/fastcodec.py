@@ -10,15 +10,13 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from aiosmpplib.codec import GSM7BitCodec
-
 from smsgw.smpp.pdu import ESME_RINVCMDLEN, PduError, RawPdu
+from smsgw.smpp.sms_text import gsm_decode
 
 MESSAGE_PAYLOAD = 0x0424
 SAR_MSG_REF_NUM, SAR_TOTAL_SEGMENTS, SAR_SEGMENT_SEQNUM = 0x020C, 0x020E, 0x020F
 RECEIPTED_MESSAGE_ID = 0x001E
 ESM_UDHI = 0x40
-_gsm = GSM7BitCodec()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +120,7 @@ def _text(payload: bytes, data_coding: int) -> str:
     if data_coding == 8:
         return payload.decode("utf-16-be")
     if data_coding == 0:
-        return str(_gsm.decode(payload)[0])
+        return gsm_decode(payload)
     if data_coding == 3:
         return payload.decode("latin-1")
     if data_coding == 1:

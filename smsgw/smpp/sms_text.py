@@ -22,6 +22,28 @@ GSM_ESCAPE = 0x1B
 
 _gsm = GSM7BitCodec()
 _reference = itertools.count(1)
+# Octets that stand for the same character in ASCII and in the GSM default alphabet
+# (letters, digits, space, most punctuation, LF, CR; not $ @ [ \\ ] ^ _ ` { | } ~):
+# text made only of these skips aiosmpplib's character-by-character codec.
+_SAME_IN_GSM = bytes([0x0A, 0x0D, 0x20, 0x21, 0x22, 0x23, *range(0x25, 0x40),
+                      *range(0x41, 0x5B), *range(0x61, 0x7B)])
+
+
+def gsm_encode(text: str) -> bytes | None:
+    """GSM default alphabet octets (unpacked), or None when the text doesn't fit it."""
+    if text.isascii():
+        octets = text.encode("ascii")
+        if not octets.translate(None, _SAME_IN_GSM):
+            return octets
+    if GSM7BitCodec.is_gsm_text(text):
+        return bytes(_gsm.encode(text)[0])
+    return None
+
+
+def gsm_decode(octets: bytes) -> str:
+    if not octets.translate(None, _SAME_IN_GSM):
+        return octets.decode("ascii")
+    return str(_gsm.decode(octets)[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +54,8 @@ class Part:
 
 
 def encode_reply(text: str) -> list[Part]:
-    if GSM7BitCodec.is_gsm_text(text):
-        encoded = _gsm.encode(text)[0]
+    encoded = gsm_encode(text)
+    if encoded is not None:
         if len(encoded) <= GSM_SINGLE_SEPTETS:
             return [Part("gsm0338", encoded, 0)]
         return _with_udh("gsm0338", _split_gsm(encoded))
