@@ -4,7 +4,8 @@ embedded store, side by side over a sweep of offered loads, on this machine. Wri
 bench/results.json, bench/results.md and bench/throughput.png.
 
     .venv/bin/python bench/run.py [--rates 250,500,...] [--seconds 10] [--sustain 60]
-                                  [--soak 600] [--redis redis://127.0.0.1:6379/15]
+                                  [--hold 2500] [--soak 600]
+                                  [--redis redis://127.0.0.1:6379/15]
 """
 
 from __future__ import annotations
@@ -228,8 +229,11 @@ async def main() -> None:
     parser.add_argument("--rates", default="1000,1500,2000,2500,3000,3500,4000,5000,6000")
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--sustain", type=float, default=0.0,
-                        help="then hold (b) at its sustainable rate this long, then at 80 %% "
-                             "of it, and (b2) at 80 %% of its own")
+                        help="then hold (b) at --hold this long, then at 80 %% of it, and "
+                             "(b2) at 80 %% of its sustainable rate")
+    parser.add_argument("--hold", type=float, default=0.0,
+                        help="the rate (b) is held at with --sustain (default: its "
+                             "sustainable rate in the sweep); the next run is at 80 %% of it")
     parser.add_argument("--soak", type=float, default=0.0,
                         help="then a memory soak of (b) this long (start and end RSS)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
@@ -252,16 +256,17 @@ async def main() -> None:
     b = report["sustainable"]["b_gateway_redis"]
     b2 = report["sustainable"]["b2_two_gateways_redis"]
     if args.sustain and b:
-        report["held_at_sustainable"] = await gateway_point(b["offered_rate"], args.sustain,
-                                                            args.redis, "spawn")
-        report["sustained"] = await gateway_point(0.8 * b["offered_rate"], args.sustain,
-                                                  args.redis, "spawn")
+        hold = args.hold or b["offered_rate"]
+        report["held_at_sustainable"] = await gateway_point(hold, args.sustain, args.redis,
+                                                            "spawn")
+        report["sustained"] = await gateway_point(0.8 * hold, args.sustain, args.redis,
+                                                  "spawn")
     if args.sustain and b2:
         report["sustained_two_gateways"] = await gateway_point(
             0.8 * b2["offered_rate"], args.sustain, args.redis, "spawn", gateways=2)
     if args.soak and b:
-        report["soak"] = await gateway_point(0.8 * b["offered_rate"], args.soak, args.redis,
-                                             "spawn", population=20000)
+        report["soak"] = await gateway_point(args.hold or 0.8 * b["offered_rate"], args.soak,
+                                             args.redis, "spawn", population=20000)
     finish(report)
 
 
