@@ -21,7 +21,7 @@ import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from smsgw import admin
 from smsgw.cards import with_luhn
@@ -94,6 +94,7 @@ class Results:
     by_kind: Counter[str] = field(default_factory=Counter)
     money_conserved: bool | None = None
     gateway_rss_kb: dict[str, int] = field(default_factory=dict)
+    gateway_rss_samples_kb: list[int] = field(default_factory=list)  # each tenth of the run
     active_seconds: float = 0.0
     last_completion: float = 0.0
 
@@ -120,7 +121,23 @@ class Results:
             "sent_by_kind": dict(self.by_kind),
             "money_conserved": self.money_conserved,
             "gateway_rss_kb": self.gateway_rss_kb,
+            "gateway_rss_samples_kb": self.gateway_rss_samples_kb,
         }
+
+
+T = TypeVar("T")
+
+
+def _take_first(queues: dict[tuple[str, str], deque[T]], key: tuple[str, str]) -> T | None:
+    """The oldest item queued under `key`; an emptied queue is dropped, so that a long run
+    does not keep one empty deque per pair of numbers (the garbage collector walks them)."""
+    queue = queues.get(key)
+    if not queue:
+        return None
+    item = queue.popleft()
+    if not queue:
+        del queues[key]
+    return item
 
 
 class Tracker:
@@ -162,18 +179,18 @@ class Tracker:
         mo = queue.popleft()
         if to_sender and mo.recipient:
             pair = (mt.destination, mo.recipient)
-            early = self._early_recipient.get(pair)
-            if early:
-                self._complete(mo, max(early.popleft(), mt.received_at))
+            early = _take_first(self._early_recipient, pair)
+            if early is not None:
+                self._complete(mo, max(early, mt.received_at))
             else:
                 self._awaiting_recipient[pair].append(mo)
             return
         self._complete(mo, mt.received_at)
 
     def _recipient_reply(self, pair: tuple[str, str], at: float) -> None:
-        awaiting = self._awaiting_recipient.get(pair)
-        if awaiting:
-            self._complete(awaiting.popleft(), at)
+        awaiting = _take_first(self._awaiting_recipient, pair)
+        if awaiting is not None:
+            self._complete(awaiting, at)
         else:
             self._early_recipient[pair].append(at)
 
@@ -362,6 +379,13 @@ async def drive_remote_smsc(host: str, port: int, population: Population, rate: 
         await running
 
 
+async def _sample_rss(pids: list[int], every: float, samples: list[int]) -> None:
+    """The gateways' RSS at each tenth of the run: flat, or growing?"""
+    while True:
+        await asyncio.sleep(every)
+        samples.append(sum(rss_kb(pid) for pid in pids))
+
+
 def rss_kb(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
@@ -424,10 +448,16 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
         await asyncio.sleep(0.5)
         pids = [p.pid for p in processes] or [os.getpid()]
         rss_start = sum(rss_kb(pid) for pid in pids)
+        samples: list[int] = []
+        sampling = asyncio.create_task(_sample_rss(pids, options.duration / 10, samples))
         inject, attach = in_process(smsc)
-        results = await drive(inject, attach, population, options.rate, options.duration,
-                              options.mix, options.seed, on_progress)
+        try:
+            results = await drive(inject, attach, population, options.rate, options.duration,
+                                  options.mix, options.seed, on_progress)
+        finally:
+            sampling.cancel()
         results.gateway_rss_kb = {"start": rss_start, "end": sum(rss_kb(pid) for pid in pids)}
+        results.gateway_rss_samples_kb = samples
         results.money_conserved = await app.store.money() == before
         return results
     finally:
