@@ -453,3 +453,26 @@ async def test_one_senders_messages_apply_in_arrival_order(rig: Rig) -> None:
     for mo in [*noise, change, transfer]:
         await rig.smsc.wait_answered(mo)
     assert await rig.balance(SARA) == 1_000
+
+
+def test_a_rate_limited_sender_waits_without_burning_the_cpu() -> None:
+    """Held back by [smsc] submit_rate, the sender sleeps: on uvloop (what `smsgw run`
+    uses) it once woke at once for sub-millisecond waits and spun a whole core,
+    starving the gateway it runs in."""
+    import time
+
+    from smsgw.smpp.client import TokenBucket
+
+    uvloop = pytest.importorskip("uvloop")
+
+    async def take_5000() -> tuple[float, float]:
+        bucket = TokenBucket(5000)
+        bucket.tokens = 0
+        cpu, wall = time.process_time(), time.monotonic()
+        for _ in range(5000):
+            await bucket.take()
+        return time.process_time() - cpu, time.monotonic() - wall
+
+    cpu, wall = uvloop.run(take_5000())
+    assert wall >= 0.9  # the rate held: 5,000 tokens at 5,000/s take about a second
+    assert cpu < 0.5 * wall, f"{cpu:.2f} s of CPU in {wall:.2f} s of waiting"

@@ -154,13 +154,7 @@ class TokenBucket:
         self.updated = time.monotonic()
 
     async def take(self) -> None:
-        while True:
-            now = time.monotonic()
-            self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-            self.updated = now
-            if self.tokens >= 1:
-                self.tokens -= 1
-                return
+        while not self.try_take():
             # at least a millisecond: the event loop's timers are no finer, and a shorter
             # sleep wakes at once, spinning the CPU that the gateway needs
             await asyncio.sleep(max((1 - self.tokens) / self.rate, MIN_SLEEP_SECONDS))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import deque
 from typing import Any
 
@@ -124,7 +125,7 @@ class ScriptPipe:
             loop = asyncio.get_running_loop()
             kwargs = self._kwargs
             encoding = kwargs.get("encoding", "utf-8") if kwargs.get("decode_responses") else None
-            factory = lambda: _Resp(encoding, self._timeout)  # noqa: E731
+            factory = functools.partial(_Resp, encoding, self._timeout)
             if kwargs.get("path"):
                 opening = loop.create_unix_connection(factory, kwargs["path"])
             else:
