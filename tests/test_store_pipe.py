@@ -85,3 +85,20 @@ async def test_many_answers_reach_their_own_callers_in_order() -> None:
     finally:
         pipe.close()
         server.close()
+
+
+async def test_a_server_still_loading_its_data_is_unavailable_not_a_script_error() -> None:
+    """Right after a restart Redis answers LOADING: the gateway must say "deliver again"
+    (StoreUnavailable), as for a server that is down, not fail the message."""
+    from smsgw.store.batcher import ScriptBatcher
+
+    server, port, _ = await _server(b"-LOADING Redis is loading the dataset in memory\r\n")
+    pipe = ScriptPipe({"host": "127.0.0.1", "port": port, "decode_responses": True})
+    batcher = ScriptBatcher(None, {}, pipe)  # type: ignore[arg-type]
+    batcher._shas = {"transfer": "f" * 40}  # as if loaded before the restart
+    try:
+        with pytest.raises(StoreUnavailable):
+            await asyncio.wait_for(batcher.call("transfer", ["s:{1}"], ["x"]), 5)
+    finally:
+        pipe.close()
+        server.close()

@@ -24,7 +24,6 @@ from redis.exceptions import (
     ClusterDownError,
     MasterDownError,
     NoScriptError,
-    ResponseError,
     SlotNotCoveredError,
     TryAgainError,
 )
@@ -144,10 +143,7 @@ class ScriptBatcher:
             error = future.exception()
             if isinstance(error, ConnectionError):
                 raise error
-            answer = future.result()
-            if isinstance(answer, ResponseError) and str(answer).startswith("NOSCRIPT"):
-                answer = NoScriptError(str(answer))
-            results.append(answer)
+            results.append(future.result())
         return results
 
     @staticmethod

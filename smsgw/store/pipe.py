@@ -20,13 +20,15 @@ from collections import deque
 from typing import Any
 
 import hiredis
-from redis.exceptions import ResponseError
+from redis._parsers.base import BaseParser
 
 
 class _Resp(asyncio.Protocol):
     def __init__(self, encoding: str | None, timeout: float) -> None:
         self._loop = asyncio.get_running_loop()
-        self._reader = hiredis.Reader(encoding=encoding, replyError=ResponseError)
+        # errors as redis-py types them: LOADING is a BusyLoadingError (the store is
+        # unavailable, not the script wrong), NOSCRIPT a NoScriptError, and so on
+        self._reader = hiredis.Reader(encoding=encoding, replyError=BaseParser.parse_error)
         self._waiting: deque[asyncio.Future[Any]] = deque()
         self._timeout = timeout
         self._progress = 0.0  # when an answer last arrived, or the queue last started
@@ -95,7 +97,7 @@ class _Resp(asyncio.Protocol):
 
 class ScriptPipe:
     """Connects on first use and again after a loss; `send` returns one future per
-    command, resolved with its answer (a script's error as a ResponseError value)."""
+    command, resolved with its answer (an error answer as an exception value)."""
 
     def __init__(self, connection_kwargs: dict[str, Any], timeout: float = 5.0,
                  connect_timeout: float = 2.0) -> None:
@@ -153,7 +155,7 @@ class ScriptPipe:
         payload = b"".join(_pack(command) for command in commands)
         for future in protocol.send(payload, len(commands)):
             answer = await future
-            if isinstance(answer, ResponseError):
+            if isinstance(answer, Exception):
                 raise ConnectionError(f"Redis refused the connection: {answer}")
 
     def close(self) -> None:
