@@ -365,11 +365,13 @@ def recover_command(config_file: Path | None, redis_url: str | None, older_than:
     Each transfer still in a sender's journal is credited to its recipient (once) and
     settled, or reversed (everything back to the sender) when the recipient can't be
     credited. `smsgw run` does this by itself every minute; this is for an operator who
-    wants it now. Safe to run at any time, from anywhere, as often as wanted.
+    wants it now. It scans the whole keyspace (the gateway's minutely pass reads the
+    journal index instead), so it also finds journals written before the index existed.
+    Safe to run at any time, from anywhere, as often as wanted.
     """
     settings = load(config_file, redis_url)
     counts = run_async(with_app(settings, lambda app: app.transfer.recover(
-        now(), older_than_seconds=older_than)))
+        now(), older_than_seconds=older_than, full=True)))
     shown = ", ".join(f"{kind} {counts[kind]}"
                       for kind in ("settled", "reversed", "gone", "young") if counts[kind])
     click.echo(f"recover: {shown or 'nothing left half-done'}")

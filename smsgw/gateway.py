@@ -193,10 +193,13 @@ class Gateway:
 
     async def _recovery_loop(self) -> None:
         """Journaled transfers (a cluster): finish those that a crashed or stopped gateway
-        left half-done, now and then every minute (services/transfer.py, `recover`)."""
+        left half-done, now (a keyspace scan) and then every minute (by the journal
+        index; services/transfer.py, `recover`)."""
+        full = True  # the first pass scans: journals from before the index, too
         while True:
             try:
-                counts = await self.app.transfer.recover(now())
+                counts = await self.app.transfer.recover(now(), full=full)
+                full = False
             except StoreUnavailable as exc:
                 log.warning("transfer recovery: store unavailable", error=str(exc))
             else:

@@ -23,6 +23,7 @@ from smsgw.store import (
     CrossSlotCall,
     Store,
     credited_key,
+    journal_index_key,
     journal_key,
     subscriber_key,
 )
@@ -69,7 +70,11 @@ def crash_after_debit(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     """The gateway dies right after the debit script returned: nothing more is done."""
     async def dead(sender: str, txid: str, entry: object = None) -> str:
         return "settled"
+
+    async def nothing(sender: str, txid: str) -> None:
+        return None
     monkeypatch.setattr(app.transfer, "complete", dead)
+    monkeypatch.setattr(app.store, "unindex_journal", nothing)
 
 
 def test_sender_and_recipient_are_in_different_slots() -> None:
@@ -335,3 +340,35 @@ async def test_a_cluster_node_down_gives_temporary_errors_then_recovers(
     finally:
         await app.close()
         await asyncio.to_thread(cluster.stop)
+
+
+async def test_recovery_finds_half_done_transfers_by_the_index_without_scanning(
+        journaled: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = journaled
+    await app.pipeline.handle(wire_message(app, "09351234567:2000:55555", "done"))
+    await app.pipeline.handle(wire_message(app, "09351234567:999:55555", "refused"))
+    assert await app.store.indexed_journals(2**62) == ([], 0)  # finished: nothing left
+    with monkeypatch.context() as patch:
+        crash_after_debit(app, patch)
+        await app.pipeline.handle(wire_message(app, "09351234567:1000:55555", "crashed"))
+
+    async def no_scan() -> list[str]:
+        raise AssertionError("the minutely recovery must not scan the keyspace")
+    monkeypatch.setattr(app.store, "journal_senders", no_scan)
+    assert await app.transfer.recover(LATER) == {"settled": 1, "young": 0}
+    assert (await balances(app))[SARA] == ("3000", "0")
+    assert await app.store.indexed_journals(2**62) == ([], 0)
+
+
+async def test_a_full_recovery_finds_journals_the_index_does_not_know(
+        journaled: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Journals written before the index existed: the scan at a gateway's start, and
+    `smsgw admin recover`, still finish them."""
+    app = journaled
+    with monkeypatch.context() as patch:
+        crash_after_debit(app, patch)
+        await app.pipeline.handle(wire_message(app, "09351234567:2000:55555"))
+    await app.store.redis.delete(journal_index_key(ALI))
+    assert (await app.transfer.recover(LATER))["settled"] == 0
+    assert (await app.transfer.recover(LATER, full=True))["settled"] == 1
+    assert (await balances(app))[SARA] == ("2000", "0")

@@ -171,15 +171,20 @@ class TransferService:
         plan, language = await self._store.subscriber_fields(recipient, "plan", "lang")
         keys[1], keys[5] = journal_key(sender), unused_key(sender)
         txid = message.identity or secrets.token_hex(16)
+        # indexed before the debit, so that recovery finds it without a keyspace scan
+        await self._store.index_journal(sender, txid, int(message.at.timestamp() * 1000))
         outcome = await self._store.run_command(
             "transfer", message, keys, [*args, "debit", plan or "", language or "", txid])
         if outcome["status"] != "ok":
+            await self._store.unindex_journal(sender, txid)
             return outcome
         # the entry transfer.lua wrote, when it debited just now; else read it back
         entry = ({"recipient": recipient, "amount": command.amount, "ref": outcome["ref"],
                   "at": outcome["at"], "day_key": keys[2], "month_key": keys[3]}
                  if outcome.pop("debited_now", False) else None)
-        if await self.complete(sender, outcome["txid"], entry) == "reversed":
+        finished = await self.complete(sender, outcome["txid"], entry)
+        await self._store.unindex_journal(sender, outcome["txid"])
+        if finished == "reversed":
             return {"status": "unknown_recipient", "lang": outcome["lang"]}
         return outcome
 
@@ -207,18 +212,31 @@ class TransferService:
             [txid, mode, entry["at"], HISTORY_LENGTH, REVERSAL_MEMORY_SECONDS])
         return str(settled["status"])
 
-    async def recover(self, at: datetime,
-                      older_than_seconds: float = RECOVER_AFTER_SECONDS) -> Counter[str]:
+    async def recover(self, at: datetime, older_than_seconds: float = RECOVER_AFTER_SECONDS,
+                      full: bool = False) -> Counter[str]:
         """Finish every journaled transfer older than that (a crashed or stopped gateway's):
-        counts of `settled`, `reversed`, `gone`, and `young` (left to its own gateway)."""
+        counts of `settled`, `reversed`, `gone`, and `young` (left to its own gateway).
+        By the journal index; `full` scans the keyspace instead (at a gateway's start,
+        and `smsgw admin recover`: it also finds journals written before the index)."""
         counts: Counter[str] = Counter()
         cutoff = at - timedelta(seconds=older_than_seconds)
-        for sender in await self._store.journal_senders():
-            for txid, entry in (await self._store.journal_entries(sender)).items():
-                if parse_timestamp(entry["at"]) > cutoff:
-                    counts["young"] += 1
-                else:
-                    counts[await self.complete(sender, txid)] += 1
+        if full:
+            for sender in await self._store.journal_senders():
+                for txid, entry in (await self._store.journal_entries(sender)).items():
+                    if parse_timestamp(entry["at"]) > cutoff:
+                        counts["young"] += 1
+                    else:
+                        counts[await self.complete(sender, txid)] += 1
+                        await self._store.unindex_journal(sender, txid)
+            return counts
+        indexed, counts["young"] = await self._store.indexed_journals(
+            int(cutoff.timestamp() * 1000))
+        for sender, txid in indexed:
+            # no entry: finished, or never debited (the index is written first)
+            entry = (await self._store.journal_entries(sender, txid)).get(txid)
+            if entry is not None:
+                counts[await self.complete(sender, txid, entry)] += 1
+            await self._store.unindex_journal(sender, txid)
         return counts
 
     async def _apply_pin_change(self, message: Inbound, command: PinChange) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -65,6 +66,16 @@ def redelivery_key(msisdn: str, digest: str) -> str:
 def journal_key(msisdn: str) -> str:
     """The sender's transfers debited but not yet settled (txid -> JSON entry)."""
     return f"s:{{{msisdn}}}:tx"
+
+
+JOURNAL_INDEX_SHARDS = 64
+
+
+def journal_index_key(msisdn: str) -> str:
+    """One of 64 zsets (spread over the cluster's slots) that list journaled transfers
+    as `sender|txid`, scored by the message's time in ms: recovery reads these instead of
+    scanning the keyspace."""
+    return f"jx:{{{zlib.crc32(msisdn.encode()) % JOURNAL_INDEX_SHARDS}}}"
 
 
 def reversed_key(msisdn: str, txid: str) -> str:
@@ -410,8 +421,30 @@ class Store:
             entries = await self._read(self.redis.hgetall(key))
         return {txid: orjson.loads(entry) for txid, entry in entries.items()}
 
+    async def index_journal(self, sender: str, txid: str, at_ms: int) -> None:
+        """Written before the debit: an entry whose debit never happened, or whose
+        transfer is finished, is only dropped by the next recovery."""
+        await self._read(self.redis.zadd(journal_index_key(sender), {f"{sender}|{txid}": at_ms}))
+
+    async def unindex_journal(self, sender: str, txid: str) -> None:
+        await self._read(self.redis.zrem(journal_index_key(sender), f"{sender}|{txid}"))
+
+    async def indexed_journals(self, cutoff_ms: int) -> tuple[list[tuple[str, str]], int]:
+        """The (sender, txid) of indexed transfers from before `cutoff_ms`, and how many
+        are younger (left to their own gateway)."""
+        old: list[tuple[str, str]] = []
+        young = 0
+        for shard in range(JOURNAL_INDEX_SHARDS):
+            key = f"jx:{{{shard}}}"
+            for member in await self._read(self.redis.zrangebyscore(key, "-inf", cutoff_ms)):
+                sender, _, txid = member.partition("|")
+                old.append((sender, txid))
+            young += await self._read(self.redis.zcount(key, f"({cutoff_ms}", "+inf"))
+        return old, young
+
     async def journal_senders(self) -> list[str]:
-        """Senders with unsettled transfers (scans the keyspace; for recovery)."""
+        """Senders with unsettled transfers, by a scan of the whole keyspace (a full
+        recovery: finds journals written before the index existed too)."""
         senders = []
         async for key in self.redis.scan_iter(match="s:{*}:tx", count=1000):
             senders.append(key[3:key.index("}")])
