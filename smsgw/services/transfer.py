@@ -233,9 +233,9 @@ class TransferService:
             int(cutoff.timestamp() * 1000))
         for sender, txid in indexed:
             # no entry: finished, or never debited (the index is written first)
-            entry = (await self._store.journal_entries(sender, txid)).get(txid)
-            if entry is not None:
-                counts[await self.complete(sender, txid, entry)] += 1
+            found = (await self._store.journal_entries(sender, txid)).get(txid)
+            if found is not None:
+                counts[await self.complete(sender, txid, found)] += 1
             await self._store.unindex_journal(sender, txid)
         return counts
 
