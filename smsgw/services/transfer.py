@@ -15,6 +15,7 @@ flight exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 from collections import Counter
@@ -168,11 +169,12 @@ class TransferService:
         ]
         if not self._store.single_slot:
             return await self._store.run_command("transfer", message, keys, [*args, "whole"])
-        plan, language = await self._store.subscriber_fields(recipient, "plan", "lang")
         keys[1], keys[5] = journal_key(sender), unused_key(sender)
         txid = message.identity or secrets.token_hex(16)
         # indexed before the debit, so that recovery finds it without a keyspace scan
-        await self._store.index_journal(sender, txid, int(message.at.timestamp() * 1000))
+        (plan, language), _ = await asyncio.gather(
+            self._store.subscriber_fields(recipient, "plan", "lang"),
+            self._store.index_journal(sender, txid, int(message.at.timestamp() * 1000)))
         outcome = await self._store.run_command(
             "transfer", message, keys, [*args, "debit", plan or "", language or "", txid])
         if outcome["status"] != "ok":
