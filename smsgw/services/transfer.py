@@ -49,6 +49,7 @@ from smsgw.text import in_prefixes, normalise_compact, parse_prefix_ranges
 CREDITED_KEEP_SECONDS = 3600
 RECOVER_AFTER_SECONDS = 30
 REVERSAL_MEMORY_SECONDS = 7 * 24 * 3600  # as long as a processed message is remembered
+Journaled = tuple[str, str, dict[str, Any] | None]  # sender, txid, journal entry (if any)
 
 
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -220,26 +221,34 @@ class TransferService:
         counts of `settled`, `reversed`, `gone`, and `young` (left to its own gateway).
         By the journal index; `full` scans the keyspace instead (at a gateway's start,
         and `smsgw admin recover`: it also finds journals written before the index)."""
-        counts: Counter[str] = Counter()
         cutoff = at - timedelta(seconds=older_than_seconds)
-        if full:
-            for sender in await self._store.journal_senders():
-                for txid, entry in (await self._store.journal_entries(sender)).items():
-                    if parse_timestamp(entry["at"]) > cutoff:
-                        counts["young"] += 1
-                    else:
-                        counts[await self.complete(sender, txid)] += 1
-                        await self._store.unindex_journal(sender, txid)
-            return counts
-        indexed, counts["young"] = await self._store.indexed_journals(
-            int(cutoff.timestamp() * 1000))
-        for sender, txid in indexed:
-            # no entry: finished, or never debited (the index is written first)
-            found = (await self._store.journal_entries(sender, txid)).get(txid)
-            if found is not None:
-                counts[await self.complete(sender, txid, found)] += 1
+        found, young = await (self._journals_by_scan(cutoff) if full
+                              else self._journals_by_index(cutoff))
+        counts: Counter[str] = Counter(young=young)
+        for sender, txid, entry in found:
+            if entry is not None:  # none: finished, or never debited (indexed first)
+                counts[await self.complete(sender, txid, entry)] += 1
             await self._store.unindex_journal(sender, txid)
         return counts
+
+    async def _journals_by_scan(self, cutoff: datetime) -> tuple[list[Journaled], int]:
+        found: list[Journaled] = []
+        young = 0
+        for sender in await self._store.journal_senders():
+            for txid, entry in (await self._store.journal_entries(sender)).items():
+                if parse_timestamp(entry["at"]) > cutoff:
+                    young += 1
+                else:
+                    found.append((sender, txid, entry))
+        return found, young
+
+    async def _journals_by_index(self, cutoff: datetime) -> tuple[list[Journaled], int]:
+        indexed, young = await self._store.indexed_journals(int(cutoff.timestamp() * 1000))
+        found: list[Journaled] = []
+        for sender, txid in indexed:
+            entry = (await self._store.journal_entries(sender, txid)).get(txid)
+            found.append((sender, txid, entry))
+        return found, young
 
     async def _apply_pin_change(self, message: Inbound, command: PinChange) -> dict[str, Any]:
         sender = message.sender

@@ -1,8 +1,8 @@
 """The store: Redis (a server, or the embedded fakeredis) and its server-side scripts.
 
 Every change to money, limits, PINs and strikes happens inside one Lua script call, so two
-messages can never interleave half-way. Scripts are loaded once and called by SHA
-(redis-py's `register_script` falls back to loading on NOSCRIPT).
+messages can never interleave half-way. Scripts are loaded once and called by SHA, in
+pipelines (batcher.py); a NOSCRIPT answer loads them again.
 
 Keys: all of one subscriber's keys share the hash tag `{<msisdn>}`, all of one card's
 `{<card digest>}`, so that on a Redis Cluster each sits in one slot. No script touches
@@ -75,7 +75,11 @@ def journal_index_key(msisdn: str) -> str:
     """One of 64 zsets (spread over the cluster's slots) that list journaled transfers
     as `sender|txid`, scored by the message's time in ms: recovery reads these instead of
     scanning the keyspace."""
-    return f"jx:{{{zlib.crc32(msisdn.encode()) % JOURNAL_INDEX_SHARDS}}}"
+    return journal_index_shard_key(zlib.crc32(msisdn.encode()) % JOURNAL_INDEX_SHARDS)
+
+
+def journal_index_shard_key(shard: int) -> str:
+    return f"jx:{{{shard}}}"
 
 
 def reversed_key(msisdn: str, txid: str) -> str:
@@ -435,7 +439,7 @@ class Store:
         old: list[tuple[str, str]] = []
         young = 0
         for shard in range(JOURNAL_INDEX_SHARDS):
-            key = f"jx:{{{shard}}}"
+            key = journal_index_shard_key(shard)
             for member in await self._read(self.redis.zrangebyscore(key, "-inf", cutoff_ms)):
                 sender, _, txid = member.partition("|")
                 old.append((sender, txid))

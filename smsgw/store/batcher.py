@@ -4,8 +4,8 @@ goes to Redis in one pipeline (one round trip, one syscall each way).
 On a plain Redis server the batch is written as RESP by `pack_evalsha` on one dedicated
 connection (`pipe.py`) and its answers read back in order: redis-py's generic pipeline
 encoder took about half of the client's cost per call, its pool and reader most of the
-rest. A cluster or the embedded store goes through
-redis-py's pipeline (it routes per node, or talks to no socket at all).
+rest. A cluster or the embedded store goes through redis-py's pipeline (it routes per
+node, or talks to no socket at all).
 
 Each script stays atomic on its own; the order of calls is kept. A NOSCRIPT answer (a
 restarted Redis) loads the scripts and sends those calls again. A lost connection fails
@@ -28,7 +28,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from smsgw.store.pipe import ScriptPipe
+from smsgw.store.pipe import ScriptPipe, pack_command
 
 MAX_BATCH = 512
 # What means "the store can't be reached now" (a node down, a cluster failing over).
@@ -58,8 +58,7 @@ def pack_evalsha(sha: str, keys: list[str], args: list[Any]) -> bytes:
             parts.append(value)
         else:
             raise TypeError(f"cannot send a {type(value).__name__} to a script")
-    return b"*%d\r\n" % len(parts) + b"".join(
-        b"$%d\r\n%b\r\n" % (len(part), part) for part in parts)
+    return pack_command(parts)
 
 
 class ScriptBatcher:

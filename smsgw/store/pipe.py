@@ -152,7 +152,8 @@ class ScriptPipe:
             commands.append(["SELECT", str(self._kwargs["db"])])
         if not commands:
             return
-        payload = b"".join(_pack(command) for command in commands)
+        payload = b"".join(pack_command([part.encode() for part in command])
+                           for command in commands)
         for future in protocol.send(payload, len(commands)):
             answer = await future
             if isinstance(answer, Exception):
@@ -165,7 +166,7 @@ class ScriptPipe:
             self._protocol = None
 
 
-def _pack(command: list[str]) -> bytes:
-    parts = [part.encode() for part in command]
+def pack_command(parts: list[bytes]) -> bytes:
+    """One command in RESP: an array of bulk strings."""
     return b"*%d\r\n" % len(parts) + b"".join(
         b"$%d\r\n%b\r\n" % (len(part), part) for part in parts)
