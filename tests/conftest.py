@@ -239,3 +239,10 @@ async def add_subscribers(store: Store, *rows: tuple[str, str, int, int]) -> Non
         [SubscriberRow(m, plan, balance, bill, "fa") for m, plan, balance, bill in rows],
         replace=False, at="2026-07-01T00:00:00+03:30",
     )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.attacks import INPUTS_TRIED
+
+    for promise, count in sorted(INPUTS_TRIED.items()):
+        terminalreporter.write_line(f"attack {promise}: {count:,} inputs tried")
