@@ -10,10 +10,10 @@ import signal
 import sys
 
 from smsgw.config import SmscSettings
-from smsgw.replies import show_number
-from smsgw.smpp.client import Confirm, MoMessage, Receipt, SmppClient
-from smsgw.smpp.pdu import ESME_ROK
-from smsgw.text import canonical_msisdn
+from smsgw.core.replies import show_number
+from smsgw.core.text import canonical_msisdn
+from smsgw.transport.smpp.client import Confirm, MoMessage, Receipt, SmppClient
+from smsgw.transport.smpp.pdu import ESME_ROK
 
 SENDER_TEXT = ("انتقال ۱٬۰۰۰ ریال از {sender} به {recipient} انجام شد.\n"
                "کارمزد ۵۰۰، موجودی ۹٬۹۹۸٬۵۰۰ ریال\n۱۴۰۵/۰۹/۰۲ ۰۴:۲۱ کد {ref}")

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import uvloop
 
-from smsgw.config import load_settings
-from smsgw.loadtest import (
+from smsgw.commands.loadtest import (
     LoadTestOptions,
     Population,
     Progress,
@@ -36,7 +35,8 @@ from smsgw.loadtest import (
     run_loadtest,
     synthetic,
 )
-from smsgw.smpp.fake_smsc import FakeSmsc
+from smsgw.config import load_settings
+from smsgw.transport.smpp.fake_smsc import FakeSmsc
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/kannel.py, beside this script
 from kannel import Kannel

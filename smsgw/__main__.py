@@ -1,3 +1,3 @@
-from smsgw.cli import main
+from smsgw.commands.cli import main
 
 main()

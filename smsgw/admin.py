@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from smsgw.cards import last_four
-from smsgw.clock import period_of
 from smsgw.config import TransferSettings
-from smsgw.secrets import Hasher
+from smsgw.core.clock import period_of
+from smsgw.core.hashing import Hasher
+from smsgw.services.otp.cards import last_four
 from smsgw.store import Store, SubscriberRow
 
 

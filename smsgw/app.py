@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smsgw.config import Settings
+from smsgw.core.hashing import Hasher
 from smsgw.pipeline import Pipeline
-from smsgw.secrets import Hasher
-from smsgw.services.otp import OtpService
-from smsgw.services.transfer import TransferService
+from smsgw.services.otp.service import OtpService
+from smsgw.services.transfer.service import TransferService
 from smsgw.store import Store
 
 

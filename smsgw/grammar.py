@@ -12,7 +12,7 @@ from pathlib import Path
 
 import lark
 
-from smsgw.text import canonical_msisdn, normalise, normalise_compact
+from smsgw.core.text import canonical_msisdn, normalise, normalise_compact
 
 PIN_MIN_DIGITS = 5
 PIN_MAX_DIGITS = 8

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from smsgw import replies
+from smsgw.core import replies
 from smsgw.messages import Inbound, Outbound
 from smsgw.services import Service
 from smsgw.store import Store

@@ -6,9 +6,9 @@ import csv
 import io
 from pathlib import Path
 
-from smsgw.replies import LANGUAGES
+from smsgw.core.replies import LANGUAGES
+from smsgw.core.text import canonical_msisdn, normalise
 from smsgw.store import SubscriberRow
-from smsgw.text import canonical_msisdn, normalise
 
 REQUIRED_COLUMNS = ("msisdn", "plan", "balance", "bill")
 PLANS = ("prepaid", "postpaid")

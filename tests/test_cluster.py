@@ -17,7 +17,7 @@ from redis.crc import key_slot
 
 from smsgw import admin
 from smsgw.app import App, build_app
-from smsgw.clock import parse_timestamp
+from smsgw.core.clock import parse_timestamp
 from smsgw.messages import Inbound, Outbound
 from smsgw.store import (
     CrossSlotCall,
@@ -218,7 +218,7 @@ def test_cluster_url_prefix_is_only_a_test_convention() -> None:
 async def start_gateway(url: str, smsc_port: int, delay: float, handled: list[str]) -> Any:
     import asyncio
 
-    from smsgw.gateway import Gateway
+    from smsgw.transport.gateway import Gateway
 
     settings = make_settings(url, smsc={"port": smsc_port, "order_across_binds": True,
                                         "reconnect_max_seconds": 0.3})
@@ -240,7 +240,7 @@ async def start_gateway(url: str, smsc_port: int, delay: float, handled: list[st
 async def test_two_gateways_apply_one_subscribers_messages_in_order(cluster_url: str) -> None:
     import asyncio
 
-    from smsgw.smpp.fake_smsc import FakeSmsc
+    from smsgw.transport.smpp.fake_smsc import FakeSmsc
 
     async with FakeSmsc(redeliver_after=0.5) as smsc:
         handled: tuple[list[str], list[str]] = ([], [])
@@ -271,7 +271,7 @@ async def test_two_gateways_apply_one_subscribers_messages_in_order(cluster_url:
 async def test_a_load_run_with_two_gateway_processes_on_the_cluster(cluster_url: str) -> None:
     """The README's scale-out recipe, short: two `smsgw run` processes, each on its own
     bind, one Redis Cluster, the full command mix."""
-    from smsgw.loadtest import DEFAULT_MIX, LoadTestOptions, parse_mix, run_loadtest
+    from smsgw.commands.loadtest import DEFAULT_MIX, LoadTestOptions, parse_mix, run_loadtest
 
     settings = make_settings(cluster_url)
     options = LoadTestOptions(rate=150, duration=3, population=300,
@@ -288,7 +288,7 @@ def test_commands_refuse_a_cluster_node_without_the_cluster_setting(
         cluster_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from smsgw.cli import main
+    from smsgw.commands.cli import main
 
     node = cluster_url.removeprefix(CLUSTER_PREFIX)
     monkeypatch.delenv("SMSGW_REDIS_CLUSTER", raising=False)

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smsgw.smpp.builders import (
+from smsgw.transport.smpp.builders import (
     aiosmpplib_deliver_sm_pdu,
     deliver_sm_pdu,
     fast_submit_sm_pdu,
     submit_sm_pdu,
 )
-from smsgw.smpp.sms_text import Part, encode_reply
+from smsgw.transport.smpp.sms_text import Part, encode_reply
 
 texts = st.text(alphabet=st.sampled_from("abc XYZ 0123 {}[]€ سلام ریال ۱۲۳ 😀\n"), max_size=400)
 numbers = st.sampled_from(["1112", "7000", "989351234567", "989121112233", "98"])
@@ -66,10 +66,10 @@ def test_fast_decoder_agrees_with_aiosmpplib(text: str, source: str, destination
                                              coding: str) -> None:
     from aiosmpplib.protocol import DeliverSm
 
-    from smsgw.smpp.builders import deliver_sm_pdu
-    from smsgw.smpp.fastcodec import decode_short_message
-    from smsgw.smpp.pdu import read_pdu_bytes
-    from smsgw.smpp.sms_text import Part
+    from smsgw.transport.smpp.builders import deliver_sm_pdu
+    from smsgw.transport.smpp.fastcodec import decode_short_message
+    from smsgw.transport.smpp.pdu import read_pdu_bytes
+    from smsgw.transport.smpp.sms_text import Part
 
     parts = encode_reply(text or "x")
     if coding == "latin_1":
@@ -101,8 +101,8 @@ def _header(raw):  # type: ignore[no-untyped-def]
 @settings(max_examples=2000, deadline=None)
 @given(st.binary(max_size=300))
 def test_fast_decoder_never_crashes_on_garbage(body: bytes) -> None:
-    from smsgw.smpp.fastcodec import decode_short_message
-    from smsgw.smpp.pdu import PduError, RawPdu
+    from smsgw.transport.smpp.fastcodec import decode_short_message
+    from smsgw.transport.smpp.pdu import PduError, RawPdu
 
     raw = RawPdu(5, 0, 1, bytes(16) + body)
     with contextlib.suppress(PduError):
@@ -114,7 +114,7 @@ def test_fast_decoder_never_crashes_on_garbage(body: bytes) -> None:
 def test_framer_finds_the_same_pdus_however_the_stream_is_cut(
         messages: list[str], data: st.DataObject) -> None:
     """TCP may deliver a PDU in pieces or several in one read: each arrives once, whole."""
-    from smsgw.smpp.pdu import PduFramer
+    from smsgw.transport.smpp.pdu import PduFramer
 
     sent = [deliver_sm_pdu(seq, "989351234567", "1112", part)
             for seq, text in enumerate(messages, 1) for part in encode_reply(text or "x")]
@@ -129,7 +129,7 @@ def test_framer_finds_the_same_pdus_however_the_stream_is_cut(
 
 
 def test_framer_stops_at_an_impossible_length_after_the_whole_pdus_before_it() -> None:
-    from smsgw.smpp.pdu import FramingError, PduFramer
+    from smsgw.transport.smpp.pdu import FramingError, PduFramer
 
     good = deliver_sm_pdu(1, "989351234567", "1112", encode_reply("hi")[0])
     framer = PduFramer()
@@ -147,7 +147,7 @@ def test_gsm_shortcut_agrees_with_aiosmpplib(text: str) -> None:
     """Plain ASCII skips aiosmpplib's codec; the octets and the text back are its own."""
     from aiosmpplib.codec import GSM7BitCodec
 
-    from smsgw.smpp.sms_text import gsm_decode, gsm_encode
+    from smsgw.transport.smpp.sms_text import gsm_decode, gsm_encode
 
     codec = GSM7BitCodec()
     if not GSM7BitCodec.is_gsm_text(text):

@@ -20,10 +20,10 @@ import pytest
 
 from smsgw import admin
 from smsgw.app import build_app
-from smsgw.clock import now
+from smsgw.core.clock import now
 from smsgw.messages import Inbound
-from smsgw.smpp.fake_smsc import FakeSmsc
 from smsgw.store import HISTORY_LENGTH, money_total, subscriber_key
+from smsgw.transport.smpp.fake_smsc import FakeSmsc
 from tests.conftest import CLUSTER_PREFIX, TEST_KEY, add_subscribers, free_port, make_settings
 
 RECIPIENT = "989351234567"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from smsgw.smpp.fake_smsc import Mo
-from smsgw.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
 from smsgw.store import subscriber_key
+from smsgw.transport.smpp.fake_smsc import Mo
+from smsgw.transport.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
 from tests.conftest import RedisServer, add_subscribers, free_port
 from tests.test_smpp_gateway import Rig, start_rig, stop_rig
 

@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 from smsgw import admin
 from smsgw.app import App, build_app
-from smsgw.http import make_app
 from smsgw.messages import Inbound
-from smsgw.msglog import BadLine, LogRecord, read_records
 from smsgw.subscribers import BadInputFile, parse_subscriber_csv
+from smsgw.transport.http_api import make_app
+from smsgw.transport.msglog import BadLine, LogRecord, read_records
 from tests.conftest import add_subscribers, make_settings
 from tests.test_otp_rules import CARD, MOBILE, T0
 

@@ -13,8 +13,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from smsgw import admin
 from smsgw.app import App, build_app
-from smsgw.http import make_app
 from smsgw.messages import Outbound
+from smsgw.transport.http_api import make_app
 from tests.conftest import make_settings
 from tests.test_otp_rules import BLOCKED, CARD, DISABLED, FOREIGN, MOBILE, T0, UNKNOWN, otp_of
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from smsgw.app import build_app
-from smsgw.cli import main
-from smsgw.gateway import Gateway
-from smsgw.loadtest import LoadTestOptions, parse_mix, run_loadtest
-from smsgw.smpp.fake_smsc import FakeSmsc
+from smsgw.commands.cli import main
+from smsgw.commands.loadtest import LoadTestOptions, parse_mix, run_loadtest
+from smsgw.transport.gateway import Gateway
+from smsgw.transport.smpp.fake_smsc import FakeSmsc
 from tests.conftest import make_settings
 
 

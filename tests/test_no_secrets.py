@@ -11,9 +11,9 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 
 from smsgw import admin
-from smsgw.clock import now
-from smsgw.http import make_app
-from smsgw.logs import configure_logging
+from smsgw.core.clock import now
+from smsgw.observability.logs import configure_logging
+from smsgw.transport.http_api import make_app
 from tests.test_otp_rules import CARD, MOBILE, otp_of
 from tests.test_smpp_gateway import ALI, start_rig, stop_rig
 

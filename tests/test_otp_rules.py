@@ -9,9 +9,9 @@ import pytest
 
 from smsgw import admin
 from smsgw.app import App, build_app
-from smsgw.cards import with_luhn
-from smsgw.clock import parse_timestamp
+from smsgw.core.clock import parse_timestamp
 from smsgw.messages import Inbound, Outbound
+from smsgw.services.otp.cards import with_luhn
 from tests.conftest import make_settings
 
 MOBILE, OTHER = "989121112233", "989351234567"  # OTP mobiles may be on any operator

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smsgw.core.text import canonical_msisdn, national_form, normalise_compact
 from smsgw.grammar import FormatError, PinChange, Transfer, parse_transfer_command
-from smsgw.text import canonical_msisdn, national_form, normalise_compact
 
 PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 ARABIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")

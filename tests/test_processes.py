@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from smsgw.smpp.fake_smsc import FakeSmsc
 from smsgw.store import subscriber_key
+from smsgw.transport.smpp.fake_smsc import FakeSmsc
 from tests.conftest import TEST_KEY, add_subscribers, free_port, make_settings
 
 SMSGW = [sys.executable, "-m", "smsgw"]
@@ -66,7 +66,7 @@ def test_run_refuses_the_development_key(tmp_path: Path) -> None:
 
 async def test_fake_smsc_program_takes_mo_lines_and_prints_mt(tmp_path: Path) -> None:
     from smsgw.app import build_app
-    from smsgw.gateway import Gateway
+    from smsgw.transport.gateway import Gateway
 
     port = free_port()
     process = await asyncio.create_subprocess_exec(

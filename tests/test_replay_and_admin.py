@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from smsgw.cli import main
+from smsgw.commands.cli import main
 from tests.conftest import TEST_KEY
 
 EXAMPLES = Path(__file__).parent.parent / "examples"

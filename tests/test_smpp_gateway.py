@@ -12,15 +12,16 @@ from typing import Any
 
 import pytest
 
-from smsgw import admin, metrics
+from smsgw import admin
 from smsgw.app import App, build_app
-from smsgw.clock import now
-from smsgw.gateway import Gateway
-from smsgw.msglog import MessageLog
-from smsgw.smpp.fake_smsc import FakeSmsc
-from smsgw.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
-from smsgw.smpp.sms_text import Part, encode_reply
+from smsgw.core.clock import now
+from smsgw.observability import metrics
 from smsgw.store import StoreUnavailable, subscriber_key
+from smsgw.transport.gateway import Gateway
+from smsgw.transport.msglog import MessageLog
+from smsgw.transport.smpp.fake_smsc import FakeSmsc
+from smsgw.transport.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
+from smsgw.transport.smpp.sms_text import Part, encode_reply
 from tests.conftest import RedisServer, add_subscribers, free_port, make_settings
 
 ALI, SARA = "989361111111", "989351234567"
@@ -99,7 +100,7 @@ async def test_message_log_masks_the_pin(rig: Rig) -> None:
 
 async def test_replay_of_the_gateway_log_checks_masked_pins(rig: Rig, tmp_path: Path) -> None:
     """The log written by the gateway replays: a PIN digest token checks like the PIN."""
-    from smsgw.replay import replay
+    from smsgw.transport.log_replay import replay
 
     await rig.smsc.wait_answered(rig.smsc.inject_mo(ALI, "1112", "09351234567:2000:55555"))
     await rig.gateway.settle()
@@ -296,7 +297,7 @@ async def test_concatenation_both_ways_and_encodings(rig: Rig) -> None:
 
 
 def normalise_spaces(text: str) -> str:
-    from smsgw.text import normalise_compact
+    from smsgw.core.text import normalise_compact
 
     return normalise_compact(text)
 
@@ -461,7 +462,7 @@ def test_a_rate_limited_sender_waits_without_burning_the_cpu() -> None:
     starving the gateway it runs in."""
     import time
 
-    from smsgw.smpp.client import TokenBucket
+    from smsgw.transport.smpp.client import TokenBucket
 
     uvloop = pytest.importorskip("uvloop")
 

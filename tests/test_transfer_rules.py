@@ -9,7 +9,7 @@ import pytest
 
 from smsgw import admin
 from smsgw.app import App, build_app
-from smsgw.clock import parse_timestamp
+from smsgw.core.clock import parse_timestamp
 from smsgw.messages import Inbound, Outbound
 from smsgw.store import money_total, subscriber_key
 from tests.conftest import add_subscribers, make_settings
@@ -302,7 +302,7 @@ async def test_confirmations_keep_to_few_sms_parts(app: App, language: str) -> N
     """Every part is paid for: the recipient's confirmation is one SMS, the sender's (with
     fee, balance and reference) two at most, with the largest amount and a big balance,
     on the first transfer (the longer text) and a later one."""
-    from smsgw.smpp.sms_text import encode_reply
+    from smsgw.transport.smpp.sms_text import encode_reply
 
     await add_subscribers(app.store, (ALI, "prepaid", 9_000_000, 0), (SARA, "prepaid", 0, 0),
                           (POST, "postpaid", 0, 30_000))
@@ -320,7 +320,7 @@ def test_transfer_reference_is_the_base32_of_the_identity() -> None:
     import base64
     import os
 
-    from smsgw.services.transfer import transfer_ref
+    from smsgw.services.transfer.service import transfer_ref
 
     for _ in range(2000):
         seed = os.urandom(5)

@@ -22,12 +22,13 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from smsgw import replies
-from smsgw.clock import parse_timestamp, period_of, show_moment
 from smsgw.config import TransferSettings
+from smsgw.core import replies
+from smsgw.core.clock import parse_timestamp, period_of, show_moment
+from smsgw.core.hashing import Hasher
+from smsgw.core.text import in_prefixes, normalise_compact, parse_prefix_ranges
 from smsgw.grammar import FormatError, PinChange, Transfer, parse_transfer_command
 from smsgw.messages import Inbound, Outbound
-from smsgw.secrets import Hasher
 from smsgw.store import (
     DAY_COUNTER_TTL,
     HISTORY_LENGTH,
@@ -42,7 +43,6 @@ from smsgw.store import (
     subscriber_key,
     unused_key,
 )
-from smsgw.text import in_prefixes, normalise_compact, parse_prefix_ranges
 
 # How long a recipient remembers a credited transfer id. A credit is only attempted right
 # after reading the sender's journal entry, so this need only outlast that gap (seconds).

@@ -14,13 +14,13 @@ import click
 
 from smsgw import admin
 from smsgw.app import App, build_app
-from smsgw.cards import CARD_DIGITS, card_problem, is_our_card, normalise_card
-from smsgw.clock import now, parse_timestamp
 from smsgw.config import ConfigError, Settings, load_settings
-from smsgw.logs import configure_logging, get_logger
+from smsgw.core.clock import now, parse_timestamp
+from smsgw.core.text import canonical_msisdn, normalise_compact
+from smsgw.observability.logs import configure_logging, get_logger
+from smsgw.services.otp.cards import CARD_DIGITS, card_problem, is_our_card, normalise_card
 from smsgw.store import StoreUnavailable, WrongStoreMode
 from smsgw.subscribers import BadInputFile, read_subscriber_file
-from smsgw.text import canonical_msisdn, normalise_compact
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -121,7 +121,7 @@ def demo(config_file: Path | None, redis_url: str | None, language: str | None) 
     transfer with both confirmations, a PIN change, a lockout and an operator unblock,
     a bad format. The first thing to run.
     """
-    from smsgw.demo import run_demo
+    from smsgw.commands.demo import run_demo
 
     settings = load(config_file, redis_url)
     sys.exit(run_async(run_demo(settings, language)))
@@ -136,7 +136,7 @@ def run(config_file: Path | None, redis_url: str | None) -> None:
     unbinds and exits 0. Needs a real hash key (SMSGW_SECURITY_HASH_KEY) and, for real
     work, Redis (--redis or SMSGW_REDIS_URL).
     """
-    from smsgw.runner import serve
+    from smsgw.commands.run import serve
 
     settings = load(config_file, redis_url, strict_key=True)
     sys.exit(run_async(serve(settings)))
@@ -153,7 +153,7 @@ def fake_smsc(host: str, port: int, system_id: str | None, password: str | None)
     Prints each MT it receives. Type (or pipe) MO messages as lines `FROM TO TEXT`; each is
     delivered to a bound gateway until it is answered. Stops on SIGINT/SIGTERM.
     """
-    from smsgw.fake_smsc_cli import serve_fake_smsc
+    from smsgw.commands.fake_smsc import serve_fake_smsc
 
     configure_logging("console")
     sys.exit(asyncio.run(serve_fake_smsc(host, port, system_id, password)))
@@ -179,7 +179,7 @@ def replay(config_file: Path | None, redis_url: str | None, log: str, out_file: 
     Replies are written as a message log. Replaying the same log twice against the same
     store applies nothing twice. Malformed lines are reported on stderr and skipped.
     """
-    from smsgw.cli_replay import run_replay
+    from smsgw.commands.replay import run_replay
 
     settings = load(config_file, redis_url)
     status = run_async(run_replay(settings, log, out_file, subscriber_file, compare, strict))
@@ -224,7 +224,13 @@ def loadtest(config_file: Path | None, redis_url: str | None, rate: float, durat
     shows progress, then prints throughput, latency percentiles (MO injected to its last
     reply), errors by kind and the money check.
     """
-    from smsgw.loadtest import DEFAULT_MIX, LoadTestOptions, Progress, parse_mix, run_loadtest
+    from smsgw.commands.loadtest import (
+        DEFAULT_MIX,
+        LoadTestOptions,
+        Progress,
+        parse_mix,
+        run_loadtest,
+    )
 
     settings = load(config_file, redis_url)
     if settings.security.is_development_key:  # a throwaway key for this run's population

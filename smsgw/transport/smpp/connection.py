@@ -13,7 +13,7 @@ import itertools
 import time
 from collections.abc import Callable
 
-from smsgw.smpp.pdu import (
+from smsgw.transport.smpp.pdu import (
     ENQUIRE_LINK,
     ESME_RINVCMDLEN,
     ESME_ROK,

@@ -14,20 +14,20 @@ import time
 from collections import deque
 from datetime import datetime
 
-from smsgw import metrics
 from smsgw.app import App
-from smsgw.clock import now
-from smsgw.logs import get_logger
+from smsgw.core.clock import now
+from smsgw.core.text import any_number_to_canonical
 from smsgw.messages import Inbound, Outbound, Redelivery
-from smsgw.msglog import MessageLog, format_record
-from smsgw.ordering import KeyedOrder, SharedOrder
-from smsgw.replay import masked_text
-from smsgw.smpp.client import Confirm, MoMessage, Receipt, SmppClient
-from smsgw.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
+from smsgw.observability import metrics
+from smsgw.observability.logs import get_logger
 from smsgw.store import StoreUnavailable
-from smsgw.text import any_number_to_canonical
+from smsgw.transport.log_replay import masked_text
+from smsgw.transport.msglog import MessageLog, format_record
+from smsgw.transport.ordering import KeyedOrder, SharedOrder
+from smsgw.transport.smpp.client import Confirm, MoMessage, Receipt, SmppClient
+from smsgw.transport.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
 
-log = get_logger("smsgw.gateway")
+log = get_logger("smsgw.transport.gateway")
 CONFIRM_BATCH_SECONDS = 0.05
 MAX_PROCESSING = 256
 RECOVERY_INTERVAL_SECONDS = 60.0

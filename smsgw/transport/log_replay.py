@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from smsgw.core.hashing import Hasher
 from smsgw.messages import Inbound, Outbound
-from smsgw.msglog import BadLine, LogRecord, format_record, read_records
 from smsgw.pipeline import Pipeline
-from smsgw.secrets import Hasher
+from smsgw.transport.msglog import BadLine, LogRecord, format_record, read_records
 
 
 @dataclass

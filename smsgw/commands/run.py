@@ -10,13 +10,13 @@ import signal
 from aiohttp import web
 
 from smsgw.app import App, build_app
-from smsgw.clock import now
 from smsgw.config import Settings
-from smsgw.gateway import Gateway
-from smsgw.http import make_app
-from smsgw.logs import get_logger
-from smsgw.msglog import MessageLog
+from smsgw.core.clock import now
+from smsgw.observability.logs import get_logger
 from smsgw.store import WrongStoreMode
+from smsgw.transport.gateway import Gateway
+from smsgw.transport.http_api import make_app
+from smsgw.transport.msglog import MessageLog
 
 log = get_logger("smsgw.run")
 

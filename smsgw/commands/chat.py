@@ -7,8 +7,8 @@ from datetime import datetime
 from rich.console import Console
 from rich.text import Text
 
-from smsgw.clock import show_moment
-from smsgw.text import national_form
+from smsgw.core.clock import show_moment
+from smsgw.core.text import national_form
 
 
 class ChatPrinter:

@@ -17,10 +17,10 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from smsgw.logs import get_logger
+from smsgw.observability.logs import get_logger
 from smsgw.store import Store, StoreUnavailable
 
-log = get_logger("smsgw.ordering")
+log = get_logger("smsgw.transport.ordering")
 LEASE_MS = 10_000
 FIRST_POLL_SECONDS = 0.001
 MAX_POLL_SECONDS = 0.05

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from smsgw.config import SmscSettings
-from smsgw.logs import get_logger
-from smsgw.smpp.builders import bind_pdu, enquire_link_pdu, fast_submit_sm_pdu, unbind_pdu
-from smsgw.smpp.connection import Connection, ConnectionClosed
-from smsgw.smpp.fastcodec import ShortMessage, decode_short_message
-from smsgw.smpp.pdu import (
+from smsgw.observability.logs import get_logger
+from smsgw.transport.smpp.builders import bind_pdu, enquire_link_pdu, fast_submit_sm_pdu, unbind_pdu
+from smsgw.transport.smpp.connection import Connection, ConnectionClosed
+from smsgw.transport.smpp.fastcodec import ShortMessage, decode_short_message
+from smsgw.transport.smpp.pdu import (
     BIND_RECEIVER,
     BIND_TRANSCEIVER,
     BIND_TRANSMITTER,
@@ -46,9 +46,9 @@ from smsgw.smpp.pdu import (
     generic_nack,
     response_pdu,
 )
-from smsgw.smpp.sms_text import Part, encode_reply
+from smsgw.transport.smpp.sms_text import Part, encode_reply
 
-log = get_logger("smsgw.smpp")
+log = get_logger("smsgw.transport.smpp")
 
 RESPONSE_TIMEOUT = 10.0
 MAX_INBOUND_TASKS = 2500

@@ -19,10 +19,10 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from smsgw import metrics
-from smsgw.cards import card_problem
 from smsgw.messages import Outbound
-from smsgw.services.otp import OtpService
+from smsgw.observability import metrics
+from smsgw.services.otp.cards import card_problem
+from smsgw.services.otp.service import OtpService
 from smsgw.store import StoreUnavailable
 
 MAX_BODY_BYTES = 16 * 1024

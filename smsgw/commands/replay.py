@@ -12,10 +12,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from smsgw import admin
 from smsgw.app import build_app
-from smsgw.clock import now
 from smsgw.config import Settings
-from smsgw.replay import ReplaySummary, previous_replies, replay
+from smsgw.core.clock import now
 from smsgw.subscribers import BadInputFile, read_subscriber_file
+from smsgw.transport.log_replay import ReplaySummary, previous_replies, replay
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from smsgw import metrics, replies
-from smsgw.cards import is_our_card
-from smsgw.clock import period_of
 from smsgw.config import OtpSettings
+from smsgw.core import replies
+from smsgw.core.clock import period_of
+from smsgw.core.hashing import Hasher
 from smsgw.grammar import parse_otp_request
 from smsgw.messages import Inbound, Outbound
-from smsgw.secrets import Hasher
+from smsgw.observability import metrics
+from smsgw.services.otp.cards import is_our_card
 from smsgw.store import (
     HISTORY_LENGTH,
     Store,

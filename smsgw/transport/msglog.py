@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from smsgw.clock import parse_timestamp
-from smsgw.text import any_number_to_canonical
+from smsgw.core.clock import parse_timestamp
+from smsgw.core.text import any_number_to_canonical
 
 MAX_LINE_CHARS = 100_000
 

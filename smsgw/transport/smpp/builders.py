@@ -15,7 +15,7 @@ from aiosmpplib.protocol import (
 )
 from aiosmpplib.state import NPI, TON, OptionalParam, PhoneNumber
 
-from smsgw.smpp.sms_text import Part
+from smsgw.transport.smpp.sms_text import Part
 
 BIND_CLASSES = {"transceiver": BindTransceiver, "receiver": BindReceiver,
                 "transmitter": BindTransmitter}

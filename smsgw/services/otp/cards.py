@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from smsgw.text import normalise_compact
+from smsgw.core.text import normalise_compact
 
 CARD_DIGITS = 16
 

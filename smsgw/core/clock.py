@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import jdatetime
 
-from smsgw.text import to_persian_digits
+from smsgw.core.text import to_persian_digits
 
 
 @cache

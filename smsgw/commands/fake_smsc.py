@@ -7,8 +7,8 @@ import signal
 import sys
 import threading
 
-from smsgw.smpp.fake_smsc import FakeSmsc, Mt
-from smsgw.text import national_form
+from smsgw.core.text import national_form
+from smsgw.transport.smpp.fake_smsc import FakeSmsc, Mt
 
 HELP = "type an MO as: FROM TO TEXT   (e.g. 09361111111 1112 09351234567:1000:12345)"
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from smsgw.smpp.pdu import ESME_RINVCMDLEN, PduError, RawPdu
-from smsgw.smpp.sms_text import gsm_decode
+from smsgw.transport.smpp.pdu import ESME_RINVCMDLEN, PduError, RawPdu
+from smsgw.transport.smpp.sms_text import gsm_decode
 
 MESSAGE_PAYLOAD = 0x0424
 SAR_MSG_REF_NUM, SAR_TOTAL_SEGMENTS, SAR_SEGMENT_SEQNUM = 0x020C, 0x020E, 0x020F

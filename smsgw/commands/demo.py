@@ -9,13 +9,13 @@ from datetime import datetime
 
 from smsgw import admin
 from smsgw.app import App, build_app
-from smsgw.chat import ChatPrinter
-from smsgw.clock import now
+from smsgw.commands.chat import ChatPrinter
 from smsgw.config import Settings
-from smsgw.gateway import Gateway
+from smsgw.core.clock import now
 from smsgw.messages import Inbound, Outbound
-from smsgw.smpp.fake_smsc import FakeSmsc
 from smsgw.store import SubscriberRow
+from smsgw.transport.gateway import Gateway
+from smsgw.transport.smpp.fake_smsc import FakeSmsc
 
 ALI, SARA, REZA = "989361111111", "989351234567", "989391234567"
 

@@ -24,15 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from smsgw import admin
-from smsgw.cards import with_luhn
-from smsgw.clock import now
 from smsgw.config import Settings, SmscSettings
-from smsgw.secrets import Hasher
-from smsgw.smpp.client import MoMessage, Receipt, SmppClient
-from smsgw.smpp.fake_smsc import DRIVER_SYSTEM_ID, FakeSmsc, Mt
-from smsgw.smpp.pdu import ESME_ROK
+from smsgw.core.clock import now
+from smsgw.core.hashing import Hasher
+from smsgw.core.text import canonical_msisdn
+from smsgw.services.otp.cards import with_luhn
 from smsgw.store import Store, SubscriberRow, subscriber_key
-from smsgw.text import canonical_msisdn
+from smsgw.transport.smpp.client import MoMessage, Receipt, SmppClient
+from smsgw.transport.smpp.fake_smsc import DRIVER_SYSTEM_ID, FakeSmsc, Mt
+from smsgw.transport.smpp.pdu import ESME_ROK
 
 POPULATION_BASE = 9369000000  # synthetic subscribers: 0936 900 0000 and up
 PIN = "55555"
@@ -415,7 +415,7 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
                        on_progress: Progress | None = None,
                        say: Callable[[str], None] = print) -> Results:
     from smsgw.app import build_app
-    from smsgw.gateway import Gateway
+    from smsgw.transport.gateway import Gateway
 
     if (options.gateway != "inprocess" or options.smsc) and not settings.redis.url:
         raise ValueError("a gateway in another process needs a shared store: give --redis URL")

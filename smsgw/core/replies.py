@@ -7,10 +7,10 @@ from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
-from smsgw.text import national_form, to_persian_digits
+from smsgw.core.text import national_form, to_persian_digits
 
 LANGUAGES = ("fa", "en")
-TEMPLATE_DIR = Path(__file__).parent / "templates"
+TEMPLATE_DIR = Path(__file__).parent.parent / "templates"
 
 
 @cache

@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from aiosmpplib.protocol import BindTransceiver
 from aiosmpplib.state import RECEIPTED_MESSAGE_ID, OptionalParam
 
-from smsgw.smpp.builders import deliver_sm_pdu, enquire_link_pdu
-from smsgw.smpp.connection import Connection, ConnectionClosed
-from smsgw.smpp.fastcodec import ShortMessage, decode_short_message
-from smsgw.smpp.pdu import (
+from smsgw.transport.smpp.builders import deliver_sm_pdu, enquire_link_pdu
+from smsgw.transport.smpp.connection import Connection, ConnectionClosed
+from smsgw.transport.smpp.fastcodec import ShortMessage, decode_short_message
+from smsgw.transport.smpp.pdu import (
     BIND_RECEIVER,
     BIND_TRANSCEIVER,
     BIND_TRANSMITTER,
@@ -46,7 +46,7 @@ from smsgw.smpp.pdu import (
     message_id_body,
     response_pdu,
 )
-from smsgw.smpp.sms_text import Part, encode_reply
+from smsgw.transport.smpp.sms_text import Part, encode_reply
 
 DRIVER_SYSTEM_ID = "loadtest"  # a bind with this system_id plays the phones (see below)
 RECEIVING_BINDS = (BIND_RECEIVER, BIND_TRANSCEIVER)

@@ -1,0 +1,1 @@
+"""Service logs (structlog) and Prometheus metrics."""

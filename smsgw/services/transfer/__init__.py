@@ -1,0 +1,1 @@
+"""Credit transfer ("line to line") at 1112."""
