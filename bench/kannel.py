@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from smsgw.testing import free_port
 
 CONFIG = """
 group = core
@@ -58,11 +59,6 @@ def available() -> bool:
     return shutil.which("bearerbox") is not None and shutil.which("smsbox") is not None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 class Kannel:
     """bearerbox and smsbox, configured to bind to the fake SMSC on `smsc_port`."""
@@ -71,7 +67,7 @@ class Kannel:
         self._dir = Path(tempfile.mkdtemp(prefix="smsgw-kannel-"))
         (self._dir / "spool").mkdir()
         self._conf = self._dir / "kannel.conf"
-        self._conf.write_text(CONFIG.format(admin=_free_port(), smsbox=_free_port(),
+        self._conf.write_text(CONFIG.format(admin=free_port(), smsbox=free_port(),
                                             smsc=smsc_port, dir=self._dir))
         self._processes: list[subprocess.Popen[bytes]] = []
 

@@ -13,7 +13,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from smsgw.core.hashing import Hasher
 from smsgw.core.text import canonical_msisdn
 from smsgw.services.otp.cards import with_luhn
 from smsgw.store import Store, SubscriberRow, subscriber_key
+from smsgw.testing import free_port
 from smsgw.transport.smpp.client import MoMessage, Receipt, SmppClient
 from smsgw.transport.smpp.fake_smsc import DRIVER_SYSTEM_ID, FakeSmsc, Mt
 from smsgw.transport.smpp.pdu import ESME_ROK
@@ -520,15 +520,10 @@ def _spawn_gateway(settings: Settings, port: int, extra_env: dict[str, str],
                 "SMSGW_SMSC_SUBMIT_RATE": str(settings.smsc.submit_rate),
                 "SMSGW_SMSC_WINDOW": str(settings.smsc.window),
                 "SMSGW_SECURITY_HASH_KEY": settings.security.hash_key,
-                "SMSGW_HTTP_PORT": str(_free_port()),
+                "SMSGW_HTTP_PORT": str(free_port()),
                 "SMSGW_LOG_DIR": tempfile.mkdtemp(prefix="smsgw-loadtest-"),
                 "SMSGW_LOG_FORMAT": "json", "SMSGW_LOG_LEVEL": "warning"})
     env.update(extra_env)
     return subprocess.Popen([sys.executable, "-m", "smsgw", "run"], env=env,
                             stdout=subprocess.DEVNULL)
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
