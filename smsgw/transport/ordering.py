@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from smsgw.core.backoff import Backoff
 from smsgw.observability.logs import get_logger
 from smsgw.store import Store, StoreUnavailable
 
@@ -76,13 +77,14 @@ class SharedOrder:
                 finished.set()
 
     async def _wait_turn(self, sender: str, ticket: str, head: str) -> None:
-        poll = FIRST_POLL_SECONDS
+        polls = Backoff(FIRST_POLL_SECONDS, MAX_POLL_SECONDS)
+        poll = polls.next_delay()
         while head not in (ticket, ""):
             finished = self._finished.setdefault(sender, asyncio.Event())
             try:
                 await asyncio.wait_for(finished.wait(), poll)
-            except TimeoutError:
-                poll = min(poll * 2, MAX_POLL_SECONDS)
+            except TimeoutError:  # a holder in another process: poll, less and less often
+                poll = polls.next_delay()
             head = await self._store.order_head(sender)
 
     async def _leave(self, sender: str, ticket: str) -> None:
