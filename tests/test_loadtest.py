@@ -60,3 +60,43 @@ async def test_driving_a_running_fake_smsc_through_a_driver_bind(redis_url: str)
     assert 190 <= results["mo_sent"] <= 200
     assert results["commands_completed"] == results["mo_sent"]
     assert results["errors"] == {} and results["money_conserved"] is True
+
+
+def test_an_overloaded_run_says_so_and_counts_money_only_once_drained(
+        redis_url: str, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The driver stops waiting at once (no drain), so commands are still in flight when
+    it ends: the run is reported as overloaded, and the money check, made after the
+    gateway has drained, still finds every rial."""
+    import asyncio
+
+    from smsgw.commands import loadtest
+
+    monkeypatch.setattr(loadtest, "DRAIN_SECONDS", 0.0)
+    settings = make_settings(redis_url)
+    options = LoadTestOptions(4000, 1.5, 5000, parse_mix("transfer=100"), "spawn", 0)
+    results = asyncio.run(run_loadtest(settings, options, say=lambda _: None)).as_json()
+    assert results["errors"].get("unanswered", 0) > 0
+    assert results["overloaded"] is True
+    assert results["money_conserved"] is True
+
+
+def test_synthetic_traffic_is_as_varied_as_real_traffic() -> None:
+    """Every transfer text different (recipients, amounts, PINs and the way numbers and
+    digits are written vary), and each one still says what the driver meant."""
+    import random
+
+    from smsgw.commands.loadtest import Population, Traffic, synthetic
+    from smsgw.grammar import Transfer, parse_transfer_command
+
+    people = [synthetic(i) for i in range(50_000)]
+    traffic = Traffic(Population(people, people[:10], people[:10]), random.Random(7))
+    commands = [traffic.command("transfer") for _ in range(20_000)]
+    texts = [command.text for command in commands]
+    assert len(set(texts)) >= 0.999 * len(texts)
+    assert any("۰" in text for text in texts) and any(" : " in text for text in texts)
+    for command in commands[:3000]:
+        parsed = parse_transfer_command(command.text)
+        assert isinstance(parsed, Transfer), command.text
+        assert parsed.recipient == command.recipient
+        assert parsed.pin == traffic.pin(command.sender)
+        assert 1000 <= parsed.amount <= 10_000

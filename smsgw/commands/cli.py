@@ -251,6 +251,11 @@ def loadtest(config_file: Path | None, redis_url: str | None, rate: float, durat
         raise click.UsageError(str(exc)) from exc
     summary = results.as_json()
     click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    if results.overloaded:
+        click.echo(f"overloaded: {results.errors['unanswered']:,} commands unanswered and "
+                   f"{results.errors['not_sent_backlog']:,} not sent at {rate:,.0f}/s: the "
+                   "gateway did not keep up, so these figures describe an overload; try a "
+                   "lower --rate for a sustained one", err=True)
     if json_file is not None:
         json_file.write_text(json.dumps(summary, indent=2), encoding="utf-8")
 

@@ -20,13 +20,13 @@ import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from smsgw import admin
 from smsgw.config import Settings, SmscSettings
 from smsgw.core.clock import now
 from smsgw.core.hashing import Hasher
-from smsgw.core.text import canonical_msisdn
+from smsgw.core.text import canonical_msisdn, to_persian_digits
 from smsgw.services.otp.cards import with_luhn
 from smsgw.store import Store, SubscriberRow, subscriber_key
 from smsgw.testing import free_port
@@ -34,9 +34,11 @@ from smsgw.transport.smpp.client import MoMessage, Receipt, SmppClient
 from smsgw.transport.smpp.fake_smsc import DRIVER_SYSTEM_ID, FakeSmsc, Mt
 from smsgw.transport.smpp.pdu import ESME_ROK
 
+if TYPE_CHECKING:
+    from smsgw.app import App
+    from smsgw.transport.gateway import Gateway
+
 POPULATION_BASE = 9369000000  # synthetic subscribers: 0936 900 0000 and up
-PIN = "55555"
-WRONG_PIN = "11111"
 START_BALANCE = 10_000_000
 DEFAULT_MIX = "transfer=80,wrong_pin=4,bad_format=4,limit=4,pin_change=4,otp=4"
 KINDS = ("transfer", "wrong_pin", "bad_format", "limit", "pin_change", "otp")
@@ -44,6 +46,7 @@ NATIONAL_NUMBER = re.compile(r"[0۰][0-9۰-۹]{10}")  # as replies show numbers:
 SENDER_CONFIRMATION = ("کارمزد", "Fee")  # only the sender's confirmation shows the fee
 MAX_OUTSTANDING = 50_000
 DRAIN_SECONDS = 10.0
+SETTLE_SECONDS = 30.0
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -98,6 +101,12 @@ class Results:
     active_seconds: float = 0.0
     last_completion: float = 0.0
 
+    @property
+    def overloaded(self) -> bool:
+        """Commands were left unanswered, or not even sent: the rate was beyond the
+        gateway's (the figures then describe an overload, not a sustained rate)."""
+        return bool(self.errors["unanswered"] or self.errors["not_sent_backlog"])
+
     def percentile(self, share: float) -> float:
         if not self.latencies:
             return 0.0
@@ -119,6 +128,7 @@ class Results:
                            "max": round(max(self.latencies, default=0) * 1000, 2)},
             "errors": dict(self.errors),
             "sent_by_kind": dict(self.by_kind),
+            "overloaded": self.overloaded,
             "money_conserved": self.money_conserved,
             "gateway_rss_kb": self.gateway_rss_kb,
             "gateway_rss_samples_kb": self.gateway_rss_samples_kb,
@@ -205,21 +215,90 @@ class Tracker:
                 + sum(len(q) for q in self._awaiting_recipient.values()))
 
 
-def command_for(kind: str, population: Population, rng: random.Random) -> tuple[str, str, str]:
-    """(sender, short code, text) of one synthetic command of this kind."""
-    if kind == "otp":
-        return rng.choice(population.card_holders), "7000", "OTP"
-    if kind == "wrong_pin":
-        sender = rng.choice(population.victims)
-        return sender, "1112", f"0{rng.choice(population.senders)[2:]}:1000:{WRONG_PIN}"
-    sender, recipient = rng.sample(population.senders, 2)
-    if kind == "transfer":
-        return sender, "1112", f"0{recipient[2:]}:1000:{PIN}"
-    if kind == "limit":
-        return sender, "1112", f"0{recipient[2:]}:10001:{PIN}"
-    if kind == "pin_change":
-        return sender, "1112", f"PIN:{PIN}:{PIN}:{PIN}"
-    return sender, "1112", rng.choice(["hello", "0935:abc", f"0{recipient[2:]}:1000"])
+@dataclass(frozen=True, slots=True)
+class Command:
+    sender: str
+    to: str
+    text: str
+    recipient: str = ""  # of a transfer: its confirmation to the recipient completes it
+
+
+def pin_of(msisdn: str) -> str:
+    """Each synthetic subscriber's own PIN, 5 to 8 digits, as real PINs differ."""
+    seed = int(msisdn[-7:]) * 2654435761 % 4294967296
+    return str(10_000 + seed % 99_990_000)[: 5 + seed % 4]
+
+
+def typed_number(msisdn: str, rng: random.Random) -> str:
+    """A number as people type it: 0935..., 935..., 98935..., +98935... or 0098935..."""
+    national = msisdn[2:]
+    return rng.choices([f"0{national}", national, f"98{national}", f"+98{national}",
+                        f"0098{national}"], weights=[70, 8, 8, 10, 4])[0]
+
+
+def typed_amount(amount: int, rng: random.Random) -> str:
+    return f"{amount:,}" if rng.random() < 0.15 else str(amount)
+
+
+def as_typed(fields: list[str], rng: random.Random) -> str:
+    """Fields joined as phones send them: some in Persian digits, some with spaces."""
+    separator = rng.choices([":", " : ", ": "], weights=[85, 10, 5])[0]
+    text = separator.join(fields)
+    return to_persian_digits(text).replace(",", "٬") if rng.random() < 0.25 else text
+
+
+class Traffic:
+    """Synthetic commands like real traffic: every subscriber has a PIN of its own, amounts
+    and recipients vary, numbers and digits are written in every accepted form, so that
+    (almost) no text repeats and no per-text cache helps more than it would in life.
+
+    PIN changes really change the PIN: later commands of that sender use the new one (a
+    sender's commands are applied in the order they are sent)."""
+
+    def __init__(self, population: Population, rng: random.Random) -> None:
+        self._population = population
+        self._rng = rng
+        self._pins: dict[str, str] = {}
+
+    def pin(self, sender: str) -> str:
+        return self._pins.get(sender) or pin_of(sender)
+
+    def command(self, kind: str) -> Command:
+        rng, population = self._rng, self._population
+        if kind == "otp":
+            text = rng.choice(["OTP", "otp", "رمز پویا", "Otp"])
+            return Command(rng.choice(population.card_holders), "7000", text)
+        if kind == "wrong_pin":
+            sender = rng.choice(population.victims)
+            recipient = rng.choice(population.senders)
+            pin = self.pin(sender)
+            wrong = str((int(pin[0]) + rng.randrange(1, 10)) % 10) + pin[1:]
+            return Command(sender, "1112", as_typed(
+                [typed_number(recipient, rng), str(rng.randrange(1, 11) * 1000), wrong], rng))
+        sender, recipient = rng.sample(population.senders, 2)
+        if kind in ("transfer", "limit"):
+            amount = (rng.randrange(1000, 10_001) if kind == "transfer"
+                      else rng.randrange(10_001, 1_000_000))
+            fields = [typed_number(recipient, rng), typed_amount(amount, rng), self.pin(sender)]
+            return Command(sender, "1112", as_typed(fields, rng),
+                           recipient if kind == "transfer" else "")
+        if kind == "pin_change":
+            new = pin_of(f"{rng.randrange(10**7):07d}")
+            old, self._pins[sender] = self.pin(sender), new
+            keyword = rng.choice(["PIN", "pin", "Pin", "رمز"])
+            return Command(sender, "1112", as_typed([keyword, old, new, new], rng))
+        return Command(sender, "1112", self._garbled(recipient))
+
+    def _garbled(self, recipient: str) -> str:
+        rng = self._rng
+        national = f"0{recipient[2:]}"
+        return rng.choice([
+            f"{national}:{rng.randrange(1000, 10_000)}",  # the PIN forgotten
+            f"{national} {rng.randrange(1000, 10_000)} {rng.randrange(10_000, 99_999)}",
+            f"salam {rng.randrange(100)}",
+            f"{national[:rng.randrange(4, 10)]}:abc",
+            f"{rng.randrange(1000, 10_000)}:{national}",
+        ])
 
 
 async def prepare_population(store: Store, hasher: Hasher, size: int,
@@ -233,7 +312,7 @@ async def prepare_population(store: Store, hasher: Hasher, size: int,
     await store.upsert_subscribers(rows, replace=True, at=now().isoformat())
     async with store.redis.pipeline(transaction=False) as pipe:
         for m in msisdns:
-            pipe.hset(subscriber_key(m), mapping={"pin": hasher.pin_digest(m, PIN)})
+            pipe.hset(subscriber_key(m), mapping={"pin": hasher.pin_digest(m, pin_of(m))})
         await pipe.execute()
     holders = msisdns[: max(1, min(200, size // 10))] if mix.get("otp") else msisdns[:1]
     for index, holder in enumerate(holders):
@@ -284,6 +363,7 @@ async def drive(inject: Inject, attach: Attach, population: Population, rate: fl
     tracker = Tracker(results)
     detach = attach(tracker)
     rng = random.Random(seed)
+    traffic = Traffic(population, rng)
     kinds, weights = zip(*mix.items(), strict=True)
     started = time.monotonic()
     while (elapsed := time.monotonic() - started) < duration:
@@ -292,10 +372,9 @@ async def drive(inject: Inject, attach: Attach, population: Population, rate: fl
             if tracker.outstanding >= MAX_OUTSTANDING:
                 results.errors["not_sent_backlog"] += 1
                 continue
-            sender, to, text = command_for(kind, population, rng)
-            inject(sender, to, text)
-            recipient = canonical_msisdn(text.split(":")[0]) if kind == "transfer" else None
-            tracker.sent(sender, kind, recipient or "")
+            command = traffic.command(kind)
+            inject(command.sender, command.to, command.text)
+            tracker.sent(command.sender, kind, command.recipient)
         if progress is not None:
             progress.show(results, tracker, elapsed)
         await asyncio.sleep(0.005)
@@ -415,7 +494,6 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
                        on_progress: Progress | None = None,
                        say: Callable[[str], None] = print) -> Results:
     from smsgw.app import build_app
-    from smsgw.transport.gateway import Gateway
 
     if (options.gateway != "inprocess" or options.smsc) and not settings.redis.url:
         raise ValueError("a gateway in another process needs a shared store: give --redis URL")
@@ -426,44 +504,82 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
                           deliver_window=5000, keep_history=False).start()
     app = build_app(settings.model_copy(update={"smsc": settings.smsc.model_copy(
         update={"host": "127.0.0.1", "port": smsc.port})}))
-    gateway: Gateway | None = None
-    processes: list[subprocess.Popen[bytes]] = []
-    running: asyncio.Task[None] | None = None
+    gateways = _Gateways(app, settings, options, smsc.port)
     try:
         population = await prepare_population(app.store, app.hasher, options.population,
                                                options.mix)
         before = await app.store.money()
-        if options.gateway == "inprocess":
-            gateway = Gateway(app)
-            running = asyncio.create_task(gateway.run())
-        elif options.gateway == "spawn":
-            processes = [_spawn_gateway(settings, smsc.port, options.gateway_env,
-                                        shared=options.gateways > 1)
-                         for _ in range(options.gateways)]
-        else:
-            say(f"waiting for a gateway to bind to the fake SMSC on 127.0.0.1:{smsc.port}")
+        pids = gateways.start(say)
         await smsc.wait_bound(timeout=60)
-        while smsc.bound_sessions < max(1, len(processes)):
+        while smsc.bound_sessions < gateways.binds:
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)
-        pids = [p.pid for p in processes] or [os.getpid()]
-        rss_start = sum(rss_kb(pid) for pid in pids)
-        samples: list[int] = []
-        sampling = asyncio.create_task(_sample_rss(pids, options.duration / 10, samples))
-        inject, attach = in_process(smsc)
-        try:
-            results = await drive(inject, attach, population, options.rate, options.duration,
-                                  options.mix, options.seed, on_progress)
-        finally:
-            sampling.cancel()
-        results.gateway_rss_kb = {"start": rss_start, "end": sum(rss_kb(pid) for pid in pids)}
-        results.gateway_rss_samples_kb = samples
+        results = await _measure(smsc, pids, population, options, on_progress)
+        # Only once every gateway has drained and stopped is nothing left half-applied:
+        # money read earlier would count transfers still in flight.
+        await gateways.stop()
         results.money_conserved = await app.store.money() == before
         return results
     finally:
-        if gateway is not None and running is not None:
+        await gateways.stop()
+        await smsc.stop()
+        await app.close()
+
+
+async def _measure(smsc: FakeSmsc, pids: list[int], population: Population,
+                   options: LoadTestOptions, on_progress: Progress | None) -> Results:
+    rss_start = sum(rss_kb(pid) for pid in pids)
+    samples: list[int] = []
+    sampling = asyncio.create_task(_sample_rss(pids, options.duration / 10, samples))
+    inject, attach = in_process(smsc)
+    try:
+        results = await drive(inject, attach, population, options.rate, options.duration,
+                              options.mix, options.seed, on_progress)
+    finally:
+        sampling.cancel()
+    results.gateway_rss_kb = {"start": rss_start, "end": sum(rss_kb(pid) for pid in pids)}
+    results.gateway_rss_samples_kb = samples
+    return results
+
+
+class _Gateways:
+    """The gateways under test: one in this process, `smsgw run` processes, or one that
+    the user starts (external); stopped (drained) before the money is counted."""
+
+    def __init__(self, app: App, settings: Settings, options: LoadTestOptions,
+                 smsc_port: int) -> None:
+        self._app, self._settings, self._options = app, settings, options
+        self._smsc_port = smsc_port
+        self._gateway: Gateway | None = None
+        self._running: asyncio.Task[None] | None = None
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def binds(self) -> int:
+        return max(1, len(self._processes))
+
+    def start(self, say: Callable[[str], None]) -> list[int]:
+        """Start them; the pids whose memory is sampled."""
+        from smsgw.transport.gateway import Gateway
+
+        options = self._options
+        if options.gateway == "inprocess":
+            self._gateway = Gateway(self._app)
+            self._running = asyncio.create_task(self._gateway.run())
+        elif options.gateway == "spawn":
+            self._processes = [_spawn_gateway(self._settings, self._smsc_port,
+                                              options.gateway_env, shared=options.gateways > 1)
+                               for _ in range(options.gateways)]
+        else:
+            say(f"waiting for a gateway to bind to the fake SMSC on 127.0.0.1:{self._smsc_port}")
+        return [p.pid for p in self._processes] or [os.getpid()]
+
+    async def stop(self) -> None:
+        if self._gateway is not None and self._running is not None:
+            gateway, running, self._gateway = self._gateway, self._running, None
             await gateway.stop(drain_timeout=5)
             await running
+        processes, self._processes = self._processes, []
         for process in processes:  # they drain through our fake SMSC: wait off the loop
             process.send_signal(signal.SIGTERM)
         for process in processes:
@@ -471,8 +587,6 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
                 await asyncio.to_thread(process.wait, 30)
             except subprocess.TimeoutExpired:
                 process.kill()
-        await smsc.stop()
-        await app.close()
 
 
 async def _against_running_smsc(settings: Settings, options: LoadTestOptions,
@@ -489,10 +603,24 @@ async def _against_running_smsc(settings: Settings, options: LoadTestOptions,
         results = await drive_remote_smsc(host, port, population, options.rate,
                                           options.duration, options.mix, options.seed,
                                           on_progress)
-        results.money_conserved = await app.store.money() == before
+        settled = await _settled_money(app.store)
+        results.money_conserved = None if settled is None else settled == before
         return results
     finally:
         await app.close()
+
+
+async def _settled_money(store: Store, timeout: float = SETTLE_SECONDS) -> int | None:
+    """The money total once it stops moving (a gateway we do not control may still be
+    applying transfers); None if it still moved after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    reading = await store.money()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        previous, reading = reading, await store.money()
+        if reading == previous:
+            return reading
+    return None
 
 
 # submit_sm per transfer command: the sender's confirmation in 2 UCS2 parts, the
