@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from redis.exceptions import RedisError
+
 from smsgw import admin
 from smsgw.config import Settings, SmscSettings
 from smsgw.core.clock import now
@@ -97,6 +99,7 @@ class Results:
     by_kind: Counter[str] = field(default_factory=Counter)
     money_conserved: bool | None = None
     gateway_rss_kb: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)  # by process group
     gateway_rss_samples_kb: list[int] = field(default_factory=list)  # each tenth of the run
     active_seconds: float = 0.0
     last_completion: float = 0.0
@@ -130,6 +133,9 @@ class Results:
             "sent_by_kind": dict(self.by_kind),
             "overloaded": self.overloaded,
             "money_conserved": self.money_conserved,
+            "cpu_us_per_command": {group: round(seconds * 1e6 / self.completed, 1)
+                                   for group, seconds in self.cpu_seconds.items()}
+            if self.completed else {},
             "gateway_rss_kb": self.gateway_rss_kb,
             "gateway_rss_samples_kb": self.gateway_rss_samples_kb,
         }
@@ -465,6 +471,49 @@ async def _sample_rss(pids: list[int], every: float, samples: list[int]) -> None
         samples.append(sum(rss_kb(pid) for pid in pids))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (/proc/PID/stat), 0 if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds spent by each group of processes between `start` and `stop`."""
+
+    def __init__(self, groups: dict[str, list[int]]) -> None:
+        self._groups = {name: pids for name, pids in groups.items() if pids}
+        self._start: dict[str, float] = {}
+
+    def _now(self) -> dict[str, float]:
+        return {name: sum(cpu_seconds(pid) for pid in pids)
+                for name, pids in self._groups.items()}
+
+    def start(self) -> None:
+        self._start = self._now()
+
+    def stop(self) -> dict[str, float]:
+        return {name: round(spent - self._start[name], 3)
+                for name, spent in self._now().items()}
+
+
+async def redis_pids(store: Store) -> list[int]:
+    """The redis-server processes behind the store, when they run on this machine."""
+    if store.embedded:
+        return []
+    try:
+        info = await store.redis.info("server")
+    except (RedisError, OSError):  # a figure we cannot take is left out, not a failure
+        return []
+    nodes = info.values() if "process_id" not in info else [info]
+    pids = [int(node["process_id"]) for node in nodes
+            if isinstance(node, dict) and "process_id" in node]
+    return [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
+
+
 def rss_kb(pid: int) -> int:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
@@ -514,7 +563,8 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
         while smsc.bound_sessions < gateways.binds:
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)
-        results = await _measure(smsc, pids, population, options, on_progress)
+        results = await _measure(smsc, pids, population, options, on_progress,
+                                 await redis_pids(app.store))
         # Only once every gateway has drained and stopped is nothing left half-applied:
         # money read earlier would count transfers still in flight.
         await gateways.stop()
@@ -527,16 +577,23 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
 
 
 async def _measure(smsc: FakeSmsc, pids: list[int], population: Population,
-                   options: LoadTestOptions, on_progress: Progress | None) -> Results:
+                   options: LoadTestOptions, on_progress: Progress | None,
+                   store_pids: list[int]) -> Results:
     rss_start = sum(rss_kb(pid) for pid in pids)
     samples: list[int] = []
     sampling = asyncio.create_task(_sample_rss(pids, options.duration / 10, samples))
     inject, attach = in_process(smsc)
+    own = [os.getpid()]
+    meter = CpuMeter({"redis": store_pids} | (
+        {"gateway": pids, "fake_smsc_and_driver": own} if pids != own
+        else {"gateway_fake_smsc_and_driver": own}))
+    meter.start()
     try:
         results = await drive(inject, attach, population, options.rate, options.duration,
                               options.mix, options.seed, on_progress)
     finally:
         sampling.cancel()
+    results.cpu_seconds = meter.stop()
     results.gateway_rss_kb = {"start": rss_start, "end": sum(rss_kb(pid) for pid in pids)}
     results.gateway_rss_samples_kb = samples
     return results
