@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from smsgw.config import Settings
 from smsgw.core.hashing import Hasher
 from smsgw.pipeline import Pipeline
+from smsgw.services.account import AccountService
 from smsgw.services.otp.service import OtpService
 from smsgw.services.transfer.service import TransferService
 from smsgw.store import Store
@@ -31,6 +32,6 @@ def build_app(settings: Settings, store: Store | None = None) -> App:
     language = settings.replies.language
     transfer = TransferService(settings.transfer, store, hasher, language)
     otp = OtpService(settings.otp, settings.transfer.timezone, store, hasher, language)
-    pipeline = Pipeline([transfer, otp], store, language)
+    pipeline = Pipeline([transfer, otp, AccountService(settings, store)], store, language)
     return App(settings=settings, store=store, hasher=hasher, pipeline=pipeline, otp=otp,
                transfer=transfer)

@@ -83,6 +83,12 @@ class TransferSettings(Table):
         return value
 
 
+class AccountSettings(Table):
+    """The account enquiry (smsgw/services/account/): balance and recent transfers."""
+
+    short_code: str = "1113"
+
+
 class ReplySettings(Table):
     language: Literal["fa", "en"] = "fa"
 
@@ -146,8 +152,16 @@ class Settings(BaseSettings):
     transfer: TransferSettings = Field(default_factory=TransferSettings)
     replies: ReplySettings = Field(default_factory=ReplySettings)
     otp: OtpSettings = Field(default_factory=OtpSettings)
+    account: AccountSettings = Field(default_factory=AccountSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+
+    @model_validator(mode="after")
+    def _one_service_per_short_code(self) -> Settings:
+        codes = [self.transfer.short_code, self.otp.short_code, self.account.short_code]
+        if len(set(codes)) < len(codes):
+            raise ValueError(f"two services share a short code: {codes}")
+        return self
 
     @classmethod
     def settings_customise_sources(

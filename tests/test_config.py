@@ -43,6 +43,8 @@ def test_hash_key_from_file(tmp_path: Path) -> None:
     {"transfer": {"calendar": "lunar"}},
     {"transfer": {"fee": -1}},
     {"smsc": {"port": "many"}},
+    {"account": {"short_code": "1112"}},  # two services on one short code
+    {"account": {"short_kode": "1113"}},
 ])
 def test_bad_values_are_configuration_errors(override: dict[str, dict[str, object]]) -> None:
     with pytest.raises(ConfigError):

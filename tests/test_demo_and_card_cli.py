@@ -20,7 +20,9 @@ def test_demo_plays_the_whole_conversation(tmp_path) -> None:  # type: ignore[no
     for expected in ("09361111111 → 1112", "رمز ثبت شد", "رمز انتقال اعتبار شما تغییر کرد",
                      "بابت قبض", "بخشی از دستور کم است", "مسدود شد", "smsgw admin unblock",
                      "این شماره سرویسی ندارد", "رمز پویا:", "Digikala", "valid=True",
-                     "used: single use", "balance 10500"):
+                     "used: single use", "balance 10500",
+                     "09361111111 → 1113  BAL", "موجودی شما ۱۰٬۵۰۰ ریال",
+                     "به ۰۹۳۹۱۲۳۴۵۶۷ ۵٬۰۰۰"):
         assert expected in out, expected
 
 

@@ -13,6 +13,7 @@ from smsgw.commands.chat import ChatPrinter
 from smsgw.config import Settings
 from smsgw.core.clock import now
 from smsgw.messages import Inbound, Outbound
+from smsgw.services.account import demo as account_demo
 from smsgw.store import SubscriberRow
 from smsgw.transport.gateway import Gateway
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
@@ -66,6 +67,7 @@ SCRIPT: list[Step | CareStep | BankStep] = [
     Step(ALI, "09351234567:1000:55555", note="blocked: even the right PIN is refused"),
     CareStep(ALI, "unblock", note="customer care unblocks Ali"),
     Step(ALI, "09351234567:1000:55555", note="and the transfer goes through"),
+    *(Step(ALI, text, to="1113", note=note) for text, note in account_demo.DEMO_LINES),
     Step(SARA, "hello", to="3000", note="a text to a number with no service"),
     BankStep("add-card", note="a branch registers Ali's bank card with his mobile"),
     Step(ALI, "رمز پویا", to="7000", note="Ali asks for a dynamic password by SMS"),

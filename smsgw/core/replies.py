@@ -1,8 +1,10 @@
-"""The one place that renders reply text, from templates/<language>.toml."""
+"""The one place that renders reply text, from <folder>/<language>.toml: the shared
+templates/ here, or a service package's own (`Templates(its folder)`)."""
 
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,9 +16,22 @@ TEMPLATE_DIR = Path(__file__).parent.parent / "templates"
 
 
 @cache
-def _templates(language: str) -> dict[str, dict[str, str]]:
-    with (TEMPLATE_DIR / f"{language}.toml").open("rb") as handle:
+def _templates(folder: Path, language: str) -> dict[str, dict[str, str]]:
+    with (folder / f"{language}.toml").open("rb") as handle:
         return tomllib.load(handle)
+
+
+@dataclass(frozen=True, slots=True)
+class Templates:
+    """The reply texts of one folder of <language>.toml files, read once."""
+
+    folder: Path
+
+    def render(self, language: str, section: str, name: str, **values: Any) -> str:
+        return _templates(self.folder, language)[section][name].format(**values)
+
+
+SHARED = Templates(TEMPLATE_DIR)
 
 
 def pick_language(*choices: str) -> str:
@@ -44,4 +59,4 @@ def show_number(msisdn: str, language: str) -> str:
 
 
 def render(language: str, section: str, name: str, **values: Any) -> str:
-    return _templates(language)[section][name].format(**values)
+    return SHARED.render(language, section, name, **values)

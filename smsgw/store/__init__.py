@@ -290,7 +290,7 @@ class Store:
         return int(today or 0), int(this_month or 0)
 
     async def history(self, msisdn: str, limit: int = HISTORY_LENGTH) -> list[dict[str, Any]]:
-        entries = await self.redis.lrange(history_key(msisdn), 0, limit - 1)
+        entries = await self._read(self.redis.lrange(history_key(msisdn), 0, limit - 1))
         return [json.loads(entry) for entry in entries]
 
     async def append_history(self, msisdn: str, entry: dict[str, Any]) -> None:

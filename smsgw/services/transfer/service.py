@@ -49,6 +49,7 @@ from smsgw.store import (
 CREDITED_KEEP_SECONDS = 3600
 RECOVER_AFTER_SECONDS = 30
 REVERSAL_MEMORY_SECONDS = 7 * 24 * 3600  # as long as a processed message is remembered
+HELP_WORDS = frozenset({"help", "راهنما", "?", "؟"})  # any case, spaces ignored
 Journaled = tuple[str, str, dict[str, Any] | None]  # sender, txid, journal entry (if any)
 
 
@@ -92,6 +93,8 @@ class TransferService:
         self._open_until = _optional_moment(settings.open_until)
 
     async def handle(self, message: Inbound) -> list[Outbound]:
+        if normalise_compact(message.text).casefold() in HELP_WORDS:  # interfaces.md
+            return [await self._reply_in_own_language(message, "help", "transfer_commands")]
         if not self._is_open(message.at):
             return [await self._reply_in_own_language(message, "transfer", "closed")]
         command = parse_transfer_command(message.text)
