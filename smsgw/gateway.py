@@ -14,14 +14,13 @@ import time
 from collections import deque
 from datetime import datetime
 
-from smsgw import metrics
+from smsgw import masking, metrics
 from smsgw.app import App
 from smsgw.clock import now
 from smsgw.logs import get_logger
 from smsgw.messages import Inbound, Outbound, Redelivery
 from smsgw.msglog import MessageLog, format_record
 from smsgw.ordering import KeyedOrder, SharedOrder
-from smsgw.replay import masked_text
 from smsgw.smpp.client import Confirm, MoMessage, Receipt, SmppClient
 from smsgw.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
 from smsgw.store import StoreUnavailable
@@ -260,7 +259,8 @@ class Gateway:
 
     def _record_inbound(self, inbound: Inbound) -> None:
         if self._log is not None:
-            text = self.app.pipeline.loggable_text(inbound)
+            text = masking.inbound_text(inbound, self.app.pipeline.log_view(inbound),
+                                        self.app.hasher)
             self._log.write(format_record(inbound.at, inbound.sender, inbound.to, text,
                                           inbound.msg_id or ""))
 
@@ -270,5 +270,5 @@ class Gateway:
             at: datetime = now()
             # an OTP asked for over HTTP answers no SMS: it is logged as its own record
             in_reply_to = inbound.msg_id if inbound is not None else None
-            self._log.write(format_record(at, reply.sender, reply.to, masked_text(reply),
+            self._log.write(format_record(at, reply.sender, reply.to, masking.reply_text(reply),
                                           message_id, in_reply_to=in_reply_to))

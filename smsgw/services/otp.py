@@ -18,6 +18,7 @@ from smsgw.cards import is_our_card
 from smsgw.clock import period_of
 from smsgw.config import OtpSettings
 from smsgw.grammar import parse_otp_request
+from smsgw.masking import Part, Shown
 from smsgw.messages import Inbound, Outbound
 from smsgw.secrets import Hasher
 from smsgw.store import (
@@ -30,6 +31,7 @@ from smsgw.store import (
     card_static_key,
     request_key,
 )
+from smsgw.text import normalise
 
 MERCHANT_SHOWN_CHARS = 30
 VERIFY_REASONS = ("wrong_code", "expired", "used", "too_many_attempts")
@@ -85,8 +87,11 @@ class OtpService:
                                 wait=replies.show_digits(str(answer.retry_after), language))]
         return answer.replies or [self._no_card(message.sender, language, request.last_four)]
 
-    def loggable_text(self, message: Inbound) -> str:
-        return message.text  # a request holds no secret (at most a card's last four digits)
+    def log_view(self, message: Inbound) -> list[Part]:
+        """A valid request may be shown (its only digits: a card's last four, normalised);
+        any other text has its digits hidden (masking.py): `OTP 6279611234567894`."""
+        text = normalise(message.text)
+        return [Shown(text) if parse_otp_request(text) is not None else text]
 
     def _no_card(self, to: str, language: str, last4: str | None) -> Outbound:
         shown = replies.show_digits(last4, language) if last4 else ""
