@@ -14,7 +14,7 @@ from pathlib import Path
 import lark
 
 from smsgw.money import MONEY_CEILING, MONEY_CEILING_DIGITS
-from smsgw.text import ASCII_DIGITS, canonical_msisdn, normalise, normalise_compact
+from smsgw.text import canonical_msisdn, looks_like_digit, normalise, normalise_compact
 
 PIN_MIN_DIGITS = 5
 PIN_MAX_DIGITS = 8
@@ -150,7 +150,9 @@ def _valid_amount(text: str) -> bool:
 def _kind(first: str, count: int) -> str | None:
     if first.lower() in PIN_KEYWORDS:
         return "pin_change"
-    if (first[:1] in ASCII_DIGITS + "+" and first) or (first == "" and count > 1):
+    if first == "":
+        return "transfer" if count > 1 else None  # ":1000:12345": the recipient is missing
+    if first[0] == "+" or looks_like_digit(first[0]):  # "０٩..." too: a bad recipient
         return "transfer"
     return None
 

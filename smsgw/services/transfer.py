@@ -53,7 +53,7 @@ from smsgw.store import (
     subscriber_key,
     unused_key,
 )
-from smsgw.text import ASCII_DIGITS, in_prefixes, parse_prefix_ranges
+from smsgw.text import in_prefixes, looks_like_digit, parse_prefix_ranges
 
 # How long a recipient remembers a credited transfer id. A credit is only attempted right
 # after reading the sender's journal entry, so this need only outlast that gap (seconds).
@@ -82,7 +82,7 @@ def _field_view(role: Role, text: str, valid: bool, first: bool) -> list[Part]:
         return [Shown(text)]
     if valid and role in (Role.PIN, Role.NEW_PIN):
         return [Secret(pin_value(text))]
-    if first and text != "" and text[0] in ASCII_DIGITS:
+    if first and text != "" and looks_like_digit(text[0]):
         # a wrong first part that starts with a digit: a stand-in 0 keeps it a number,
         # so that the masked text is still a transfer attempt (see grammar._kind)
         return [Shown("0"), text[1:]]
