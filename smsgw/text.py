@@ -57,7 +57,7 @@ def _becomes_a_digit(char: str) -> bool:
 
 def _nfkc_keeping_digit_lookalikes(text: str) -> str:
     """NFKC, except that a character NFKC would turn into a digit is kept as it is."""
-    if text.isascii():
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
         return text
     pieces: list[str] = []
     start = 0
