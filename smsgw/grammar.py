@@ -5,6 +5,7 @@ The parser is pure: text in, a command or a `FormatError` out. It never touches 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache, lru_cache
@@ -12,11 +13,13 @@ from pathlib import Path
 
 import lark
 
-from smsgw.core.text import canonical_msisdn, normalise, normalise_compact
+from smsgw.core.money import MONEY_CEILING, MONEY_CEILING_DIGITS
+from smsgw.core.text import canonical_msisdn, looks_like_digit, normalise, normalise_compact
 
 PIN_MIN_DIGITS = 5
 PIN_MAX_DIGITS = 8
 PIN_TOKEN_PREFIX = "h~"
+PIN_KEYWORDS = ("pin", "رمز")
 
 
 class FormatError(StrEnum):
@@ -25,6 +28,10 @@ class FormatError(StrEnum):
     NOT_A_COMMAND = "not_a_command"
     MISSING_PARTS = "missing_parts"
     TOO_MANY_PARTS = "too_many_parts"
+    MISSING_RECIPIENT = "missing_recipient"
+    MISSING_AMOUNT = "missing_amount"
+    MISSING_PIN = "missing_pin"
+    MISSING_NEW_PIN = "missing_new_pin"
     BAD_RECIPIENT = "bad_recipient"
     BAD_AMOUNT = "bad_amount"
     BAD_PIN = "bad_pin"
@@ -33,19 +40,66 @@ class FormatError(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class LoggedPin:
+    """A PIN as the message log writes it: the keyed digest the store keeps. Only a text
+    read back from a log (`smsgw replay`) may hold one; on the wire it is no PIN."""
+
+    digest: str
+
+
+Pin = str | LoggedPin  # str: 5-8 ASCII digits, as typed
+
+
+@dataclass(frozen=True, slots=True)
 class Transfer:
     recipient: str  # canonical MSISDN
-    amount: int  # rials
-    pin: str  # 5-8 ASCII digits, or a digest token from a message log
+    amount: int  # rials, at most MONEY_CEILING
+    pin: Pin
 
 
 @dataclass(frozen=True, slots=True)
 class PinChange:
-    old_pin: str
-    new_pin: str
+    old_pin: Pin
+    new_pin: Pin
 
 
 TransferCommand = Transfer | PinChange
+
+
+class Role(StrEnum):
+    """What a field of a 1112 command stands for, by its position."""
+
+    KEYWORD = "keyword"
+    RECIPIENT = "recipient"
+    AMOUNT = "amount"
+    PIN = "pin"
+    NEW_PIN = "new_pin"
+    EXTRA = "extra"  # beyond the command's last part
+
+
+_ROLES = {
+    "transfer": (Role.RECIPIENT, Role.AMOUNT, Role.PIN),
+    "pin_change": (Role.KEYWORD, Role.PIN, Role.NEW_PIN, Role.NEW_PIN),
+}
+_MISSING = {Role.RECIPIENT: FormatError.MISSING_RECIPIENT, Role.AMOUNT: FormatError.MISSING_AMOUNT,
+            Role.PIN: FormatError.MISSING_PIN, Role.NEW_PIN: FormatError.MISSING_NEW_PIN}
+_BAD = {Role.RECIPIENT: FormatError.BAD_RECIPIENT, Role.AMOUNT: FormatError.BAD_AMOUNT,
+        Role.PIN: FormatError.BAD_PIN, Role.NEW_PIN: FormatError.BAD_NEW_PIN}
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One colon-separated part of a 1112 text (after normalise_compact)."""
+
+    role: Role
+    text: str
+    valid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CommandFields:
+    kind: str | None  # "transfer", "pin_change", or None: no command of 1112
+    fields: tuple[Field, ...]
 
 
 def grammar_dir() -> Path:
@@ -59,89 +113,119 @@ def _parser(name: str) -> lark.Lark:
     return lark.Lark(text, parser="lalr", lexer="contextual", maybe_placeholders=False)
 
 
+@cache
+def _terminal(name: str) -> re.Pattern[str]:
+    """A terminal of transfer.lark, to check one field as the grammar would."""
+    return re.compile(_parser("transfer").get_terminal(name).pattern.to_regexp())
+
+
 def is_pin_token(value: str) -> bool:
-    return value.startswith(PIN_TOKEN_PREFIX)
+    return _terminal("PIN_TOKEN").fullmatch(value) is not None
 
 
-def _valid_pin(value: str) -> bool:
-    return is_pin_token(value) or PIN_MIN_DIGITS <= len(value) <= PIN_MAX_DIGITS
+def is_pin(value: str) -> bool:
+    """5-8 ASCII digits: what a subscriber may choose as a PIN."""
+    return (PIN_MIN_DIGITS <= len(value) <= PIN_MAX_DIGITS
+            and _terminal("DIGITS").fullmatch(value) is not None)
+
+
+def _valid(role: Role, text: str, from_log: bool) -> bool:
+    if role is Role.RECIPIENT:
+        return (_terminal("NUMBER").fullmatch(text) is not None
+                and canonical_msisdn(text) is not None)
+    if role is Role.AMOUNT:
+        return _valid_amount(text)
+    if role in (Role.PIN, Role.NEW_PIN):
+        return is_pin(text) or (from_log and is_pin_token(text))
+    return role is Role.KEYWORD
+
+
+def _valid_amount(text: str) -> bool:
+    if _terminal("AMOUNT").fullmatch(text) is None:
+        return False
+    significant = text.replace(",", "").lstrip("0")  # int() refuses 4,300 digits and more
+    return len(significant) <= MONEY_CEILING_DIGITS and int(significant or "0") <= MONEY_CEILING
+
+
+def _kind(first: str, count: int) -> str | None:
+    if first.lower() in PIN_KEYWORDS:
+        return "pin_change"
+    if first == "":
+        return "transfer" if count > 1 else None  # ":1000:12345": the recipient is missing
+    if first[0] == "+" or looks_like_digit(first[0]):  # "０٩..." too: a bad recipient
+        return "transfer"
+    return None
 
 
 @lru_cache(maxsize=4096)
-def parse_transfer_command(text: str) -> TransferCommand | FormatError:
-    """Parse once: the result is immutable, and the log masker asks for the same text."""
+def command_fields(text: str, from_log: bool = False) -> CommandFields:
+    """The text's fields, each with its role and whether it is valid in that role: the
+    parser decides from these alone, and the log masker hides by them."""
     compact = normalise_compact(text)
-    if not compact:
-        return FormatError.NOT_A_COMMAND
+    parts = compact.split(":") if compact else []
+    kind = _kind(parts[0], len(parts)) if parts else None
+    if kind is None:
+        return CommandFields(None, tuple(Field(Role.EXTRA, part, False) for part in parts))
+    roles = _ROLES[kind]
+    fields = tuple(
+        Field(role, part, _valid(role, part, from_log))
+        for role, part in zip((*roles, *[Role.EXTRA] * (len(parts) - len(roles))), parts,
+                              strict=False)
+    )
+    return CommandFields(kind, fields)
+
+
+@lru_cache(maxsize=4096)
+def parse_transfer_command(text: str, from_log: bool = False) -> TransferCommand | FormatError:
+    """Parse once: the result is immutable. A PIN field may hold a log's digest token only
+    when `from_log` (a text read back by `smsgw replay`); on the wire it is a bad PIN."""
+    parsed = command_fields(text, from_log)
+    problem = _first_problem(parsed)
+    if problem is not None:
+        return problem
     try:
-        tree = _parser("transfer").parse(compact)
-    except lark.exceptions.UnexpectedInput as exc:
-        return _locate_error(compact, exc)
+        tree = _parser("transfer").parse(":".join(field.text for field in parsed.fields))
+    except lark.exceptions.LarkError:
+        return FormatError.NOT_A_COMMAND  # the fields and the grammar disagree: a bug
     command = tree.children[0]
     assert isinstance(command, lark.Tree)
     tokens = [_leaf(child) for child in command.children]
     if command.data == "transfer":
-        return _transfer_from(tokens)
-    return _pin_change_from(tokens)
+        number, amount, pin = tokens
+        recipient = canonical_msisdn(number)
+        assert recipient is not None
+        return Transfer(recipient, int(amount.replace(",", "").lstrip("0") or "0"), pin_value(pin))
+    return PinChange(old_pin=pin_value(tokens[1]), new_pin=pin_value(tokens[2]))
+
+
+def _first_problem(parsed: CommandFields) -> FormatError | None:
+    """Too few or too many parts, else the first missing or wrong part, left to right."""
+    if parsed.kind is None:
+        return FormatError.NOT_A_COMMAND
+    fields, roles = parsed.fields, _ROLES[parsed.kind]
+    if len(fields) > len(roles):
+        return FormatError.TOO_MANY_PARTS
+    if len(fields) < len(roles):
+        return FormatError.MISSING_PARTS
+    for field in fields:
+        if field.text == "" and field.role in _MISSING:
+            return _MISSING[field.role]
+        if not field.valid:
+            return _BAD[field.role]
+    if parsed.kind == "pin_change" and fields[2].text != fields[3].text:
+        return FormatError.PIN_MISMATCH
+    return None
+
+
+def pin_value(text: str) -> Pin:
+    """A valid PIN field's value: the PIN as typed, or a log's token as its digest."""
+    return LoggedPin(text[len(PIN_TOKEN_PREFIX):]) if is_pin_token(text) else text
 
 
 def _leaf(node: lark.Tree[lark.Token] | lark.Token) -> str:
     if isinstance(node, lark.Tree):
         return _leaf(node.children[0])
     return str(node)
-
-
-def _transfer_from(tokens: list[str]) -> TransferCommand | FormatError:
-    number, amount, pin = tokens
-    recipient = canonical_msisdn(number)
-    if recipient is None:
-        return FormatError.BAD_RECIPIENT
-    if not _valid_pin(pin):
-        return FormatError.BAD_PIN
-    return Transfer(recipient=recipient, amount=int(amount.replace(",", "")), pin=pin)
-
-
-def _pin_change_from(tokens: list[str]) -> TransferCommand | FormatError:
-    _, old, new, repeat = tokens
-    if not _valid_pin(old):
-        return FormatError.BAD_PIN
-    if not _valid_pin(new):
-        return FormatError.BAD_NEW_PIN
-    if new != repeat:
-        return FormatError.PIN_MISMATCH
-    return PinChange(old_pin=old, new_pin=new)
-
-
-_FIELD_ERRORS = {
-    "transfer": (FormatError.BAD_RECIPIENT, FormatError.BAD_AMOUNT, FormatError.BAD_PIN),
-    "pin_change": (
-        FormatError.NOT_A_COMMAND,
-        FormatError.BAD_PIN,
-        FormatError.BAD_NEW_PIN,
-        FormatError.BAD_NEW_PIN,
-    ),
-}
-
-
-def _locate_error(compact: str, exc: lark.exceptions.UnexpectedInput) -> FormatError:
-    """Name the wrong part: too few or too many fields, else the field where parsing stopped."""
-    fields = compact.split(":")
-    kind = "pin_change" if fields[0].lower() in ("pin", "رمز") else "transfer"
-    if kind == "transfer" and not (fields[0][:1].isdigit() or fields[0][:1] == "+"):
-        return FormatError.NOT_A_COMMAND
-    field_errors = _FIELD_ERRORS[kind]
-    if len(fields) > len(field_errors):
-        return FormatError.TOO_MANY_PARTS
-    if len(fields) < len(field_errors):
-        return FormatError.MISSING_PARTS
-    position = getattr(exc, "pos_in_stream", None)
-    at_end = getattr(getattr(exc, "token", None), "type", "") == "$END"
-    if at_end or not isinstance(position, int) or position < 0:
-        position = len(compact)
-    field_index = min(compact.count(":", 0, position), len(fields) - 1)
-    if fields[field_index] == "":
-        return FormatError.MISSING_PARTS
-    return field_errors[field_index]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ class Inbound:
     identity: str | None = None  # keyed digest: the same identity is never applied twice
     remember_seconds: int = 0  # how long the outcome stays under `identity`
     redelivery: Redelivery | None = None
+    from_log: bool = False  # read back from a message log (replay): PIN tokens count
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,5 +39,5 @@ class Outbound:
     text: str
     kind: str  # e.g. "transfer.sent", "format.bad_pin": for metrics and receipts
     receipt: bool = False  # ask the SMSC for a delivery receipt
-    secret: str | None = None  # a value in `text` that logs must mask (an OTP)
+    secret: str | None = None  # a value in `text` that logs must mask (an OTP): masking.py
     receipt_about: str = ""  # what a delivery receipt is recorded against, in the history

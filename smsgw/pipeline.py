@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from smsgw.core import replies
+from smsgw.core.masking import LogView
 from smsgw.messages import Inbound, Outbound
 from smsgw.services import Service
 from smsgw.store import Store
@@ -16,6 +17,10 @@ from smsgw.store import Store
 class Pipeline:
     def __init__(self, services: Iterable[Service], store: Store, default_language: str) -> None:
         self._routes = {service.short_code: service for service in services}
+        # what each service declares safe to show of its texts (masking.py): optional
+        self._log_views: dict[str, LogView] = {
+            code: view for code, service in self._routes.items()
+            if (view := getattr(service, "log_view", None)) is not None}
         self._store = store
         self._default_language = default_language
 
@@ -29,9 +34,9 @@ class Pipeline:
             return [await self._help(message)]
         return await service.handle(message)
 
-    def loggable_text(self, message: Inbound) -> str:
-        service = self._routes.get(message.to)
-        return service.loggable_text(message) if service is not None else message.text
+    def log_view(self, message: Inbound) -> LogView | None:
+        """The declaration of the service a message goes to, if it makes one."""
+        return self._log_views.get(message.to)
 
     async def _help(self, message: Inbound) -> Outbound:
         language = replies.pick_language(

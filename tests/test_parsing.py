@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smsgw.core.text import canonical_msisdn, national_form, normalise_compact
-from smsgw.grammar import FormatError, PinChange, Transfer, parse_transfer_command
+from smsgw.grammar import FormatError, LoggedPin, PinChange, Transfer, parse_transfer_command
 
 PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 ARABIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
@@ -69,8 +69,11 @@ def test_pin_change_forms(keyword: str) -> None:
     ("سلام", FormatError.NOT_A_COMMAND),
     ("09351234567", FormatError.MISSING_PARTS),
     ("09351234567:1000", FormatError.MISSING_PARTS),
-    ("09351234567::12345", FormatError.MISSING_PARTS),
-    ("09351234567:1000:", FormatError.MISSING_PARTS),
+    ("09351234567::12345", FormatError.MISSING_AMOUNT),
+    ("09351234567:1000:", FormatError.MISSING_PIN),
+    (":1000:12345", FormatError.MISSING_RECIPIENT),
+    ("PIN::55555:55555", FormatError.MISSING_PIN),
+    ("PIN:12345::55555", FormatError.MISSING_NEW_PIN),
     ("PIN:12345", FormatError.MISSING_PARTS),
     ("09351234567:1000:12345:1", FormatError.TOO_MANY_PARTS),
     ("0935123456:1000:12345", FormatError.BAD_RECIPIENT),
@@ -91,10 +94,11 @@ def test_specific_errors(text: str, error: FormatError) -> None:
     assert parse_transfer_command(text) == error
 
 
-def test_log_digest_token_stands_for_a_pin() -> None:
+def test_log_digest_token_stands_for_a_pin_only_in_a_log() -> None:
     token = "h~" + "0123456789abcdef" * 2
-    assert parse_transfer_command(f"09351234567:1000:{token}") == Transfer(
-        "989351234567", 1000, token)
+    assert parse_transfer_command(f"09351234567:1000:{token}", from_log=True) == Transfer(
+        "989351234567", 1000, LoggedPin("0123456789abcdef" * 2))
+    assert parse_transfer_command(f"09351234567:1000:{token}") == FormatError.BAD_PIN
 
 
 @settings(max_examples=1500, deadline=None)

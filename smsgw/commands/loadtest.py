@@ -372,8 +372,12 @@ async def drive(inject: Inject, attach: Attach, population: Population, rate: fl
     traffic = Traffic(population, rng)
     kinds, weights = zip(*mix.items(), strict=True)
     started = time.monotonic()
-    while (elapsed := time.monotonic() - started) < duration:
-        due = int(rate * elapsed) - results.mo_sent - results.errors["not_sent_backlog"]
+    total = int(rate * duration)  # a late wake-up near the end still offers all of them
+    offered = 0
+    while offered < total:
+        elapsed = time.monotonic() - started
+        due = min(int(rate * elapsed), total) - offered
+        offered += max(due, 0)
         for kind in rng.choices(kinds, weights, k=max(due, 0)):
             if tracker.outstanding >= MAX_OUTSTANDING:
                 results.errors["not_sent_backlog"] += 1

@@ -14,16 +14,17 @@ from smsgw import admin
 from smsgw.app import build_app
 from smsgw.config import Settings
 from smsgw.core.clock import now
+from smsgw.store import StoreUnavailable
 from smsgw.subscribers import BadInputFile, read_subscriber_file
 from smsgw.transport.log_replay import ReplaySummary, previous_replies, replay
+from smsgw.transport.msglog import split_lines
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _read_lines(log: str) -> list[str]:
-    if log == "-":
-        return sys.stdin.read().splitlines()
-    return Path(log).read_text(encoding="utf-8", errors="replace").splitlines()
+    raw = sys.stdin.buffer.read() if log == "-" else Path(log).read_bytes()
+    return split_lines(raw.decode("utf-8", errors="replace"))
 
 
 async def run_replay(settings: Settings, log: str, out_file: Path | None,
@@ -48,6 +49,9 @@ async def run_replay(settings: Settings, log: str, out_file: Path | None,
                 on_line=progress,
                 remember_seconds=settings.redis.processed_ttl_seconds,
             )
+    except StoreUnavailable as exc:
+        sys.stderr.write(f"error: the store is unavailable ({exc}); replay stopped\n")
+        return EXIT_FAILED
     finally:
         await app.close()
     _print_summary(summary, compare)

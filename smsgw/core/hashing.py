@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 
-from smsgw.grammar import PIN_TOKEN_PREFIX, is_pin_token
+from smsgw.grammar import is_pin
 
 DIGEST_HEX_CHARS = 32
 
@@ -22,17 +22,15 @@ class Hasher:
         return hmac.digest(self._key, message, "sha256").hex()[:DIGEST_HEX_CHARS]
 
     def pin_digest(self, msisdn: str, pin: str) -> str:
-        """The stored form of a PIN; a digest token from a message log is taken as is."""
-        if is_pin_token(pin):
-            return pin[len(PIN_TOKEN_PREFIX) :]
+        """The stored form of a PIN: 5-8 ASCII digits, nothing else. A message log's
+        digest token is no PIN (smsgw.grammar.LoggedPin carries one, from a log only)."""
+        if not is_pin(pin):
+            raise ValueError("a PIN is 5 to 8 ASCII digits")
         return self.digest("pin", msisdn, pin)
-
-    def pin_token(self, msisdn: str, pin: str) -> str:
-        """How a message log writes a PIN: the stored digest, marked so it is not digits."""
-        return PIN_TOKEN_PREFIX + self.pin_digest(msisdn, pin)
 
     def message_identity(self, *parts: str) -> str:
         return self.digest("msg", *parts)
+
     def card_digest(self, card_number: str) -> str:
         return self.digest("card", card_number)
 

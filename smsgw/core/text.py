@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
+ASCII_DIGITS = "0123456789"
 PERSIAN_DIGITS = "۰۱۲۳۴۵۶۷۸۹"
 ARABIC_DIGITS = "٠١٢٣٤٥٦٧٨٩"
+# The only characters that count as digits. str.isdigit, \d and NFKC accept many more
+# (superscripts, circled and fullwidth digits, other scripts): those stay what they are.
+DIGITS = frozenset(ASCII_DIGITS + PERSIAN_DIGITS + ARABIC_DIGITS)
 _TO_ASCII = {ord(c): str(i) for i, c in enumerate(PERSIAN_DIGITS)}
 _TO_ASCII.update({ord(c): str(i) for i, c in enumerate(ARABIC_DIGITS)})
 # Thousands separators people type: ASCII comma, Arabic thousands separator, Arabic comma.
@@ -33,9 +38,41 @@ _NATIONAL_MOBILE = re.compile(r"9[0-9]{9}")
 _ANY_SPACE = re.compile(r"\s+")
 
 
+def is_digits(text: str) -> bool:
+    """Non-empty and only ASCII digits (after `normalise`, every digit that counts)."""
+    return text.isascii() and text.isdigit()
+
+
+@lru_cache(maxsize=4096)
+def looks_like_digit(char: str) -> bool:
+    """A digit that counts, or a character that Unicode treats as numeric or that NFKC
+    turns into a digit (`²`, `①`, `１`, `٣`, `३`...): what a log must hide."""
+    return (char in DIGITS or unicodedata.numeric(char, None) is not None
+            or any(c in DIGITS for c in unicodedata.normalize("NFKC", char)))
+
+
+def _becomes_a_digit(char: str) -> bool:
+    return not char.isascii() and char not in DIGITS and looks_like_digit(char)
+
+
+def _nfkc_keeping_digit_lookalikes(text: str) -> str:
+    """NFKC, except that a character NFKC would turn into a digit is kept as it is."""
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        return text
+    pieces: list[str] = []
+    start = 0
+    for index, char in enumerate(text):
+        if _becomes_a_digit(char):
+            pieces += [unicodedata.normalize("NFKC", text[start:index]), char]
+            start = index + 1
+    pieces.append(unicodedata.normalize("NFKC", text[start:]))
+    return "".join(pieces)
+
+
 def normalise(text: str) -> str:
-    """ASCII digits and separators, no invisible marks, NFKC; spacing kept."""
-    text = unicodedata.normalize("NFKC", text.translate(_INVISIBLE))
+    """ASCII digits and separators, no invisible marks, NFKC; spacing kept. Only ASCII,
+    Persian and Arabic-Indic digits become digits (see DIGITS)."""
+    text = _nfkc_keeping_digit_lookalikes(text.translate(_INVISIBLE))
     return text.translate(_TO_ASCII).strip()
 
 
@@ -85,7 +122,7 @@ def parse_prefix_ranges(specs: list[str]) -> frozenset[str]:
     for spec in specs:
         first, _, last = spec.partition("-")
         last = last or first
-        if not (len(first) == len(last) == 4 and first.isdigit() and last.isdigit()):
+        if not (len(first) == len(last) == 4 and is_digits(first) and is_digits(last)):
             raise ValueError(f"bad operator prefix {spec!r}: use 4 digits like 0935 or 0900-0905")
         prefixes.update(f"{n:04d}" for n in range(int(first), int(last) + 1))
     return frozenset(prefixes)

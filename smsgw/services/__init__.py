@@ -12,6 +12,7 @@ class Service(Protocol):
 
     async def handle(self, message: Inbound) -> list[Outbound]: ...
 
-    def loggable_text(self, message: Inbound) -> str:
-        """The inbound text with every secret masked, for the message log."""
-        ...
+
+# A service may also declare what of its texts a log may show:
+#     def log_view(self, message: Inbound) -> Iterable[masking.Part]
+# (smsgw/masking.py owns the rule; without a declaration every digit is hidden).

@@ -15,13 +15,13 @@ from collections import deque
 from datetime import datetime
 
 from smsgw.app import App
+from smsgw.core import masking
 from smsgw.core.clock import now
 from smsgw.core.text import any_number_to_canonical
 from smsgw.messages import Inbound, Outbound, Redelivery
 from smsgw.observability import metrics
 from smsgw.observability.logs import get_logger
 from smsgw.store import StoreUnavailable
-from smsgw.transport.log_replay import masked_text
 from smsgw.transport.msglog import MessageLog, format_record
 from smsgw.transport.ordering import KeyedOrder, SharedOrder
 from smsgw.transport.smpp.client import Confirm, MoMessage, Receipt, SmppClient
@@ -260,7 +260,8 @@ class Gateway:
 
     def _record_inbound(self, inbound: Inbound) -> None:
         if self._log is not None:
-            text = self.app.pipeline.loggable_text(inbound)
+            text = masking.inbound_text(inbound, self.app.pipeline.log_view(inbound),
+                                        self.app.hasher)
             self._log.write(format_record(inbound.at, inbound.sender, inbound.to, text,
                                           inbound.msg_id or ""))
 
@@ -270,5 +271,5 @@ class Gateway:
             at: datetime = now()
             # an OTP asked for over HTTP answers no SMS: it is logged as its own record
             in_reply_to = inbound.msg_id if inbound is not None else None
-            self._log.write(format_record(at, reply.sender, reply.to, masked_text(reply),
+            self._log.write(format_record(at, reply.sender, reply.to, masking.reply_text(reply),
                                           message_id, in_reply_to=in_reply_to))

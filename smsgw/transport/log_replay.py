@@ -2,7 +2,10 @@
 
 Each record is clocked by its own `ts`. A record is identified by (from, id), else by
 (from, ts, text); the store remembers identities, so replaying twice applies nothing
-twice and writes the same replies again.
+twice and writes the same replies again. A record marks its Inbound `from_log`: a PIN
+digest token in it checks like the PIN (nowhere else does a token count). A record that
+cannot be replayed is reported with its line number and skipped; the rest goes on.
+Whatever replay writes shows texts as the message log does (masking.py).
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from smsgw.core import masking
 from smsgw.core.hashing import Hasher
 from smsgw.messages import Inbound, Outbound
 from smsgw.pipeline import Pipeline
+from smsgw.store import StoreUnavailable
 from smsgw.transport.msglog import BadLine, LogRecord, format_record, read_records
 
 
@@ -43,6 +48,7 @@ def inbound_of(hasher: Hasher, record: LogRecord, remember_seconds: int) -> Inbo
         msg_id=record.id or f"mo-{identity[:16]}",
         identity=identity,
         remember_seconds=remember_seconds,
+        from_log=True,
     )
 
 
@@ -76,7 +82,15 @@ async def replay(
         if not item.is_inbound:
             continue
         message = inbound_of(hasher, item, remember_seconds)
-        replies = await pipeline.handle(message)
+        try:
+            replies = await pipeline.handle(message)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:  # one unusable record must not stop the replay
+            summary.bad_lines.append(BadLine(item.line, "cannot be replayed"))
+            report.write(f"line {item.line}: skipped: cannot be replayed "
+                         f"({type(exc).__name__})\n")
+            continue
         summary.inbound += 1
         summary.replies += len(replies)
         _write_replies(out, message, replies)
@@ -84,33 +98,28 @@ async def replay(
             summary.compared += 1
             if not _same(before[message.msg_id], replies):
                 summary.differing += 1
-                _report_difference(report, item, before[message.msg_id], replies)
+                shown = masking.inbound_text(message, pipeline.log_view(message), hasher)
+                _report_difference(report, item, shown, before[message.msg_id], replies)
     return summary
 
 
 def _write_replies(out: TextIO, message: Inbound, replies: list[Outbound]) -> None:
     for number, reply in enumerate(replies, start=1):
-        out.write(format_record(message.at, reply.sender, reply.to, masked_text(reply),
+        out.write(format_record(message.at, reply.sender, reply.to, masking.reply_text(reply),
                                 f"{message.msg_id}.{number}", in_reply_to=message.msg_id))
         out.write("\n")
 
 
-def masked_text(reply: Outbound) -> str:
-    """The reply as a log may show it: a secret (an OTP) replaced by asterisks."""
-    if reply.secret:
-        return reply.text.replace(reply.secret, "*" * len(reply.secret))
-    return reply.text
-
-
 def _same(before: list[tuple[str, str]], replies: list[Outbound]) -> bool:
-    return sorted(before) == sorted((reply.to, masked_text(reply)) for reply in replies)
+    return sorted(before) == sorted((reply.to, masking.reply_text(reply)) for reply in replies)
 
 
-def _report_difference(
-    report: TextIO, record: LogRecord, before: list[tuple[str, str]], replies: list[Outbound]
-) -> None:
+def _report_difference(report: TextIO, record: LogRecord, shown_text: str,
+                       before: list[tuple[str, str]], replies: list[Outbound]) -> None:
+    """Texts as the message log shows them: the inbound masked, no OTP in a reply."""
     report.write(f"line {record.line} (id {record.id}): replies differ\n")
+    report.write(f"  text      {shown_text!r}\n")
     for to, text in before:
         report.write(f"  before -> {to}: {text!r}\n")
     for reply in replies:
-        report.write(f"  now    -> {reply.to}: {reply.text!r}\n")
+        report.write(f"  now    -> {reply.to}: {masking.reply_text(reply)!r}\n")

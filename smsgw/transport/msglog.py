@@ -1,11 +1,12 @@
 """The message log: JSON Lines, one message a line (interfaces.md, "Message log").
 
-Reading tolerates nothing silently: each bad line comes back with its number and reason.
+Reading tolerates nothing silently: each bad line comes back with its number and reason
+(which never repeats the line's content: a log line may hold anything). Lines end at
+"\n" only: a text may hold U+2028 or NEL, which the writer leaves as they are.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -41,6 +42,11 @@ class BadLine:
     reason: str
 
 
+def split_lines(content: str) -> list[str]:
+    """A log's lines, split where the writer ends them (not str.splitlines: U+2028)."""
+    return [line.removesuffix("\r") for line in content.split("\n")]
+
+
 def read_records(lines: Iterable[str]) -> Iterator[LogRecord | BadLine]:
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -55,15 +61,18 @@ def _record(number: int, raw: str) -> LogRecord:
     if len(raw) > MAX_LINE_CHARS:
         raise ValueError(f"line longer than {MAX_LINE_CHARS} characters")
     try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as exc:
+        data = orjson.loads(raw)  # bounded nesting; refuses lone surrogates and NaN
+    except orjson.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc.msg})") from None
     if not isinstance(data, dict):
         raise ValueError("not a JSON object")
     for field in ("ts", "from", "to", "text"):
         if not isinstance(data.get(field), str):
             raise ValueError(f"field {field!r} missing or not a string")
-    ts = parse_timestamp(data["ts"])
+    try:
+        ts = parse_timestamp(data["ts"])
+    except ValueError:
+        raise ValueError("field 'ts' is no ISO 8601 time with an offset") from None
     return LogRecord(
         line=number,
         ts=ts,

@@ -43,11 +43,6 @@ class AccountService:
         return [self._reply(message, language, "commands", account=self.short_code,
                             transfer=self._transfer_code)]
 
-    def loggable_text(self, message: Inbound) -> str:
-        """An enquiry holds no secret; digits are hidden all the same (a PIN sent here
-        by mistake stays out of the log)."""
-        return "".join("*" if char.isdigit() else char for char in message.text)
-
     def _balance(self, message: Inbound, account: Account, language: str) -> Outbound:
         if account.plan == "postpaid":
             name, amount = ("bill", account.bill) if account.bill >= 0 else (

@@ -17,6 +17,8 @@ from smsgw.config import OtpSettings
 from smsgw.core import replies
 from smsgw.core.clock import period_of
 from smsgw.core.hashing import Hasher
+from smsgw.core.masking import Part, Shown
+from smsgw.core.text import normalise
 from smsgw.grammar import parse_otp_request
 from smsgw.messages import Inbound, Outbound
 from smsgw.observability import metrics
@@ -86,8 +88,11 @@ class OtpService:
                                 wait=replies.show_digits(str(answer.retry_after), language))]
         return answer.replies or [self._no_card(message.sender, language, request.last_four)]
 
-    def loggable_text(self, message: Inbound) -> str:
-        return message.text  # a request holds no secret (at most a card's last four digits)
+    def log_view(self, message: Inbound) -> list[Part]:
+        """A valid request may be shown (its only digits: a card's last four, normalised);
+        any other text has its digits hidden (masking.py): `OTP 6279611234567894`."""
+        text = normalise(message.text)
+        return [Shown(text) if parse_otp_request(text) is not None else text]
 
     def _no_card(self, to: str, language: str, last4: str | None) -> Outbound:
         shown = replies.show_digits(last4, language) if last4 else ""

@@ -26,8 +26,19 @@ from smsgw.config import TransferSettings
 from smsgw.core import replies
 from smsgw.core.clock import parse_timestamp, period_of, show_moment
 from smsgw.core.hashing import Hasher
-from smsgw.core.text import in_prefixes, normalise_compact, parse_prefix_ranges
-from smsgw.grammar import FormatError, PinChange, Transfer, parse_transfer_command
+from smsgw.core.masking import Part, Secret, Shown
+from smsgw.core.text import in_prefixes, looks_like_digit, normalise_compact, parse_prefix_ranges
+from smsgw.grammar import (
+    FormatError,
+    LoggedPin,
+    Pin,
+    PinChange,
+    Role,
+    Transfer,
+    command_fields,
+    parse_transfer_command,
+    pin_value,
+)
 from smsgw.messages import Inbound, Outbound
 from smsgw.store import (
     DAY_COUNTER_TTL,
@@ -67,8 +78,16 @@ def transfer_ref(identity: str | None) -> str:
             + pairs[seed & 1023])
 
 
-def _star_digits(field: str) -> str:
-    return "".join("*" if char.isdigit() else char for char in field)
+def _field_view(role: Role, text: str, valid: bool, first: bool) -> list[Part]:
+    if valid and role in (Role.KEYWORD, Role.RECIPIENT, Role.AMOUNT):
+        return [Shown(text)]
+    if valid and role in (Role.PIN, Role.NEW_PIN):
+        return [Secret(pin_value(text))]
+    if first and text != "" and looks_like_digit(text[0]):
+        # a wrong first part that starts with a digit: a stand-in 0 keeps it a number,
+        # so that the masked text is still a transfer attempt (see grammar._kind)
+        return [Shown("0"), text[1:]]
+    return [text]
 
 
 def _optional_moment(value: str) -> datetime | None:
@@ -97,7 +116,7 @@ class TransferService:
             return [await self._reply_in_own_language(message, "help", "transfer_commands")]
         if not self._is_open(message.at):
             return [await self._reply_in_own_language(message, "transfer", "closed")]
-        command = parse_transfer_command(message.text)
+        command = parse_transfer_command(message.text, from_log=message.from_log)
         if isinstance(command, FormatError):
             return [await self._reply_in_own_language(message, "format", command.value)]
         if isinstance(command, Transfer):
@@ -106,19 +125,17 @@ class TransferService:
         outcome = await self._apply_pin_change(message, command)
         return [self._refusal_or_notice(message, outcome, command_amount=0, recipient="")]
 
-    def loggable_text(self, message: Inbound) -> str:
-        """The text as a log may show it: a PIN becomes its keyed digest token (so replay
-        with the key checks it like the PIN); digits where a PIN may stand in a garbled
-        text become asterisks."""
-        command = parse_transfer_command(message.text)
-        fields = normalise_compact(message.text).split(":")
-        sender = message.sender
-        if isinstance(command, Transfer):
-            return ":".join([*fields[:2], self._hasher.pin_token(sender, command.pin)])
-        if isinstance(command, PinChange):
-            return ":".join([fields[0], *(self._hasher.pin_token(sender, f) for f in fields[1:])])
-        first_secret = 1 if fields[0].lower() in ("pin", "رمز") else 2
-        return ":".join(fields[:first_secret] + [_star_digits(f) for f in fields[first_secret:]])
+    def log_view(self, message: Inbound) -> list[Part]:
+        """What a log may show (masking.py): a valid recipient and amount, the command
+        keyword, a valid PIN as its token; every other digit hidden. Each part keeps its
+        role, its emptiness and its validity, so the masked text gets the same reply."""
+        parsed = command_fields(message.text, from_log=message.from_log)
+        parts: list[Part] = []
+        for index, field in enumerate(parsed.fields):
+            if index:
+                parts.append(Shown(":"))
+            parts += _field_view(field.role, field.text, field.valid, first=index == 0)
+        return parts
 
     def _is_open(self, at: datetime) -> bool:
         if self._open_from is not None and at < self._open_from:
@@ -154,7 +171,7 @@ class TransferService:
             history_key(recipient),
         ]
         args: list[Any] = [
-            self._hasher.pin_digest(sender, command.pin),
+            self._pin_digest(sender, command.pin),
             command.amount,
             cfg.fee,
             cfg.min_amount,
@@ -253,6 +270,10 @@ class TransferService:
             found.append((sender, txid, entry))
         return found, young
 
+    def _pin_digest(self, sender: str, pin: Pin) -> str:
+        """A log's token (only parsed from a text read back from a log) is the digest."""
+        return pin.digest if isinstance(pin, LoggedPin) else self._hasher.pin_digest(sender, pin)
+
     async def _apply_pin_change(self, message: Inbound, command: PinChange) -> dict[str, Any]:
         sender = message.sender
         return await self._store.run_command(
@@ -260,8 +281,8 @@ class TransferService:
             message,
             [subscriber_key(sender), history_key(sender)],
             [
-                self._hasher.pin_digest(sender, command.old_pin),
-                self._hasher.pin_digest(sender, command.new_pin),
+                self._pin_digest(sender, command.old_pin),
+                self._pin_digest(sender, command.new_pin),
                 self._cfg.max_pin_attempts,
                 message.at.isoformat(),
                 HISTORY_LENGTH,
