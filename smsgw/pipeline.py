@@ -45,6 +45,6 @@ class Pipeline:
         return Outbound(
             to=message.sender,
             sender=message.to,
-            text=replies.render(language, "help", "unknown_service"),
+            text=replies.SHARED.render(language, "help", "unknown_service"),
             kind="help.unknown_service",
         )

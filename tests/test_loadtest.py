@@ -86,7 +86,7 @@ def test_synthetic_traffic_is_as_varied_as_real_traffic() -> None:
     import random
 
     from smsgw.commands.loadtest import Population, Traffic, synthetic
-    from smsgw.grammar import Transfer, parse_transfer_command
+    from smsgw.services.transfer.parse import Transfer, parse_transfer_command
 
     people = [synthetic(i) for i in range(50_000)]
     traffic = Traffic(Population(people, people[:10], people[:10]), random.Random(7))

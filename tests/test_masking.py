@@ -21,17 +21,17 @@ from smsgw.app import App, build_app
 from smsgw.core import masking
 from smsgw.core.clock import parse_timestamp
 from smsgw.core.hashing import Hasher
+from smsgw.core.pins import LoggedPin
 from smsgw.core.text import looks_like_digit
-from smsgw.grammar import (
+from smsgw.messages import Inbound, Outbound
+from smsgw.services.transfer.parse import (
     FormatError,
-    LoggedPin,
     PinChange,
     Role,
     Transfer,
     command_fields,
     parse_transfer_command,
 )
-from smsgw.messages import Inbound, Outbound
 from smsgw.store import subscriber_key
 from smsgw.transport.log_replay import inbound_of
 from smsgw.transport.msglog import LogRecord

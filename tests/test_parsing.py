@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smsgw.core.pins import LoggedPin
 from smsgw.core.text import canonical_msisdn, national_form, normalise_compact
-from smsgw.grammar import FormatError, LoggedPin, PinChange, Transfer, parse_transfer_command
+from smsgw.services.transfer.parse import FormatError, PinChange, Transfer, parse_transfer_command
 
 PERSIAN = str.maketrans("0123456789", "۰۱۲۳۴۵۶۷۸۹")
 ARABIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
@@ -127,3 +128,12 @@ def test_every_well_formed_transfer_parses(national: str, amount: int, pin: str)
 
 def test_compact_normalisation_removes_spaces_and_marks() -> None:
     assert normalise_compact(" ۱ ۲\u200c٣ \t:\n4 ") == "123:4"
+
+
+def test_the_grammar_and_the_pin_rules_spell_the_same_token() -> None:
+    """core/pins.py and transfer.lark both define the log's PIN token: they must agree."""
+    from smsgw.core.grammars import terminal
+    from smsgw.core.pins import PIN_TOKEN
+    from smsgw.services.transfer.parse import GRAMMAR
+
+    assert terminal(GRAMMAR, "PIN_TOKEN").pattern == PIN_TOKEN.pattern

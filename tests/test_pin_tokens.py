@@ -14,10 +14,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smsgw.app import App, build_app
-from smsgw.core import replies
 from smsgw.core.hashing import Hasher
-from smsgw.grammar import FormatError, parse_transfer_command
 from smsgw.messages import Inbound
+from smsgw.services.transfer.parse import FormatError, parse_transfer_command
+from smsgw.services.transfer.service import TEMPLATES as TRANSFER_TEMPLATES
 from smsgw.store import subscriber_key
 from smsgw.transport.log_replay import inbound_of
 from smsgw.transport.msglog import LogRecord
@@ -45,7 +45,7 @@ async def test_a_token_over_smpp_transfers_nothing_and_sets_no_pin(redis_url: st
             before = len(rig.smsc.mt)
             await rig.smsc.wait_answered(rig.smsc.inject_mo(ALI, "1112", text))
             reply = (await rig.smsc.wait_mt(before + 1))[-1]
-            assert reply.text == replies.render("fa", "format", error), text
+            assert reply.text == TRANSFER_TEMPLATES.render("fa", "format", error), text
         assert await rig.balance(ALI) == 50_000 and await rig.balance(SARA) == 0
         assert await rig.app.store.redis.hget(subscriber_key(ALI), "pin") == stored_pin
     finally:

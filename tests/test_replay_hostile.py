@@ -19,11 +19,12 @@ from hypothesis import strategies as st
 from smsgw import admin
 from smsgw.app import App, build_app
 from smsgw.commands.cli import main
-from smsgw.core import replies
 from smsgw.core.clock import now
 from smsgw.core.money import MONEY_CEILING
-from smsgw.grammar import FormatError, Transfer, parse_otp_request, parse_transfer_command
 from smsgw.messages import Inbound
+from smsgw.services.otp.parse import parse_otp_request
+from smsgw.services.transfer.parse import FormatError, Transfer, parse_transfer_command
+from smsgw.services.transfer.service import TEMPLATES as TRANSFER_TEMPLATES
 from smsgw.store import subscriber_key
 from smsgw.transport.msglog import split_lines
 from tests.attacks import tried
@@ -71,8 +72,8 @@ def test_replay_skips_hostile_lines_with_their_number_and_goes_on(cli: Cli,
         assert f"line {number}: skipped" in result.stderr
     assert "12345678" not in result.stderr  # a reason never repeats the line
     answered = {r["in_reply_to"]: r["text"] for r in map(json.loads, result.stdout.splitlines())}
-    assert answered["m3"] == replies.render("fa", "format", "bad_amount")
-    assert answered["m4"] == replies.render("fa", "format", "not_a_command")
+    assert answered["m3"] == TRANSFER_TEMPLATES.render("fa", "format", "bad_amount")
+    assert answered["m4"] == TRANSFER_TEMPLATES.render("fa", "format", "not_a_command")
     assert "m6" in answered and "Traceback" not in result.output
 
 
@@ -167,10 +168,10 @@ async def test_the_wrong_part_is_named(people: App, text: str, kind: str) -> Non
 
 
 def test_every_format_error_has_a_reply_in_both_languages() -> None:
-    assert "گیرنده" in replies.render("fa", "format", "missing_recipient")
+    assert "گیرنده" in TRANSFER_TEMPLATES.render("fa", "format", "missing_recipient")
     for error in FormatError:
         for language in ("fa", "en"):
-            assert replies.render(language, "format", error.value)
+            assert TRANSFER_TEMPLATES.render(language, "format", error.value)
 
 
 def test_log_lines_end_at_newlines_only() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 
-from smsgw.grammar import is_pin
+from smsgw.core.pins import is_pin
 
 DIGEST_HEX_CHARS = 32
 
@@ -23,7 +23,7 @@ class Hasher:
 
     def pin_digest(self, msisdn: str, pin: str) -> str:
         """The stored form of a PIN: 5-8 ASCII digits, nothing else. A message log's
-        digest token is no PIN (smsgw.grammar.LoggedPin carries one, from a log only)."""
+        digest token is no PIN (smsgw.core.pins.LoggedPin carries one, from a log only)."""
         if not is_pin(pin):
             raise ValueError("a PIN is 5 to 8 ASCII digits")
         return self.digest("pin", msisdn, pin)

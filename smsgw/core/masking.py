@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from smsgw.core.hashing import Hasher
+from smsgw.core.pins import PIN_TOKEN_PREFIX, LoggedPin, Pin
 from smsgw.core.text import looks_like_digit
-from smsgw.grammar import PIN_TOKEN_PREFIX, LoggedPin, Pin
 from smsgw.messages import Inbound, Outbound
 
 HIDDEN_DIGIT = "*"

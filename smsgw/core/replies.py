@@ -1,5 +1,6 @@
-"""The one place that renders reply text, from <folder>/<language>.toml: the shared
-templates/ here, or a service package's own (`Templates(its folder)`)."""
+"""The one place that renders reply text, from <folder>/<language>.toml: each service
+package's own templates/ (`Templates(its folder)`), and smsgw/templates/ for the replies
+of no service (an unknown short code)."""
 
 from __future__ import annotations
 
@@ -56,7 +57,3 @@ def show_digits(digits: str, language: str) -> str:
 def show_number(msisdn: str, language: str) -> str:
     national = national_form(msisdn)
     return to_persian_digits(national) if language == "fa" else national
-
-
-def render(language: str, section: str, name: str, **values: Any) -> str:
-    return SHARED.render(language, section, name, **values)

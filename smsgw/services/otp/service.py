@@ -11,6 +11,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from smsgw.config import OtpSettings
@@ -19,10 +20,10 @@ from smsgw.core.clock import period_of
 from smsgw.core.hashing import Hasher
 from smsgw.core.masking import Part, Shown
 from smsgw.core.text import normalise
-from smsgw.grammar import parse_otp_request
 from smsgw.messages import Inbound, Outbound
 from smsgw.observability import metrics
 from smsgw.services.otp.cards import is_our_card
+from smsgw.services.otp.parse import parse_otp_request
 from smsgw.store import (
     HISTORY_LENGTH,
     Store,
@@ -36,6 +37,8 @@ from smsgw.store import (
 
 MERCHANT_SHOWN_CHARS = 30
 VERIFY_REASONS = ("wrong_code", "expired", "used", "too_many_attempts")
+
+TEMPLATES = replies.Templates(Path(__file__).parent / "templates")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +102,7 @@ class OtpService:
         return self._reply(to, language, "no_card_ending" if last4 else "no_card", last4=shown)
 
     def _reply(self, to: str, language: str, name: str, **values: Any) -> Outbound:
-        return Outbound(to, self.short_code, replies.render(language, "otp", name, **values),
+        return Outbound(to, self.short_code, TEMPLATES.render(language, "otp", name, **values),
                         f"otp.{name}")
 
     # -- the payment system -------------------------------------------------------------
@@ -159,7 +162,7 @@ class OtpService:
             name = "sms_payment"
             values.update(amount=replies.show_money(amount, language),
                           merchant=printable(merchant))
-        text = replies.render(language, "otp", name, **values)
+        text = TEMPLATES.render(language, "otp", name, **values)
         return Outbound(mobile, self.short_code, text, f"otp.{name}", receipt=True,
                         secret=code, receipt_about=f"otp request {request_id}")
 

@@ -20,6 +20,7 @@ import os
 import secrets
 from collections import Counter
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from smsgw.config import TransferSettings
@@ -27,19 +28,17 @@ from smsgw.core import replies
 from smsgw.core.clock import parse_timestamp, period_of, show_moment
 from smsgw.core.hashing import Hasher
 from smsgw.core.masking import Part, Secret, Shown
+from smsgw.core.pins import LoggedPin, Pin, pin_value
 from smsgw.core.text import in_prefixes, looks_like_digit, normalise_compact, parse_prefix_ranges
-from smsgw.grammar import (
+from smsgw.messages import Inbound, Outbound
+from smsgw.services.transfer.parse import (
     FormatError,
-    LoggedPin,
-    Pin,
     PinChange,
     Role,
     Transfer,
     command_fields,
     parse_transfer_command,
-    pin_value,
 )
-from smsgw.messages import Inbound, Outbound
 from smsgw.store import (
     DAY_COUNTER_TTL,
     HISTORY_LENGTH,
@@ -62,6 +61,8 @@ RECOVER_AFTER_SECONDS = 30
 REVERSAL_MEMORY_SECONDS = 7 * 24 * 3600  # as long as a processed message is remembered
 HELP_WORDS = frozenset({"help", "راهنما", "?", "؟"})  # any case, spaces ignored
 Journaled = tuple[str, str, dict[str, Any] | None]  # sender, txid, journal entry (if any)
+
+TEMPLATES = replies.Templates(Path(__file__).parent / "templates")
 
 
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -154,7 +155,7 @@ class TransferService:
         return Outbound(
             to=message.sender,
             sender=self.short_code,
-            text=replies.render(language, section, name, **values),
+            text=TEMPLATES.render(language, section, name, **values),
             kind=f"{section}.{name}",
         )
 
@@ -318,7 +319,7 @@ class TransferService:
         language: str,
         name: str,
     ) -> Outbound:
-        text = replies.render(
+        text = TEMPLATES.render(
             language,
             "transfer",
             name,

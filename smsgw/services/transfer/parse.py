@@ -1,24 +1,23 @@
-"""Parsing of subscriber commands: grammar/*.lark, built once, and specific errors.
+"""Parsing of 1112 commands (transfer.lark, beside this file), with specific errors.
 
 The parser is pure: text in, a command or a `FormatError` out. It never touches the store.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cache, lru_cache
+from functools import lru_cache
 from pathlib import Path
 
 import lark
 
+from smsgw.core.grammars import lalr_parser, leaf, terminal
 from smsgw.core.money import MONEY_CEILING, MONEY_CEILING_DIGITS
-from smsgw.core.text import canonical_msisdn, looks_like_digit, normalise, normalise_compact
+from smsgw.core.pins import Pin, is_pin, is_pin_token, pin_value
+from smsgw.core.text import canonical_msisdn, looks_like_digit, normalise_compact
 
-PIN_MIN_DIGITS = 5
-PIN_MAX_DIGITS = 8
-PIN_TOKEN_PREFIX = "h~"
+GRAMMAR = Path(__file__).parent / "transfer.lark"
 PIN_KEYWORDS = ("pin", "رمز")
 
 
@@ -37,17 +36,6 @@ class FormatError(StrEnum):
     BAD_PIN = "bad_pin"
     BAD_NEW_PIN = "bad_new_pin"
     PIN_MISMATCH = "pin_mismatch"
-
-
-@dataclass(frozen=True, slots=True)
-class LoggedPin:
-    """A PIN as the message log writes it: the keyed digest the store keeps. Only a text
-    read back from a log (`smsgw replay`) may hold one; on the wire it is no PIN."""
-
-    digest: str
-
-
-Pin = str | LoggedPin  # str: 5-8 ASCII digits, as typed
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,36 +90,9 @@ class CommandFields:
     fields: tuple[Field, ...]
 
 
-def grammar_dir() -> Path:
-    packaged = Path(__file__).parent / "_grammar"
-    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "grammar"
-
-
-@cache
-def _parser(name: str) -> lark.Lark:
-    text = (grammar_dir() / f"{name}.lark").read_text(encoding="utf-8")
-    return lark.Lark(text, parser="lalr", lexer="contextual", maybe_placeholders=False)
-
-
-@cache
-def _terminal(name: str) -> re.Pattern[str]:
-    """A terminal of transfer.lark, to check one field as the grammar would."""
-    return re.compile(_parser("transfer").get_terminal(name).pattern.to_regexp())
-
-
-def is_pin_token(value: str) -> bool:
-    return _terminal("PIN_TOKEN").fullmatch(value) is not None
-
-
-def is_pin(value: str) -> bool:
-    """5-8 ASCII digits: what a subscriber may choose as a PIN."""
-    return (PIN_MIN_DIGITS <= len(value) <= PIN_MAX_DIGITS
-            and _terminal("DIGITS").fullmatch(value) is not None)
-
-
 def _valid(role: Role, text: str, from_log: bool) -> bool:
     if role is Role.RECIPIENT:
-        return (_terminal("NUMBER").fullmatch(text) is not None
+        return (terminal(GRAMMAR, "NUMBER").fullmatch(text) is not None
                 and canonical_msisdn(text) is not None)
     if role is Role.AMOUNT:
         return _valid_amount(text)
@@ -141,7 +102,7 @@ def _valid(role: Role, text: str, from_log: bool) -> bool:
 
 
 def _valid_amount(text: str) -> bool:
-    if _terminal("AMOUNT").fullmatch(text) is None:
+    if terminal(GRAMMAR, "AMOUNT").fullmatch(text) is None:
         return False
     significant = text.replace(",", "").lstrip("0")  # int() refuses 4,300 digits and more
     return len(significant) <= MONEY_CEILING_DIGITS and int(significant or "0") <= MONEY_CEILING
@@ -184,12 +145,12 @@ def parse_transfer_command(text: str, from_log: bool = False) -> TransferCommand
     if problem is not None:
         return problem
     try:
-        tree = _parser("transfer").parse(":".join(field.text for field in parsed.fields))
+        tree = lalr_parser(GRAMMAR).parse(":".join(field.text for field in parsed.fields))
     except lark.exceptions.LarkError:
         return FormatError.NOT_A_COMMAND  # the fields and the grammar disagree: a bug
     command = tree.children[0]
     assert isinstance(command, lark.Tree)
-    tokens = [_leaf(child) for child in command.children]
+    tokens = [leaf(child) for child in command.children]
     if command.data == "transfer":
         number, amount, pin = tokens
         recipient = canonical_msisdn(number)
@@ -215,29 +176,3 @@ def _first_problem(parsed: CommandFields) -> FormatError | None:
     if parsed.kind == "pin_change" and fields[2].text != fields[3].text:
         return FormatError.PIN_MISMATCH
     return None
-
-
-def pin_value(text: str) -> Pin:
-    """A valid PIN field's value: the PIN as typed, or a log's token as its digest."""
-    return LoggedPin(text[len(PIN_TOKEN_PREFIX):]) if is_pin_token(text) else text
-
-
-def _leaf(node: lark.Tree[lark.Token] | lark.Token) -> str:
-    if isinstance(node, lark.Tree):
-        return _leaf(node.children[0])
-    return str(node)
-
-
-@dataclass(frozen=True, slots=True)
-class OtpRequest:
-    last_four: str | None
-
-
-def parse_otp_request(text: str) -> OtpRequest | None:
-    """`OTP`, `OTP:1234`, `رمز پویا ۱۲۳۴`...; None when the text is no OTP request."""
-    try:
-        tree = _parser("otp").parse(normalise(text))
-    except lark.exceptions.LarkError:
-        return None
-    digits = [str(t) for t in tree.children if getattr(t, "type", "") == "LAST_FOUR"]
-    return OtpRequest(digits[0] if digits else None)
