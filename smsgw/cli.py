@@ -373,7 +373,8 @@ def recover_command(config_file: Path | None, redis_url: str | None, older_than:
     counts = run_async(with_app(settings, lambda app: app.transfer.recover(
         now(), older_than_seconds=older_than, full=True)))
     shown = ", ".join(f"{kind} {counts[kind]}"
-                      for kind in ("settled", "reversed", "gone", "young") if counts[kind])
+                      for kind in ("settled", "reversed", "gone", "stuck", "young")
+                      if counts[kind])
     click.echo(f"recover: {shown or 'nothing left half-done'}")
 
 
