@@ -57,17 +57,26 @@ async def show(store: Store, msisdn: str, at: datetime, cfg: TransferSettings) -
     return {
         "msisdn": msisdn,
         "plan": fields.get("plan"),
-        "balance": int(fields.get("balance") or 0) if prepaid else 0,
-        "bill": 0 if prepaid else int(fields.get("bill") or 0),
+        "balance": _stored_number(fields.get("balance")) if prepaid else 0,
+        "bill": 0 if prepaid else _stored_number(fields.get("bill")),
         "language": fields.get("lang") or "",
         "pin_set": bool(fields.get("pin")),
         "blocked": fields.get("blocked") == "1",
-        "failed_pin_attempts": int(fields.get("strikes") or 0),
+        "failed_pin_attempts": _stored_number(fields.get("strikes")),
         "sent_today": sent_today,
         "sent_this_month": sent_this_month,
-        "fees_paid": int(fields.get("fees_paid") or 0),
+        "fees_paid": _stored_number(fields.get("fees_paid")),
         "at": at.isoformat(),
     }
+
+
+def _stored_number(value: str | None) -> int | str:
+    """A stored count or amount; what the store holds, as it is, if that is no number (a
+    hand-edited or legacy store: care should see what is wrong, not a traceback)."""
+    try:
+        return int(value or 0)
+    except ValueError:
+        return value or ""
 
 
 async def care(

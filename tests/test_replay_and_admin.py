@@ -292,3 +292,15 @@ def test_topup_answers_every_amount_and_changes_only_what_it_says(ali, amount: s
         assert after <= 10**15  # type: ignore[operator]
     else:
         assert after == before and "error" in result.stderr.lower()
+
+
+def test_show_and_topup_on_a_hand_edited_balance_answer_without_a_traceback(ali) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    import redis
+
+    redis.Redis.from_url(os.environ["SMSGW_REDIS_URL"]).hset("s:{989361111111}", "balance", "1e5")
+    assert show(ali, "09361111111")["balance"] == "1e5"  # shown as it is
+    refused = ali("admin", "topup", "09361111111", "1000")
+    assert refused.exit_code == 1 and "not a number of rials" in refused.stderr
+    assert show(ali, "09361111111")["balance"] == "1e5"
