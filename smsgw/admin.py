@@ -9,6 +9,7 @@ from typing import Any
 from smsgw.config import TransferSettings
 from smsgw.core.clock import period_of
 from smsgw.core.hashing import Hasher
+from smsgw.core.money import MONEY_CEILING
 from smsgw.services.otp.cards import last_four
 from smsgw.store import Store, SubscriberRow
 
@@ -17,6 +18,15 @@ class UnknownSubscriber(Exception):
     def __init__(self, msisdn: str) -> None:
         super().__init__(f"unknown subscriber {msisdn}")
         self.msisdn = msisdn
+
+
+class CareRefused(Exception):
+    """A care action refused, nothing changed: `bad_input` when the operator asked for
+    what no one may (a top-up beyond the money ceiling), else the stored data is at fault."""
+
+    def __init__(self, message: str, bad_input: bool) -> None:
+        super().__init__(message)
+        self.bad_input = bad_input
 
 
 @dataclass(frozen=True)
@@ -47,25 +57,49 @@ async def show(store: Store, msisdn: str, at: datetime, cfg: TransferSettings) -
     return {
         "msisdn": msisdn,
         "plan": fields.get("plan"),
-        "balance": int(fields.get("balance") or 0) if prepaid else 0,
-        "bill": 0 if prepaid else int(fields.get("bill") or 0),
+        "balance": _stored_number(fields.get("balance")) if prepaid else 0,
+        "bill": 0 if prepaid else _stored_number(fields.get("bill")),
         "language": fields.get("lang") or "",
         "pin_set": bool(fields.get("pin")),
         "blocked": fields.get("blocked") == "1",
-        "failed_pin_attempts": int(fields.get("strikes") or 0),
+        "failed_pin_attempts": _stored_number(fields.get("strikes")),
         "sent_today": sent_today,
         "sent_this_month": sent_this_month,
-        "fees_paid": int(fields.get("fees_paid") or 0),
+        "fees_paid": _stored_number(fields.get("fees_paid")),
         "at": at.isoformat(),
     }
+
+
+def _stored_number(value: str | None) -> int | str:
+    """A stored count or amount; what the store holds, as it is, if that is no number (a
+    hand-edited or legacy store: care should see what is wrong, not a traceback)."""
+    try:
+        return int(value or 0)
+    except ValueError:
+        return value or ""
 
 
 async def care(
     store: Store, msisdn: str, action: str, at: datetime, amount: int = 0
 ) -> dict[str, Any]:
+    """unblock, reset_pin, or topup by `amount` rials (1..MONEY_CEILING, and the balance or
+    bill stays within the ceiling: else CareRefused, nothing changed)."""
+    if action == "topup" and not 1 <= amount <= MONEY_CEILING:
+        raise CareRefused(f"a top-up is 1 to {MONEY_CEILING:,} rials, not {amount:,}",
+                          bad_input=True)
     result = await store.care_action(msisdn, action, at.isoformat(), amount=amount)
-    if result["status"] == "unknown":
+    status = result["status"]
+    if status == "unknown":
         raise UnknownSubscriber(msisdn)
+    if status == "beyond_ceiling":
+        field = result["field"]
+        raise CareRefused(
+            f"the {field} of {msisdn} is {int(result[field]):,} rials: a top-up of "
+            f"{amount:,} would take it beyond the ceiling of {MONEY_CEILING:,}; nothing "
+            "changed", bad_input=True)
+    if status == "unreadable":
+        raise CareRefused(f"the stored {result['field']} of {msisdn} is not a number of "
+                          "rials within the ceiling; nothing changed", bad_input=False)
     return result
 
 

@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from smsgw.core.money import MONEY_CEILING
+
 DEV_HASH_KEY = "DEVELOPMENT-KEY-DO-NOT-USE-IN-PRODUCTION"
 MAX_OTP_TTL_SECONDS = 120
 
@@ -77,9 +79,9 @@ class TransferSettings(Table):
 
     @field_validator("min_amount", "max_amount", "daily_cap", "monthly_cap", "fee")
     @classmethod
-    def _not_negative(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError("money settings are whole rials, not negative")
+    def _within_ceiling(cls, value: int) -> int:
+        if not 0 <= value <= MONEY_CEILING:
+            raise ValueError(f"money settings are whole rials, 0 to {MONEY_CEILING:,}")
         return value
 
 

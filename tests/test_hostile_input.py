@@ -1,12 +1,14 @@
 """Hostile input, fuzzed: every input gets a clear answer or error and changes nothing.
 
 Inputs tried per run (hypothesis max_examples): message-log lines 1,500; subscriber CSV
-files 600; HTTP bodies 600; PIN guesses and OTP guesses as written below. The SMS parser
+files 600 (and 300 strict-row files); HTTP bodies 600; PIN and OTP guesses as below. The SMS parser
 and the PDU decoder have their own targets in test_parsing.py and test_codec.py.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -19,10 +21,13 @@ from hypothesis import strategies as st
 
 from smsgw import admin
 from smsgw.app import App, build_app
+from smsgw.core.money import MONEY_CEILING
+from smsgw.core.text import to_persian_digits
 from smsgw.messages import Inbound
 from smsgw.subscribers import BadInputFile, parse_subscriber_csv
 from smsgw.transport.http_api import make_app
 from smsgw.transport.msglog import BadLine, LogRecord, read_records
+from tests.attacks import tried
 from tests.conftest import add_subscribers, make_settings
 from tests.test_otp_rules import CARD, MOBILE, T0
 
@@ -45,9 +50,10 @@ def test_message_log_reader_answers_every_line(line: str) -> None:
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.lists(st.lists(st.text(alphabet="0123456789,+-.abcprepaidpostpaidfaen۰۹ \"\n\x00",
+@given(st.lists(st.lists(st.text(alphabet="0123456789,+-.abcprepaidpostpaidfaen۰۹٬ \"\n\x00",
                                  max_size=14), min_size=0, max_size=6), max_size=6))
 def test_subscriber_csv_is_all_or_nothing(rows: list[list[str]]) -> None:
+    tried("subscriber file: all rows or none")
     content = "msisdn,plan,balance,bill,language\n" + "\n".join(",".join(r) for r in rows)
     try:
         loaded = parse_subscriber_csv(content)
@@ -57,6 +63,60 @@ def test_subscriber_csv_is_all_or_nothing(rows: list[list[str]]) -> None:
     for row in loaded:
         assert row.msisdn.startswith("98") and row.plan in ("prepaid", "postpaid")
         assert row.balance >= 0 and row.language in ("fa", "en")
+        assert row.balance <= MONEY_CEILING and -MONEY_CEILING <= row.bill <= MONEY_CEILING
+    records = [record for record in csv.reader(io.StringIO(content, newline="")) if record]
+    assert len(loaded) == len(records) - 1 and all(len(r) == 5 for r in records)  # none short
+
+
+def _written(amount: int, form: str) -> str:
+    """An amount in one of the forms people write."""
+    text = f"{amount:,}" if form.startswith("grouped") else str(amount)
+    if form.endswith("persian"):
+        text = to_persian_digits(text).replace(",", "٬")
+    return f'"{text}"' if "," in text else text
+
+
+subscriber_rows = st.tuples(
+    st.integers(0, 9_999_999).map(lambda n: f"0936{n:07d}"),
+    st.sampled_from(["prepaid", "postpaid", "PrePaid"]),
+    st.integers(0, MONEY_CEILING), st.integers(-MONEY_CEILING, MONEY_CEILING),
+    st.sampled_from(["grouped", "plain", "grouped-persian", "plain-persian"]),
+    st.sampled_from(["fa", "en", ""]))
+spoilers = st.sampled_from([
+    ("drop the last field", lambda f: f[:-1]), ("drop two fields", lambda f: f[:3]),
+    ("an extra field", lambda f: [*f, "x"]),
+    ("the plan's amount empty", lambda f: [f[0], f[1], "", "", f[4]]),
+    ("a mistyped group", lambda f: [f[0], f[1], '"50,00,0"', f[3], f[4]]),
+    ("beyond the ceiling", lambda f: [f[0], f[1], str(MONEY_CEILING + 1), f[3], f[4]]),
+    ("a negative balance", lambda f: [f[0], f[1], "-1", f[3], f[4]]),
+    ("a decimal bill", lambda f: [f[0], f[1], f[2], "1.5", f[4]]),
+    ("an empty number", lambda f: ["", *f[1:]]),
+    ("a short number", lambda f: ["0936123", *f[1:]]),
+    ("a bad plan", lambda f: [f[0], "gold", *f[2:]]),
+    ("a bad language", lambda f: [*f[:4], "de"])])
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(subscriber_rows, min_size=1, max_size=8, unique_by=lambda r: r[0]),
+       spoiled=st.integers(0, 7), spoiler=spoilers)
+def test_subscriber_file_loads_every_written_form_and_one_bad_row_loads_nothing(
+        rows: list[tuple[str, str, int, int, str, str]], spoiled: int,
+        spoiler: tuple[str, Any]) -> None:
+    tried("subscriber file: strict rows")
+    lines = [[m, plan, _written(balance, form), _written(bill, form), lang]
+             for m, plan, balance, bill, form, lang in rows]
+    header = "msisdn,plan,balance,bill,language"
+    loaded = parse_subscriber_csv("\n".join([header, *(",".join(f) for f in lines)]))
+    assert [(r.msisdn, r.plan, r.balance, r.bill, r.language) for r in loaded] == [
+        ("98" + m[1:], plan.lower(), balance, bill, lang or "fa")
+        for m, plan, balance, bill, _form, lang in rows]
+
+    spoiled %= len(lines)
+    what, spoil = spoiler
+    lines[spoiled] = spoil(lines[spoiled])
+    with pytest.raises(BadInputFile) as refused:
+        parse_subscriber_csv("\n".join([header, *(",".join(f) for f in lines)]))
+    assert [line for line, _ in refused.value.problems] == [spoiled + 2], what
 
 
 @pytest.fixture

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from smsgw.commands.cli import main
+from smsgw.core.money import parse_rials
+from tests.attacks import tried
 from tests.conftest import TEST_KEY
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -157,3 +161,146 @@ def test_help_everywhere(cli) -> None:  # type: ignore[no-untyped-def]
         result = cli(*args)
         assert result.exit_code == 0 and "Usage:" in result.stdout
     assert "--redis" in cli("admin", "topup", "--help").stdout
+
+
+# -- strict subscriber files (issue 12, point 4) ---------------------------------------
+
+def write_csv(tmp_path: Path, *rows: str, header: str = "msisdn,plan,balance,bill,language") -> str:
+    path = tmp_path / "subs.csv"
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_a_row_missing_fields_is_bad_and_replace_keeps_the_balance(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    assert cli("admin", "load-subscribers", write_csv(tmp_path, "09361111111,prepaid,20000,0,fa"))\
+        .exit_code == 0
+    short = write_csv(tmp_path, "09351234567,prepaid,100,0,fa", "09361111111,prepaid")
+    result = cli("admin", "load-subscribers", short, "--replace")
+    assert result.exit_code == 2
+    assert "line 3: 2 fields, but the header names 5" in result.stderr
+    assert show(cli, "09361111111")["balance"] == 20_000  # not wiped to 0
+    assert cli("admin", "show", "09351234567").exit_code == 1  # nothing from the file loaded
+
+
+@pytest.mark.parametrize("balance", ['"50,00,0"', "۵۰٬۰۰٬۰", "1.5", "1e5", "+5", "", "0x10",
+                                     "10000000000000001", "-5", "۲۰ ۰۰۰"])
+def test_a_malformed_balance_is_a_bad_row(cli, tmp_path: Path, balance: str) -> None:  # type: ignore[no-untyped-def]
+    result = cli("admin", "load-subscribers",
+                 write_csv(tmp_path, "09351234567,prepaid,100,0,fa",
+                           f"09361111111,prepaid,{balance},0,fa"))
+    assert result.exit_code == 2 and "line 3: balance" in result.stderr
+    assert "Traceback" not in result.output
+    assert cli("admin", "show", "09351234567").exit_code == 1
+
+
+def test_every_bad_row_is_listed_and_replay_refuses_the_file_too(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    bad = write_csv(tmp_path, "09361111111,prepaid,1,0,fa,extra", ",prepaid,1,0,fa",
+                    "09351234567,postpaid,0,,fa", "09331234567,prepaid,1,0,de",
+                    "09391234567,Gold,1,0,fa", "09301234567,prepaid,1,-2000000000000000,fa")
+    result = cli("admin", "load-subscribers", bad)
+    assert result.exit_code == 2
+    for line, why in [(2, "6 fields"), (3, "msisdn ''"), (4, "bill is empty"),
+                      (5, "language 'de'"), (6, "plan 'gold'"), (7, "bill '-2000")]:
+        assert f"line {line}: {why}" in result.stderr
+    replayed = cli("replay", str(EXAMPLES / "conversation.jsonl"), "--subscribers", bad)
+    assert replayed.exit_code == 2 and "line 7:" in replayed.stderr
+    assert replayed.stdout == ""  # nothing replayed either
+
+
+def test_subscriber_file_forms_that_load(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    good = write_csv(tmp_path, "۰۹۳۶۱۱۱۱۱۱۱,prepaid,۲۰٬۰۰۰,,fa",
+                     '09391234567,POSTPAID,,"-1,500",',
+                     f"09331234567,prepaid,{10**15},0,en")
+    assert cli("admin", "load-subscribers", good).exit_code == 0
+    assert show(cli, "09361111111")["balance"] == 20_000  # an empty bill on a prepaid line: 0
+    assert show(cli, "09391234567")["bill"] == -1_500
+    assert show(cli, "09391234567")["language"] == "fa"
+    assert show(cli, "09331234567")["balance"] == 10**15  # the ceiling itself
+
+
+# -- admin topup and the other admin commands under hostile arguments (point 7) ---------
+
+def no_traceback(result: Result) -> bool:
+    return result.exception is None or isinstance(result.exception, SystemExit)
+
+
+@pytest.fixture
+def ali(cli, tmp_path: Path):  # type: ignore[no-untyped-def]
+    assert cli("admin", "load-subscribers", write_csv(
+        tmp_path, "09361111111,prepaid,20000,0,fa", "09391234567,postpaid,0,30000,fa"))\
+        .exit_code == 0
+    return cli
+
+
+@pytest.mark.parametrize("amount, why", [
+    ("1" * 40, "beyond the ceiling"), ("0", "at least 1 rial"), ("-5", "at least 1 rial"),
+    ("1.5", "not a whole number"), ("1e5", "not a whole number"), ("", "not a whole number"),
+    ("1,0,0", "not a whole number"), (str(10**15 + 1), "beyond the ceiling"), ("NaN", "not a"),
+])
+def test_topup_refuses_a_bad_amount_with_a_message(ali, amount: str, why: str) -> None:  # type: ignore[no-untyped-def]
+    result = ali("admin", "topup", "09361111111", "--", amount)
+    assert result.exit_code == 2 and why in result.stderr and no_traceback(result)
+    assert show(ali, "09361111111")["balance"] == 20_000
+
+
+def test_topup_takes_persian_digits_and_refuses_to_pass_the_ceiling(ali) -> None:  # type: ignore[no-untyped-def]
+    assert ali("admin", "topup", "۰۹۳۶۱۱۱۱۱۱۱", "۱۰٬۰۰۰").exit_code == 0
+    assert show(ali, "09361111111")["balance"] == 30_000
+    assert ali("admin", "topup", "09361111111", str(10**15 - 30_000)).exit_code == 0
+    assert show(ali, "09361111111")["balance"] == 10**15
+    beyond = ali("admin", "topup", "09361111111", "1")
+    assert beyond.exit_code == 2 and "beyond the ceiling" in beyond.stderr
+    assert show(ali, "09361111111")["balance"] == 10**15  # nothing changed
+    assert ali("admin", "topup", "09391234567", str(10**15 + 30_000 - 1)).exit_code == 2
+    assert show(ali, "09391234567")["bill"] == 30_000
+    kinds = [json.loads(line)["kind"] for line in
+             ali("admin", "history", "09361111111", "--json").stdout.splitlines()]
+    assert kinds.count("topup") == 2  # the refused one left no trace
+
+
+@pytest.mark.parametrize("args", [
+    ["history", "09361111111", "--limit", "9" * 30],
+    ["recover", "--older-than", "inf"], ["recover", "--older-than", "nan"],
+    ["recover", "--older-than", "1e300"],
+    ["show", "09361111111", "--at", "9999-12-31T23:59:59-12:00"],
+    ["show", "09361111111", "--at", "0001-01-01T00:00:00+14:00"],
+    ["show", "9" * 5000], ["topup", "\udcff", "1000"], ["unblock", "٠٩٣٦١١١١١١١١"],
+])
+def test_admin_commands_answer_hostile_arguments_without_a_traceback(ali, args: list[str]) -> None:  # type: ignore[no-untyped-def]
+    result = ali("admin", *args)
+    assert result.exit_code in (0, 1, 2) and no_traceback(result)
+    if result.exit_code:
+        assert "Error" in result.stderr or "error" in result.stderr
+
+
+amount_texts = (st.text(alphabet="0123456789۰۱۲۳۴۵۶۷۸۹٠١٢٣٤٥٦٧٨٩,٬.-+e x", max_size=45)
+                | st.integers(-(10**40), 10**40).map(str)
+                | st.integers(1, 10**15).map(lambda n: f"{n:,}"))
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(amount=amount_texts)
+def test_topup_answers_every_amount_and_changes_only_what_it_says(ali, amount: str) -> None:  # type: ignore[no-untyped-def]
+    tried("admin topup: every amount")
+    before = show(ali, "09361111111")["balance"]
+    result = ali("admin", "topup", "09361111111", "--", amount)
+    assert result.exit_code in (0, 2) and no_traceback(result)
+    after = show(ali, "09361111111")["balance"]
+    if result.exit_code == 0:
+        assert after == before + parse_rials(amount) and parse_rials(amount) >= 1  # type: ignore[operator]
+        assert after <= 10**15  # type: ignore[operator]
+    else:
+        assert after == before and "error" in result.stderr.lower()
+
+
+def test_show_and_topup_on_a_hand_edited_balance_answer_without_a_traceback(ali) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    import redis
+
+    redis.Redis.from_url(os.environ["SMSGW_REDIS_URL"]).hset("s:{989361111111}", "balance", "1e5")
+    assert show(ali, "09361111111")["balance"] == "1e5"  # shown as it is
+    refused = ali("admin", "topup", "09361111111", "1000")
+    assert refused.exit_code == 1 and "not a number of rials" in refused.stderr
+    assert show(ali, "09361111111")["balance"] == "1e5"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import secrets
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,14 +18,16 @@ from smsgw import admin
 from smsgw.app import App, build_app
 from smsgw.config import ConfigError, Settings, load_settings
 from smsgw.core.clock import now, parse_timestamp
+from smsgw.core.money import parse_rials, shown
 from smsgw.core.text import canonical_msisdn, normalise_compact
 from smsgw.observability.logs import configure_logging, get_logger
 from smsgw.services.otp.cards import CARD_DIGITS, card_problem, is_our_card, normalise_card
-from smsgw.store import StoreUnavailable, WrongStoreMode
+from smsgw.store import HISTORY_LENGTH, StoreUnavailable, WrongStoreMode
 from smsgw.subscribers import BadInputFile, read_subscriber_file
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+MAX_OLDER_THAN = 10 * 365 * 24 * 3600.0  # seconds: ten years
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -91,6 +95,23 @@ async def with_app(settings: Settings, work: Callable[[App], Awaitable[T]]) -> T
         return await work(app)
     finally:
         await app.close()
+
+
+def moment_argument(value: str) -> datetime:
+    """An ISO 8601 moment with offset, in years that calendars and time zones can show."""
+    try:
+        moment = parse_timestamp(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from exc
+    if not 1900 <= moment.year <= 9000:
+        raise click.BadParameter(f"{shown(value)}: a year from 1900 to 9000", param_hint="--at")
+    return moment
+
+
+def finite_seconds(value: float) -> float:
+    if not (math.isfinite(value) and 0 <= value <= MAX_OLDER_THAN):
+        raise click.BadParameter(f"{value}: 0 to {MAX_OLDER_THAN:.0f} seconds")
+    return value
 
 
 def msisdn_argument(value: str) -> str:
@@ -312,10 +333,7 @@ def show_command(config_file: Path | None, redis_url: str | None, msisdn: str, a
                  at_text: str | None) -> None:
     """A subscriber's plan, balance or bill, PIN state, strikes and what they sent."""
     settings = load(config_file, redis_url)
-    try:
-        at = parse_timestamp(at_text) if at_text else now()
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--at") from exc
+    at = moment_argument(at_text) if at_text else now()
     try:
         data = run_async(with_app(settings, lambda app: admin.show(
             app.store, msisdn, at, settings.transfer)))
@@ -347,6 +365,9 @@ def _run_care(settings: Settings, msisdn: str, action: str, amount: int) -> dict
     except admin.UnknownSubscriber as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
+    except admin.CareRefused as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT if exc.bad_input else EXIT_FAILED)
 
 
 _care_command("unblock", "unblock",
@@ -355,12 +376,25 @@ _care_command("reset-pin", "reset_pin",
               "Forget the subscriber's PIN; the next successful transfer sets a new one.")
 
 
+def topup_amount(value: str) -> int:
+    try:
+        amount = parse_rials(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    if amount < 1:
+        raise click.BadParameter(f"{shown(value)}: a top-up is at least 1 rial")
+    return amount
+
+
 @admin_command("topup")
 @click.argument("msisdn", callback=lambda _c, _p, v: msisdn_argument(v))
-@click.argument("amount", type=click.IntRange(min=1))
+@click.argument("amount", callback=lambda _c, _p, v: topup_amount(v))
 def topup_command(config_file: Path | None, redis_url: str | None, msisdn: str,
                   amount: int) -> None:
-    """Prepaid: credit goes up by AMOUNT rials. Postpaid: the bill goes down by AMOUNT."""
+    """Prepaid: credit goes up by AMOUNT rials. Postpaid: the bill goes down by AMOUNT.
+
+    AMOUNT: 1 to 10^15 rials, in any digits (20000, 20,000, ۲۰٬۰۰۰); a top-up that would
+    take the balance or bill beyond 10^15 is refused and changes nothing."""
     settings = load(config_file, redis_url)
     result = _run_care(settings, msisdn, "topup", amount)
     shown = f"balance {result['balance']}" if "balance" in result else f"bill {result['bill']}"
@@ -368,7 +402,8 @@ def topup_command(config_file: Path | None, redis_url: str | None, msisdn: str,
 
 
 @admin_command("recover")
-@click.option("--older-than", default=30.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--older-than", default=30.0, show_default=True, type=float,
+              callback=lambda _c, _p, v: finite_seconds(v),
               metavar="SECONDS", help="Leave younger transfers to the gateway handling them.")
 def recover_command(config_file: Path | None, redis_url: str | None, older_than: float) -> None:
     """Finish transfers left half-done by a crash (Redis Cluster, journaled transfers).
@@ -384,14 +419,17 @@ def recover_command(config_file: Path | None, redis_url: str | None, older_than:
     counts = run_async(with_app(settings, lambda app: app.transfer.recover(
         now(), older_than_seconds=older_than, full=True)))
     shown = ", ".join(f"{kind} {counts[kind]}"
-                      for kind in ("settled", "reversed", "gone", "young") if counts[kind])
+                      for kind in ("settled", "reversed", "gone", "stuck", "young")
+                      if counts[kind])
     click.echo(f"recover: {shown or 'nothing left half-done'}")
 
 
 @admin_command("history")
 @click.argument("who")
 @click.option("--json", "as_json", is_flag=True, help="JSON Lines, newest first.")
-@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
+@click.option("--limit", default=50, show_default=True,
+              type=click.IntRange(min=1), callback=lambda _c, _p, v: min(v, HISTORY_LENGTH),
+              help=f"At most this many (all that is kept: {HISTORY_LENGTH}).")
 def history_command(config_file: Path | None, redis_url: str | None, who: str,
                     as_json: bool, limit: int) -> None:
     """What happened to a subscriber (MSISDN) or a card (16 digits), newest first.

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
+from smsgw.core.money import MONEY_CEILING
 from smsgw.messages import Inbound
 from smsgw.store.batcher import UNAVAILABLE, ScriptBatcher
 from smsgw.store.pipe import ScriptPipe
@@ -134,6 +135,13 @@ def unused_key(msisdn: str) -> str:
     return f"s:{{{msisdn}}}:-"
 
 
+def script_prelude() -> str:
+    """What every script starts with: the money ceiling (the one definition is money.py's),
+    then _prelude.lua."""
+    return (f"local MONEY_CEILING = {MONEY_CEILING}\n"
+            + (SCRIPT_DIR / "_prelude.lua").read_text(encoding="utf-8"))
+
+
 class StoreUnavailable(Exception):
     """The store cannot be reached: the message must not be taken (retry later)."""
 
@@ -167,7 +175,7 @@ class Store:
         self.single_slot = cluster if single_slot is None else single_slot
         # ... checked here off a cluster; on one, redis-py itself refuses a cross-slot call
         self._check_slots = self.single_slot and not cluster
-        prelude = (SCRIPT_DIR / "_prelude.lua").read_text(encoding="utf-8")
+        prelude = script_prelude()
         sources = {path.stem: prelude + path.read_text(encoding="utf-8")
                    for path in sorted(SCRIPT_DIR.glob("[!_]*.lua"))}
         pipe = None
@@ -454,8 +462,13 @@ class Store:
             senders.append(key[3:key.index("}")])
         return senders
 
-    async def was_reversed(self, sender: str, txid: str) -> bool:
-        return bool(await self._read(self.redis.exists(reversed_key(sender, txid))))
+    async def reversal_reason(self, sender: str, txid: str) -> str | None:
+        """Why this journaled transfer was reversed (the refusal its sender is told), or
+        None if it was not. (A marker from before reasons were kept says "1".)"""
+        reason = await self._read(self.redis.get(reversed_key(sender, txid)))
+        if reason is None:
+            return None
+        return "unknown_recipient" if reason == "1" else str(reason)
 
     async def was_credited(self, recipient: str, txid: str) -> bool:
         return await self._read(self.redis.zscore(credited_key(recipient), txid)) is not None

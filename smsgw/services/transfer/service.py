@@ -9,8 +9,8 @@ the sender's side, and a journal entry under a transfer id, in one script on the
 slot), then the credit (idempotent by that id, on the recipient's slot), then the
 settlement (the journal entry dropped). `recover` finishes, after a crash, every transfer
 left in a journal: it credits and settles it, or reverses it when the recipient cannot
-be credited. Money is never created or destroyed: `Store.money` counts a transfer in
-flight exactly once.
+be credited (gone, or its balance or bill would pass the money ceiling). Money is never
+created or destroyed: `Store.money` counts a transfer in flight exactly once.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from smsgw.core import replies
 from smsgw.core.clock import parse_timestamp, period_of, show_moment
 from smsgw.core.hashing import Hasher
 from smsgw.core.masking import Part, Secret, Shown
+from smsgw.core.money import MONEY_CEILING
 from smsgw.core.pins import LoggedPin, Pin, pin_value
 from smsgw.core.text import in_prefixes, looks_like_digit, normalise_compact, parse_prefix_ranges
 from smsgw.messages import Inbound, Outbound
@@ -58,6 +59,9 @@ from smsgw.store import (
 # after reading the sender's journal entry, so this need only outlast that gap (seconds).
 CREDITED_KEEP_SECONDS = 3600
 RECOVER_AFTER_SECONDS = 30
+# why a transfer_credit.lua answer means the transfer must be reversed: the refusal
+# its sender is told
+REVERSE_BECAUSE = {"no_recipient": "unknown_recipient", "no_room": "recipient_limit"}
 REVERSAL_MEMORY_SECONDS = 7 * 24 * 3600  # as long as a processed message is remembered
 HELP_WORDS = frozenset({"help", "راهنما", "?", "؟"})  # any case, spaces ignored
 Journaled = tuple[str, str, dict[str, Any] | None]  # sender, txid, journal entry (if any)
@@ -173,7 +177,9 @@ class TransferService:
         ]
         args: list[Any] = [
             self._pin_digest(sender, command.pin),
-            command.amount,
+            # beyond the ceiling every amount is refused alike (the parser already
+            # refuses such amounts; this keeps the script's argument bounded regardless)
+            min(command.amount, MONEY_CEILING + 1),
             cfg.fee,
             cfg.min_amount,
             cfg.max_amount,
@@ -194,11 +200,13 @@ class TransferService:
         keys[1], keys[5] = journal_key(sender), unused_key(sender)
         txid = message.identity or secrets.token_hex(16)
         # indexed before the debit, so that recovery finds it without a keyspace scan
-        (plan, language), _ = await asyncio.gather(
-            self._store.subscriber_fields(recipient, "plan", "lang"),
+        recipient_fields, _ = await asyncio.gather(
+            self._store.subscriber_fields(recipient, "plan", "lang", "balance", "bill"),
             self._store.index_journal(sender, txid, int(message.at.timestamp() * 1000)))
+        plan, language, balance, bill = (value or "" for value in recipient_fields)
         outcome = await self._store.run_command(
-            "transfer", message, keys, [*args, "debit", plan or "", language or "", txid])
+            "transfer", message, keys,
+            [*args, "debit", plan, language, txid, balance, bill])
         if outcome["status"] != "ok":
             await self._store.unindex_journal(sender, txid)
             return outcome
@@ -207,33 +215,39 @@ class TransferService:
                   "at": outcome["at"], "day_key": keys[2], "month_key": keys[3]}
                  if outcome.pop("debited_now", False) else None)
         finished = await self.complete(sender, outcome["txid"], entry)
+        if finished == "stuck":  # left indexed: recovery tries it again
+            return {"status": "account_error", "lang": outcome["lang"]}
         await self._store.unindex_journal(sender, outcome["txid"])
         if finished == "reversed":
-            return {"status": "unknown_recipient", "lang": outcome["lang"]}
+            reason = await self._store.reversal_reason(sender, outcome["txid"])
+            return {"status": reason or "unknown_recipient", "lang": outcome["lang"]}
         return outcome
 
     async def complete(self, sender: str, txid: str,
                        entry: dict[str, Any] | None = None) -> str:
         """Finish a debited transfer: credit the recipient (once) and settle; reverse it
-        if the recipient can't be credited. `settled`, `reversed`, or `gone` (finished
-        before). Safe to run twice, or from two processes at once. `entry`: the journal
-        entry, when the caller has just written it."""
+        if the recipient can't be credited. `settled`, `reversed`, `gone` (finished
+        before), or `stuck` (a journal entry or sender that can't be read: left in the
+        journal, its money counted as in flight). Safe to run twice, or from two
+        processes at once. `entry`: the journal entry, when the caller has just written it."""
         if entry is None:
             entry = (await self._store.journal_entries(sender, txid)).get(txid)
         if entry is None:
-            return "reversed" if await self._store.was_reversed(sender, txid) else "gone"
+            was_reversed = await self._store.reversal_reason(sender, txid) is not None
+            return "reversed" if was_reversed else "gone"
         recipient = entry["recipient"]
         credit = await self._store.run_json_script(
             "transfer_credit",
             [subscriber_key(recipient), history_key(recipient), credited_key(recipient)],
             [txid, entry["amount"], sender, entry["ref"], entry["at"], HISTORY_LENGTH,
              CREDITED_KEEP_SECONDS])
-        mode = "reverse" if credit["status"] == "no_recipient" else "done"
+        reason = REVERSE_BECAUSE.get(credit["status"], "")
         settled = await self._store.run_json_script(
             "transfer_settle",
             [subscriber_key(sender), journal_key(sender), history_key(sender),
              entry["day_key"], entry["month_key"], reversed_key(sender, txid)],
-            [txid, mode, entry["at"], HISTORY_LENGTH, REVERSAL_MEMORY_SECONDS])
+            [txid, "reverse" if reason else "done", entry["at"], HISTORY_LENGTH,
+             REVERSAL_MEMORY_SECONDS, reason])
         return str(settled["status"])
 
     async def recover(self, at: datetime, older_than_seconds: float = RECOVER_AFTER_SECONDS,
@@ -247,9 +261,12 @@ class TransferService:
                               else self._journals_by_index(cutoff))
         counts: Counter[str] = Counter(young=young)
         for sender, txid, entry in found:
-            if entry is not None:  # none: finished, or never debited (indexed first)
-                counts[await self.complete(sender, txid, entry)] += 1
-            await self._store.unindex_journal(sender, txid)
+            finished = "gone"  # no entry: finished, or never debited (indexed first)
+            if entry is not None:
+                finished = await self.complete(sender, txid, entry)
+                counts[finished] += 1
+            if finished != "stuck":  # a stuck one stays indexed, to be tried again
+                await self._store.unindex_journal(sender, txid)
         return counts
 
     async def _journals_by_scan(self, cutoff: datetime) -> tuple[list[Journaled], int]:
