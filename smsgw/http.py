@@ -1,7 +1,8 @@
 """The HTTP API the bank's payment system calls (interfaces.md, "HTTP"), on aiohttp.
 
 Every /v1 call needs `Authorization: Bearer <[http] api_key>` (401 otherwise, nothing
-else happens). A body that is not JSON, lacks a field, has a wrong type, a non-positive
+else happens); `GET /metrics` needs `Bearer <[http] metrics_key>` when that is set.
+A body that is not JSON, lacks a field, has a wrong type, a non-positive
 or non-integer amount, or a malformed card gets 400 with a reason and changes nothing.
 Everything else gets the same status and shape whether or not the card exists.
 TLS is terminated in front of smsgw by a reverse proxy.
@@ -37,7 +38,7 @@ class BadBody(Exception):
 
 
 def make_app(otp: OtpService, api_key: str, deliver: Deliver, clock: Callable[[], datetime],
-             health: Health) -> web.Application:
+             health: Health, metrics_key: str = "") -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[_timing, _errors, _auth(api_key)])
     api = _Api(otp, deliver, clock)
@@ -49,7 +50,9 @@ def make_app(otp: OtpService, api_key: str, deliver: Deliver, clock: Callable[[]
         state = await health()
         return web.json_response(state, status=200 if state.get("store") else 503)
 
-    async def metrics_text(_: web.Request) -> web.Response:
+    async def metrics_text(request: web.Request) -> web.Response:
+        if metrics_key and not _bearer_is(request, metrics_key):
+            return _unauthorized()
         response = web.Response(body=generate_latest())
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return response
@@ -95,17 +98,26 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _auth(api_key: str) -> Any:
-    expected = f"Bearer {api_key}".encode()
+    """Every /v1 call needs the API key (none configured: nothing gets in)."""
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/v1/"):
-            given = request.headers.get("Authorization", "").encode()
-            if not api_key or not hmac.compare_digest(given, expected):
-                return web.json_response({"error": "unauthorized"}, status=401)
+        if request.path.startswith("/v1/") and not _bearer_is(request, api_key):
+            return _unauthorized()
         return await handler(request)
 
     return check
+
+
+def _unauthorized() -> web.Response:
+    return web.json_response({"error": "unauthorized"}, status=401)
+
+
+def _bearer_is(request: web.Request, key: str) -> bool:
+    # bytes, as any str encodes (aiohttp keeps undecodable header bytes as surrogates)
+    given = request.headers.get("Authorization", "").encode("utf-8", "surrogatepass")
+    return bool(key) and hmac.compare_digest(given, f"Bearer {key}".encode("utf-8",
+                                                                           "surrogatepass"))
 
 
 class _Api:

@@ -19,7 +19,8 @@ from tests.conftest import make_settings
 from tests.test_otp_rules import BLOCKED, CARD, DISABLED, FOREIGN, MOBILE, T0, UNKNOWN, otp_of
 
 KEY = "test-api-key"
-AUTH = {"Authorization": f"Bearer {KEY}"}
+JSON = {"Content-Type": "application/json"}
+AUTH = {"Authorization": f"Bearer {KEY}", **JSON}
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Api:
                    raw: bytes | None = None) -> tuple[int, Any]:
         data = raw if raw is not None else json.dumps(body).encode()
         response = await self.client.post(path, data=data, headers=AUTH if headers is None
-                                          else headers)
+                                          else {**JSON, **headers})
         return response.status, await response.json()
 
 
@@ -184,7 +185,7 @@ async def test_healthz_and_metrics(api: Api) -> None:
     health = await api.client.get("/healthz")
     assert health.status == 200 and (await health.json())["store"] is True
     metrics = await (await api.client.get("/metrics")).text()
-    assert 'smsgw_otp_events_total{event="issued"}' in metrics
+    assert 'smsgw_otp_events_total{event="accepted"}' in metrics
     assert "smsgw_http_request_seconds_bucket" in metrics
     assert (await api.client.get("/nothing")).status == 404
 
