@@ -2,9 +2,11 @@
 
 Every /v1 call needs `Authorization: Bearer <[http] api_key>` (401 otherwise, nothing
 else happens); `GET /metrics` needs `Bearer <[http] metrics_key>` when that is set.
-A body that is not JSON, lacks a field, has a wrong type, a non-positive
-or non-integer amount, or a malformed card gets 400 with a reason and changes nothing.
-Everything else gets the same status and shape whether or not the card exists.
+A body that is not a JSON object (strictly: UTF-8, `Content-Type: application/json`, no
+NaN or Infinity, no duplicate key), lacks a field, has a wrong type, a non-positive,
+non-integer or too large amount, text that is not valid Unicode, or a malformed card gets
+400 with a reason and changes nothing; one over MAX_BODY_BYTES gets 413. Everything else
+gets the same status and shape whether or not the card exists.
 TLS is terminated in front of smsgw by a reverse proxy.
 """
 
@@ -23,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from smsgw import metrics
 from smsgw.cards import card_problem
 from smsgw.messages import Outbound
+from smsgw.money import MONEY_CEILING, MONEY_CEILING_DIGITS
 from smsgw.services.otp import OtpService
 from smsgw.store import StoreUnavailable
 
@@ -157,11 +160,45 @@ class _Api:
         return web.json_response({"approved": approved, "reason": reason})
 
 
+class _NotJson(ValueError):
+    """JSON that Python's parser would take but RFC 8259 or we refuse."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not JSON")
+
+
+def _bounded_int(digits: str) -> int:
+    """An integer as parsed, or one just beyond the money ceiling if it has more digits
+    than any amount may (no value past the ceiling differs from another for us, and a
+    number of thousands of digits would cost seconds to convert, or raise)."""
+    if len(digits.lstrip("-")) <= MONEY_CEILING_DIGITS:
+        return int(digits)
+    return -(MONEY_CEILING + 1) if digits.startswith("-") else MONEY_CEILING + 1
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        raise _NotJson("body has a duplicate key")
+    return body
+
+
+def _content_is_json(request: web.Request) -> bool:
+    charset = (request.charset or "utf-8").lower()
+    return request.content_type == "application/json" and charset == "utf-8"
+
+
 async def _json_object(request: web.Request) -> dict[str, Any]:
+    if not _content_is_json(request):
+        raise BadBody("Content-Type must be application/json (UTF-8)")
     raw = await request.read()
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        body = json.loads(raw.decode("utf-8"), parse_int=_bounded_int,
+                          parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+    except _NotJson as exc:
+        raise BadBody(str(exc)) from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadBody("body is not JSON") from None
     if not isinstance(body, dict):
         raise BadBody("body must be a JSON object")
@@ -176,6 +213,10 @@ def _string(body: dict[str, Any], field: str, limit: int) -> str:
         raise BadBody(f"{field!r} must be a string")
     if not value or len(value) > limit:
         raise BadBody(f"{field!r} must be 1 to {limit} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (from a \ud800 escape)
+        raise BadBody(f"{field!r} must be valid Unicode text") from None
     return value
 
 
@@ -195,8 +236,8 @@ def _amount(body: dict[str, Any]) -> int:
         raise BadBody("'amount' must be an integer number of rials")
     if amount <= 0:
         raise BadBody("'amount' must be positive")
-    if amount > 10**15:
-        raise BadBody("'amount' is too large")
+    if amount > MONEY_CEILING:
+        raise BadBody(f"'amount' is too large (at most {MONEY_CEILING} rials)")
     return amount
 
 
