@@ -5,10 +5,11 @@
 --
 -- The OTP checked is the card's latest request: a real one (on the card) or a silent one
 -- (on its decoy hash, see otp_request.lua), whichever is newer. A request id that names
--- neither is expired (a newer request replaced it). A check that finds no request at all
--- (a made-up request id, whose card is a decoy the caller derived from it; a card that
--- has no OTP) begins a decoy OTP now, so that it too counts, voids and expires like a
--- silent one. Every path runs the same commands for a real card as for a decoy.
+-- neither is expired (a newer request replaced it). A request id that finds no request
+-- at all (a made-up one, whose card is a decoy the caller derived from it) begins a decoy
+-- OTP now, so that it too counts, voids and expires like a silent one. A check by card
+-- that finds none is expired, as for a card whose last OTP is long gone. Every path runs
+-- the same commands for a real card as for a decoy.
 --
 -- KEYS: 1 card hash, 2 card history, 3 the card's decoy hash, 4 the decoy's history
 -- ARGV: 1 now (epoch s), 2 request id ('' = whichever is current), 3 OTP digest,
@@ -36,6 +37,9 @@ local active = redis.call('HGET', KEYS[1], 'state') == 'active'
 local otp, key, history, is_real = real, KEYS[1], KEYS[2], true
 if decoy and (not real or decoy.expires > real.expires) then
   otp, key, history, is_real = decoy, KEYS[3], KEYS[4], false
+end
+if otp == nil and ARGV[2] == '' then  -- by card, and it has no OTP: as if long expired
+  return cjson.encode({status = 'expired'})
 end
 local fresh = otp == nil
 if fresh then
