@@ -112,11 +112,13 @@ class OtpService:
         return await self._issue(card_hash, deliverable, mobile if deliverable else None,
                                  amount, merchant, at)
 
-    async def _issue(self, card_hash: str, ours: bool, mobile: str | None, amount: int | None,
-                     merchant: str, at: datetime, requested_by: str = "") -> OtpRequestAnswer:
+    async def _issue(self, card_hash: str, deliverable: bool, mobile: str | None,
+                     amount: int | None, merchant: str, at: datetime,
+                     requested_by: str = "") -> OtpRequestAnswer:
         """One request: `mobile` None for a card that gets no SMS (its requests count on a
         decoy mobile of its own, so an unknown card is limited like a card alone on its
-        mobile, and never uses up a real mobile's allowance)."""
+        mobile, and never uses up a real mobile's allowance). The script checks again
+        whether the card may get an SMS, atomically."""
         request_id = secrets.token_urlsafe(16)
         code = f"{secrets.randbelow(10 ** self._cfg.length):0{self._cfg.length}d}"
         cfg = self._cfg
@@ -132,7 +134,8 @@ class OtpService:
              card_decoy_key(card_hash), card_decoy_history_key(card_hash)],
             [at.timestamp(), request_id, self._hasher.otp_digest(card_hash, code),
              "" if amount is None else amount, merchant, cfg.ttl_seconds,
-             cfg.resend_after_seconds, cfg.max_per_card_per_hour, int(ours), at.isoformat(),
+             cfg.resend_after_seconds, cfg.max_per_card_per_hour, int(deliverable),
+             at.isoformat(),
              HISTORY_LENGTH, requested_by],
         )
         if outcome["status"] == "rate_limited":

@@ -12,7 +12,8 @@
 --       4 the card's decoy hash, 5 the decoy's history
 -- ARGV: 1 now (epoch s), 2 request id, 3 OTP digest, 4 amount ('' = bound to the card
 --       alone), 5 merchant, 6 ttl, 7 resend gap, 8 max per card per hour,
---       9 card is ours (1/0), 10 moment (ISO), 11 history length, 12 requesting mobile
+--       9 the card may get an SMS (ours and active: 1/0), 10 moment (ISO), 11 history
+--       length, 12 requesting mobile
 --       ('' = the payment system)
 
 local DECOY_TTL = 3600  -- as long as a request record lives
