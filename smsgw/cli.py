@@ -441,6 +441,9 @@ def _run_card(settings: Settings, work: Callable[[App], Awaitable[T]]) -> T:
 def read_secret(prompt: str, option: str) -> str:
     """A secret from standard input: on a terminal typed without echo, twice; else the
     first line of what is piped in."""
+    if sys.stdin is None:  # started with standard input closed
+        raise click.BadParameter("there is no standard input to read it from",
+                                 param_hint=option)
     if not sys.stdin.isatty():
         try:
             return sys.stdin.readline().rstrip("\r\n")

@@ -114,3 +114,11 @@ async def test_a_pipe_that_is_not_utf8_is_bad_input(redis_url: str, tmp_path: Pa
     assert result.returncode == 2 and b"Traceback" not in result.stderr
     # (read as strict UTF-8, or with surrogate escapes under a C locale)
     assert b"not UTF-8" in result.stderr or b"must be printable text" in result.stderr
+
+
+async def test_with_standard_input_closed_it_is_bad_input(redis_url: str,
+                                                         tmp_path: Path) -> None:
+    result = subprocess.run(ADD, cwd=tmp_path, env=env(redis_url), capture_output=True,
+                            timeout=60, preexec_fn=lambda: os.close(0))
+    assert result.returncode == 2 and b"Traceback" not in result.stderr
+    assert b"no standard input" in result.stderr
