@@ -3,6 +3,7 @@ twice), or read from a pipe; never shown, and stored so that it authorises payme
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pty
 import select
@@ -11,7 +12,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from smsgw.app import build_app
+from smsgw.cards import with_luhn
+from smsgw.cli import main
+from tests.attacks import tried
 from tests.conftest import TEST_KEY, make_settings
 from tests.test_otp_rules import CARD, T0
 from tests.test_processes import env_for
@@ -122,3 +131,43 @@ async def test_with_standard_input_closed_it_is_bad_input(redis_url: str,
                             timeout=60, preexec_fn=lambda: os.close(0))
     assert result.returncode == 2 and b"Traceback" not in result.stderr
     assert b"no standard input" in result.stderr
+
+
+@pytest.fixture
+def cli_env(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> str:
+    monkeypatch.setenv("SMSGW_SECURITY_HASH_KEY", TEST_KEY)
+    monkeypatch.setenv("SMSGW_REDIS_URL", redis_url)
+    return redis_url
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(typed=st.one_of(st.text(max_size=40), st.binary(max_size=40).map(
+    lambda raw: raw.decode("utf-8", "surrogateescape"))), serial=st.integers(0, 10**9 - 1))
+def test_any_piped_password_is_stored_or_refused_with_a_message(
+        cli_env: str, typed: str, serial: int) -> None:
+    tried("card add: a piped static password")
+    card = with_luhn("627961" + f"{serial:09d}")
+    result = CliRunner().invoke(main, ["admin", "card", "add", card, "--mobile", "09121112233",
+                                       "--type", "debit", "--static-password", "-"],
+                                input=typed.encode("utf-8", "surrogateescape"))
+    assert result.exit_code in (0, 1, 2), result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    password = typed.split("\n")[0].rstrip("\r")
+    if result.exit_code == 0:  # and nothing else is printed: not the password
+        assert result.output == f"card …{card[-4:]} registered for 989121112233\n"
+        assert 4 <= len(password) <= 32 and password.isprintable()
+        assert asyncio.run(authorises_card(cli_env, card, password))
+    elif result.exit_code == 1:  # the same generated card twice
+        assert result.output == f"error: card …{card[-4:]} is already registered\n"
+    else:
+        assert "Invalid value for --static-password" in result.output
+
+
+async def authorises_card(redis_url: str, card: str, password: str) -> bool:
+    app = build_app(make_settings(redis_url))
+    try:
+        approved, _ = await app.otp.authorize(card, 1000, "Shop", None, password, T0)
+        return approved
+    finally:
+        await app.close()

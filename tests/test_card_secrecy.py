@@ -362,3 +362,31 @@ def test_metrics_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("SMSGW_HTTP_METRICS_KEY", "from-env")
     assert make_settings().http.metrics_key == "from-env"
 
+
+
+@pytest.fixture
+async def metrics_client(redis_url: str) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+    app = build_app(make_settings(redis_url))
+    client = TestClient(TestServer(metrics_keyed_app(app, "m-key")))
+    await client.start_server()
+    yield client
+    await client.close()
+    await app.close()
+
+
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=20)
+
+
+@settings(max_examples=200, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(authorization=st.one_of(
+    header_text, header_text.map(lambda text: "Bearer " + text),
+    st.sampled_from(["Bearer m-key ", "bearer m-key", "Bearer  m-key", "Bearer m-ke",
+                     "Bearer m-key\t", "Basic m-key", f"Bearer {KEY}", "m-key"])))
+async def test_only_the_metrics_key_opens_the_metrics(
+        metrics_client: TestClient, authorization: str) -> None:  # type: ignore[type-arg]
+    tried("metrics behind the metrics key")
+    response = await metrics_client.get("/metrics", headers={"Authorization": authorization})
+    # (HTTP trims a header's surrounding blanks: "Bearer m-key " arrives as the key)
+    opens = authorization.strip(" \t") == "Bearer m-key"
+    assert response.status == (200 if opens else 401)
