@@ -58,6 +58,7 @@ class HttpSettings(Table):
     host: str = "127.0.0.1"
     port: int = 8080
     api_key: str = ""
+    metrics_key: str = ""  # when set, GET /metrics needs `Authorization: Bearer <it>`
 
 
 class TransferSettings(Table):

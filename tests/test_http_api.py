@@ -19,7 +19,8 @@ from tests.conftest import make_settings
 from tests.test_otp_rules import BLOCKED, CARD, DISABLED, FOREIGN, MOBILE, T0, UNKNOWN, otp_of
 
 KEY = "test-api-key"
-AUTH = {"Authorization": f"Bearer {KEY}"}
+JSON = {"Content-Type": "application/json"}
+AUTH = {"Authorization": f"Bearer {KEY}", **JSON}
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Api:
                    raw: bytes | None = None) -> tuple[int, Any]:
         data = raw if raw is not None else json.dumps(body).encode()
         response = await self.client.post(path, data=data, headers=AUTH if headers is None
-                                          else headers)
+                                          else {**JSON, **headers})
         return response.status, await response.json()
 
 
@@ -122,7 +123,7 @@ async def test_bodies_that_are_not_json_objects(api: Api, raw: bytes, reason: st
     ({"amount": 1500000.0}, "'amount' must be an integer number of rials"),
     ({"amount": "1500000"}, "'amount' must be an integer number of rials"),
     ({"amount": True}, "'amount' must be an integer number of rials"),
-    ({"amount": 10**30}, "'amount' is too large"),
+    ({"amount": 10**30}, "'amount' is too large (at most 1000000000000000 rials)"),
     ({"merchant": ""}, "'merchant' must be 1 to 64 characters"),
     ({"merchant": "m" * 65}, "'merchant' must be 1 to 64 characters"),
     ({"merchant": ["a"]}, "'merchant' must be a string"),
@@ -184,7 +185,7 @@ async def test_healthz_and_metrics(api: Api) -> None:
     health = await api.client.get("/healthz")
     assert health.status == 200 and (await health.json())["store"] is True
     metrics = await (await api.client.get("/metrics")).text()
-    assert 'smsgw_otp_events_total{event="issued"}' in metrics
+    assert 'smsgw_otp_events_total{event="accepted"}' in metrics
     assert "smsgw_http_request_seconds_bucket" in metrics
     assert (await api.client.get("/nothing")).status == 404
 

@@ -35,8 +35,10 @@ def otp_of(sms: Outbound) -> str:
 
 
 @pytest.fixture
-async def bank(store_url: str) -> App:
-    app = build_app(make_settings(store_url))
+async def bank(any_store_url: str) -> App:
+    """The bank's cards on every store: a redis-server, the embedded one, a cluster (where
+    a script that named keys of two slots would be refused)."""
+    app = build_app(make_settings(any_store_url))
     for number, mobile in ((CARD, MOBILE), (SECOND, MOBILE), (DISABLED, OTHER),
                            (BLOCKED, OTHER)):
         await admin.card_add(app.store, app.hasher, number, mobile, "debit", "static-pw", T0)
@@ -247,3 +249,20 @@ async def test_card_admin_refusals(bank: App) -> None:
     shown = await admin.card_show(bank.store, bank.hasher, CARD)
     assert shown == {"card": "…" + CARD[-4:], "type": "debit", "mobile": MOBILE, "state": "active",
                      "otp_state": "none"}
+
+
+async def test_requests_that_send_no_sms_use_up_no_real_mobile_allowance(
+        store_url: str) -> None:
+    """Someone who knows a disabled or blocked card's number could otherwise exhaust its
+    owner's mobile (10 an hour) and stop the OTPs of the owner's other cards."""
+    app = build_app(make_settings(store_url, otp={"resend_after_seconds": 0}))
+    for number in (DISABLED, BLOCKED, SECOND):
+        await admin.card_add(app.store, app.hasher, number, OTHER, "debit", "static-pw", T0)
+    await admin.card_action(app.store, app.hasher, DISABLED, "disable", T0)
+    await admin.card_action(app.store, app.hasher, BLOCKED, "block", T0)
+    for minute in range(5):
+        for card in (DISABLED, BLOCKED):
+            assert (await request(app, card, at=T0 + timedelta(minutes=minute))).accepted
+    answer = await request(app, SECOND, at=T0 + timedelta(minutes=6))
+    assert answer.accepted and [sms.to for sms in answer.replies] == [OTHER]
+    await app.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import math
 import secrets
@@ -486,6 +487,28 @@ def _run_card(settings: Settings, work: Callable[[App], Awaitable[T]]) -> T:
         sys.exit(EXIT_FAILED)
 
 
+def read_secret(prompt: str, option: str) -> str:
+    """A secret from standard input: on a terminal typed without echo, twice; else the
+    first line of what is piped in."""
+    if sys.stdin is None:  # started with standard input closed
+        raise click.BadParameter("there is no standard input to read it from",
+                                 param_hint=option)
+    if not sys.stdin.isatty():
+        try:
+            return sys.stdin.readline().rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise click.BadParameter("standard input is not UTF-8 text",
+                                     param_hint=option) from None
+    try:
+        first = getpass.getpass(f"{prompt}: ")
+        again = getpass.getpass(f"{prompt} (again): ")
+    except EOFError:
+        raise click.BadParameter("nothing was typed", param_hint=option) from None
+    if first != again:
+        raise click.BadParameter("the two entries differ", param_hint=option)
+    return first
+
+
 @card_command("add")
 @card_param
 @click.option("--mobile", required=True, callback=lambda _c, _p, v: msisdn_argument(v),
@@ -502,9 +525,12 @@ def card_add_command(config_file: Path | None, redis_url: str | None, card: str,
         raise click.BadParameter(f"not one of the bank's cards (BINs {settings.otp.bins})",
                                  param_hint="CARD")
     if static_password == "-":
-        static_password = sys.stdin.readline().rstrip("\n")
+        static_password = read_secret("Static password", "--static-password")
     if not 4 <= len(static_password) <= 32:
         raise click.BadParameter("must be 4 to 32 characters", param_hint="--static-password")
+    if not static_password.isprintable():  # no control character, no undecodable byte
+        raise click.BadParameter("must be printable text",
+                                 param_hint="--static-password")
     _run_card(settings, lambda app: admin.card_add(app.store, app.hasher, card, mobile,
                                                     card_type, static_password, now()))
     click.echo(f"card …{card[-4:]} registered for {mobile}")

@@ -65,8 +65,12 @@ async def start_http(app: App, gateway: Gateway) -> web.AppRunner:
     settings = app.settings.http
     if not settings.api_key:
         log.warning("no [http] api_key: every /v1 call will get 401 (set SMSGW_HTTP_API_KEY)")
+    if not settings.metrics_key:
+        log.warning("no [http] metrics_key: GET /metrics is open to whoever reaches the port "
+                    "(set SMSGW_HTTP_METRICS_KEY)")
     runner = web.AppRunner(make_app(app.otp, settings.api_key, gateway.deliver, now,
-                                    gateway.health), access_log=None)
+                                    gateway.health, metrics_key=settings.metrics_key),
+                           access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
     log.info("http api listening", host=settings.host, port=settings.port)

@@ -18,8 +18,11 @@ RECEIPTS = Counter("smsgw_delivery_receipts_total", "Delivery receipts by final 
 PROCESSING = Histogram("smsgw_message_processing_seconds",
                        "From a deliver_sm decoded to its replies decided",
                        buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0))
+# An OTP request that sent an SMS and one that sent none (unknown, foreign, disabled or
+# blocked card) are one event, "accepted": no label may tell whether a card exists.
 OTP_EVENTS = Counter("smsgw_otp_events_total",
-                     "OTP issued, verified, failed, expired, rate-limited", ["event"])
+                     "OTP requests accepted or rate-limited; checks verified or failed",
+                     ["event"])
 TRANSFERS_RECOVERED = Counter(
     "smsgw_transfers_recovered_total",
     "Journaled transfers (Redis Cluster) that recovery finished: settled or reversed",

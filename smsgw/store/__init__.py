@@ -38,6 +38,7 @@ MONTH_COUNTER_TTL = 70 * 24 * 3600
 MAX_CONNECTIONS = 64
 MAX_CLUSTER_CONNECTIONS = 256  # per node; the cluster client fails (not waits) beyond it
 UPSERT_CHUNK = 5000
+REQUEST_TTL = 3600  # an OTP request id's record (the scripts keep decoy state as long)
 
 
 def subscriber_key(msisdn: str) -> str:
@@ -110,8 +111,14 @@ def card_requests_key(card_hash: str) -> str:
     return f"c:{{{card_hash}}}:rq"
 
 
-def card_silent_key(card_hash: str) -> str:
-    return f"c:{{{card_hash}}}:silent"
+def card_decoy_key(card_hash: str) -> str:
+    """The OTP and strike state of requests that send no SMS (services/otp.py), so that
+    they are checked by the same work as a real card's, without the card key existing."""
+    return f"c:{{{card_hash}}}:decoy"
+
+
+def card_decoy_history_key(card_hash: str) -> str:
+    return f"c:{{{card_hash}}}:decoy:h"
 
 
 def card_static_key(card_hash: str, day: str) -> str:
@@ -347,38 +354,38 @@ class Store:
         return [card_hash for card_hash, (state, owner) in zip(card_hashes, found, strict=True)
                 if state == "active" and owner == mobile]
 
-    async def card_mobile(self, card_hash: str) -> str | None:
-        return cast(str | None, await self._read(self.redis.hget(card_key(card_hash), "mobile")))
+    async def card_route(self, card_hash: str) -> tuple[str | None, str | None]:
+        """The card's state and registered mobile (None, None for an unknown card)."""
+        state, mobile = await self._read(self.redis.hmget(card_key(card_hash),
+                                                          ["state", "mobile"]))
+        return state, mobile
 
     async def card(self, card_hash: str) -> dict[str, str]:
         return cast(dict[str, str], await self._read(self.redis.hgetall(card_key(card_hash))))
 
     async def reserve_mobile_request(self, mobile: str, now: float, request_id: str,
-                                     max_per_hour: int) -> int:
-        """Count a request against the mobile's hourly limit: 0, or seconds to wait."""
-        return int(await self.run_script("otp_mobile_reserve", [mobile_requests_key(mobile)],
-                                         [now, request_id, max_per_hour]))
+                                     max_per_hour: int) -> tuple[int, str]:
+        """Count a request against the mobile's hourly limit: (0, or seconds to wait;
+        the mobile's reply language, '' if none chosen)."""
+        wait, language = await self.run_script(
+            "otp_mobile_reserve", [mobile_requests_key(mobile), subscriber_key(mobile)],
+            [now, request_id, max_per_hour])
+        return int(wait), str(language)
 
     async def release_mobile_request(self, mobile: str, request_id: str) -> None:
         await self._read(self.redis.zrem(mobile_requests_key(mobile), request_id))
 
-    async def record_request(self, request_id: str, card_hash: str,
-                             silent_expires: float | None) -> None:
-        """The request id's record: which card; for a silent request, its own state."""
-        fields = {"card": card_hash, "silent": "0"}
-        if silent_expires is not None:
-            fields.update(silent="1", expires=str(silent_expires), attempts="0", state="live")
+    async def record_request(self, request_id: str, card_hash: str) -> None:
+        """Which card a request id is for (the same record, sent an SMS or not)."""
         key = request_key(request_id)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(key, mapping=cast(Any, fields))
-            pipe.expire(key, 3600)
+            pipe.hset(key, "card", card_hash)
+            pipe.expire(key, REQUEST_TTL)
             await self._read(pipe.execute())
 
-    async def latest_silent_request(self, card_hash: str) -> str | None:
-        return cast(str | None, await self._read(self.redis.get(card_silent_key(card_hash))))
-
-    async def request_record(self, request_id: str) -> dict[str, str]:
-        return cast(dict[str, str], await self._read(self.redis.hgetall(request_key(request_id))))
+    async def request_card(self, request_id: str) -> str | None:
+        return cast(str | None, await self._read(self.redis.hget(request_key(request_id),
+                                                                 "card")))
 
     async def card_history(
         self, card_hash: str, limit: int = HISTORY_LENGTH

@@ -1,9 +1,12 @@
 """The HTTP API the bank's payment system calls (interfaces.md, "HTTP"), on aiohttp.
 
 Every /v1 call needs `Authorization: Bearer <[http] api_key>` (401 otherwise, nothing
-else happens). A body that is not JSON, lacks a field, has a wrong type, a non-positive
-or non-integer amount, or a malformed card gets 400 with a reason and changes nothing.
-Everything else gets the same status and shape whether or not the card exists.
+else happens); `GET /metrics` needs `Bearer <[http] metrics_key>` when that is set.
+A body that is not a JSON object (strictly: UTF-8, `Content-Type: application/json`, no
+NaN or Infinity, no duplicate key), lacks a field, has a wrong type, a non-positive,
+non-integer or too large amount, text that is not valid Unicode, or a malformed card gets
+400 with a reason and changes nothing; one over MAX_BODY_BYTES gets 413. Everything else
+gets the same status and shape whether or not the card exists.
 TLS is terminated in front of smsgw by a reverse proxy.
 """
 
@@ -19,6 +22,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from smsgw.core.money import MONEY_CEILING, MONEY_CEILING_DIGITS
 from smsgw.messages import Outbound
 from smsgw.observability import metrics
 from smsgw.services.otp.cards import card_problem
@@ -37,7 +41,7 @@ class BadBody(Exception):
 
 
 def make_app(otp: OtpService, api_key: str, deliver: Deliver, clock: Callable[[], datetime],
-             health: Health) -> web.Application:
+             health: Health, metrics_key: str = "") -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[_timing, _errors, _auth(api_key)])
     api = _Api(otp, deliver, clock)
@@ -49,7 +53,9 @@ def make_app(otp: OtpService, api_key: str, deliver: Deliver, clock: Callable[[]
         state = await health()
         return web.json_response(state, status=200 if state.get("store") else 503)
 
-    async def metrics_text(_: web.Request) -> web.Response:
+    async def metrics_text(request: web.Request) -> web.Response:
+        if metrics_key and not _bearer_is(request, metrics_key):
+            return _unauthorized()
         response = web.Response(body=generate_latest())
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return response
@@ -95,17 +101,26 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _auth(api_key: str) -> Any:
-    expected = f"Bearer {api_key}".encode()
+    """Every /v1 call needs the API key (none configured: nothing gets in)."""
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/v1/"):
-            given = request.headers.get("Authorization", "").encode()
-            if not api_key or not hmac.compare_digest(given, expected):
-                return web.json_response({"error": "unauthorized"}, status=401)
+        if request.path.startswith("/v1/") and not _bearer_is(request, api_key):
+            return _unauthorized()
         return await handler(request)
 
     return check
+
+
+def _unauthorized() -> web.Response:
+    return web.json_response({"error": "unauthorized"}, status=401)
+
+
+def _bearer_is(request: web.Request, key: str) -> bool:
+    # bytes, as any str encodes (aiohttp keeps undecodable header bytes as surrogates)
+    given = request.headers.get("Authorization", "").encode("utf-8", "surrogatepass")
+    return bool(key) and hmac.compare_digest(given, f"Bearer {key}".encode("utf-8",
+                                                                           "surrogatepass"))
 
 
 class _Api:
@@ -145,11 +160,45 @@ class _Api:
         return web.json_response({"approved": approved, "reason": reason})
 
 
+class _NotJson(ValueError):
+    """JSON that Python's parser would take but RFC 8259 or we refuse."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotJson(f"{name} is not JSON")
+
+
+def _bounded_int(digits: str) -> int:
+    """An integer as parsed, or one just beyond the money ceiling if it has more digits
+    than any amount may (no value past the ceiling differs from another for us, and a
+    number of thousands of digits would cost seconds to convert, or raise)."""
+    if len(digits.lstrip("-")) <= MONEY_CEILING_DIGITS:
+        return int(digits)
+    return -(MONEY_CEILING + 1) if digits.startswith("-") else MONEY_CEILING + 1
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        raise _NotJson("body has a duplicate key")
+    return body
+
+
+def _content_is_json(request: web.Request) -> bool:
+    charset = (request.charset or "utf-8").lower()
+    return request.content_type == "application/json" and charset == "utf-8"
+
+
 async def _json_object(request: web.Request) -> dict[str, Any]:
+    if not _content_is_json(request):
+        raise BadBody("Content-Type must be application/json (UTF-8)")
     raw = await request.read()
     try:
-        body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        body = json.loads(raw.decode("utf-8"), parse_int=_bounded_int,
+                          parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+    except _NotJson as exc:
+        raise BadBody(str(exc)) from None
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadBody("body is not JSON") from None
     if not isinstance(body, dict):
         raise BadBody("body must be a JSON object")
@@ -164,6 +213,10 @@ def _string(body: dict[str, Any], field: str, limit: int) -> str:
         raise BadBody(f"{field!r} must be a string")
     if not value or len(value) > limit:
         raise BadBody(f"{field!r} must be 1 to {limit} characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate (from a \ud800 escape)
+        raise BadBody(f"{field!r} must be valid Unicode text") from None
     return value
 
 
@@ -183,8 +236,8 @@ def _amount(body: dict[str, Any]) -> int:
         raise BadBody("'amount' must be an integer number of rials")
     if amount <= 0:
         raise BadBody("'amount' must be positive")
-    if amount > 10**15:
-        raise BadBody("'amount' is too large")
+    if amount > MONEY_CEILING:
+        raise BadBody(f"'amount' is too large (at most {MONEY_CEILING} rials)")
     return amount
 
 

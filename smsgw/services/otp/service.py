@@ -27,12 +27,12 @@ from smsgw.services.otp.parse import parse_otp_request
 from smsgw.store import (
     HISTORY_LENGTH,
     Store,
+    card_decoy_history_key,
+    card_decoy_key,
     card_history_key,
     card_key,
     card_requests_key,
-    card_silent_key,
     card_static_key,
-    request_key,
 )
 
 MERCHANT_SHOWN_CHARS = 30
@@ -85,7 +85,7 @@ class OtpService:
             metrics.OTP_EVENTS.labels(event="no_card").inc()
             return [self._no_card(message.sender, language, request.last_four)]
         answer = await self._issue(card_hash, True, message.sender, None, "", message.at,
-                                   language, requested_by=message.sender)
+                                   requested_by=message.sender)
         if not answer.accepted:
             return [self._reply(message.sender, language, "rate_limited",
                                 wait=replies.show_digits(str(answer.retry_after), language))]
@@ -106,51 +106,62 @@ class OtpService:
                         f"otp.{name}")
 
     # -- the payment system -------------------------------------------------------------
+    #
+    # Nothing here may tell a requester whether a card exists, is the bank's, or is
+    # enabled: not the answer, not the metrics, and not the work (which shows in the
+    # timing). A request that will send no SMS does the same store calls, hashing and SMS
+    # rendering as one that does, on decoy keys of its card's (store/scripts/otp_*.lua),
+    # and only the SMS itself is not handed on.
 
     async def request_for_payment(self, card: str, amount: int, merchant: str,
                                   at: datetime) -> OtpRequestAnswer:
         card_hash = self._hasher.card_digest(card)
-        ours = is_our_card(card, self._cfg.bins)
-        mobile = await self._store.card_mobile(card_hash) if ours else None
-        language = replies.pick_language(
-            await self._store.subscriber_language(mobile) if mobile else "",
-            self._default_language)
-        return await self._issue(card_hash, ours, mobile, amount, merchant, at, language)
+        state, mobile = await self._store.card_route(card_hash)
+        deliverable = is_our_card(card, self._cfg.bins) and state == "active"
+        return await self._issue(card_hash, deliverable, mobile if deliverable else None,
+                                 amount, merchant, at)
 
-    async def _issue(self, card_hash: str, ours: bool, mobile: str | None, amount: int | None,
-                     merchant: str, at: datetime, language: str,
+    async def _issue(self, card_hash: str, deliverable: bool, mobile: str | None,
+                     amount: int | None, merchant: str, at: datetime,
                      requested_by: str = "") -> OtpRequestAnswer:
+        """One request: `mobile` None for a card that gets no SMS (its requests count on a
+        decoy mobile of its own, so an unknown card is limited like a card alone on its
+        mobile, and never uses up a real mobile's allowance). The script checks again
+        whether the card may get an SMS, atomically."""
         request_id = secrets.token_urlsafe(16)
         code = f"{secrets.randbelow(10 ** self._cfg.length):0{self._cfg.length}d}"
         cfg = self._cfg
-        if mobile is not None:
-            wait = await self._store.reserve_mobile_request(
-                mobile, at.timestamp(), request_id, cfg.max_per_mobile_per_hour)
-            if wait:
-                metrics.OTP_EVENTS.labels(event="rate_limited").inc()
-                return OtpRequestAnswer(False, "", wait, [])
+        decoy_mobile = self._hasher.digest("otp-decoy-mobile", card_hash)
+        counted_on = mobile or decoy_mobile
+        wait, language = await self._store.reserve_mobile_request(
+            counted_on, at.timestamp(), request_id, cfg.max_per_mobile_per_hour)
+        if wait:
+            return self._refused(wait)
         outcome = await self._store.run_json_script(
             "otp_request",
             [card_key(card_hash), card_requests_key(card_hash), card_history_key(card_hash),
-             card_silent_key(card_hash)],
+             card_decoy_key(card_hash), card_decoy_history_key(card_hash)],
             [at.timestamp(), request_id, self._hasher.otp_digest(card_hash, code),
              "" if amount is None else amount, merchant, cfg.ttl_seconds,
-             cfg.resend_after_seconds, cfg.max_per_card_per_hour, int(ours), at.isoformat(),
+             cfg.resend_after_seconds, cfg.max_per_card_per_hour, int(deliverable),
+             at.isoformat(),
              HISTORY_LENGTH, requested_by],
         )
-        if outcome["status"] == "rate_limited" and mobile is not None:
-            await self._store.release_mobile_request(mobile, request_id)
-        elif outcome["status"] != "rate_limited":
-            await self._store.record_request(request_id, card_hash, outcome.get("expires"))
-        status = outcome["status"]
-        metrics.OTP_EVENTS.labels(event=status).inc()
-        if status == "rate_limited":
-            return OtpRequestAnswer(False, "", int(outcome["wait"]), [])
-        if status == "silent":
-            return OtpRequestAnswer(True, request_id, 0, [])
-        sms = self._otp_sms(outcome["mobile"], code, outcome["last4"], amount, merchant,
-                            language, request_id)
-        return OtpRequestAnswer(True, request_id, 0, [sms])
+        if outcome["status"] == "rate_limited":
+            await self._store.release_mobile_request(counted_on, request_id)
+            return self._refused(int(outcome["wait"]))
+        await self._store.record_request(request_id, card_hash)
+        issued = outcome["status"] == "issued"
+        sms = self._otp_sms(outcome["mobile"] if issued else counted_on, code,
+                            outcome["last4"] if issued else "0000", amount, merchant,
+                            replies.pick_language(language, self._default_language), request_id)
+        metrics.OTP_EVENTS.labels(event="accepted").inc()  # issued or silent: one outcome
+        return OtpRequestAnswer(True, request_id, 0, [sms] if issued else [])
+
+    @staticmethod
+    def _refused(wait: int) -> OtpRequestAnswer:
+        metrics.OTP_EVENTS.labels(event="rate_limited").inc()
+        return OtpRequestAnswer(False, "", wait, [])
 
     def _otp_sms(self, mobile: str, code: str, last4: str, amount: int | None, merchant: str,
                  language: str, request_id: str) -> Outbound:
@@ -167,16 +178,11 @@ class OtpService:
                         secret=code, receipt_about=f"otp request {request_id}")
 
     async def verify(self, request_id: str, code: str, at: datetime) -> tuple[bool, str]:
-        record = await self._store.request_record(request_id)
-        if not record:
-            status = "wrong_code"
-        elif record.get("silent") == "1":
-            latest = await self._store.latest_silent_request(record["card"])
-            status = (await self._store.run_json_script(
-                "otp_silent_check", [request_key(request_id)],
-                [at.timestamp(), self._cfg.max_attempts, int(latest == request_id)]))["status"]
-        else:
-            status = await self._check(record["card"], request_id, code, None, "", at)
+        """A made-up request id is checked on a decoy card derived from it, so it counts,
+        voids and expires like the id of a request that sent no SMS."""
+        decoy_card = self._hasher.digest("otp-unknown-request", request_id)
+        card_hash = await self._store.request_card(request_id) or decoy_card
+        status = await self._check(card_hash, request_id, code, None, "", at)
         return self._verdict(status)
 
     def _verdict(self, status: str) -> tuple[bool, str]:
@@ -189,10 +195,11 @@ class OtpService:
                      merchant: str, at: datetime) -> str:
         outcome = await self._store.run_json_script(
             "otp_check",
-            [card_key(card_hash), card_history_key(card_hash)],
+            [card_key(card_hash), card_history_key(card_hash), card_decoy_key(card_hash),
+             card_decoy_history_key(card_hash)],
             [at.timestamp(), request_id, self._hasher.otp_digest(card_hash, code),
              "" if amount is None else amount, merchant, self._cfg.max_attempts,
-             at.isoformat(), HISTORY_LENGTH])
+             at.isoformat(), HISTORY_LENGTH, self._cfg.ttl_seconds])
         return str(outcome["status"])
 
     async def authorize(self, card: str, amount: int, merchant: str, otp: str | None,
@@ -206,7 +213,8 @@ class OtpService:
         day = period_of(at, self._tz, "gregorian").day
         outcome = await self._store.run_json_script(
             "static_authorize",
-            [card_key(card_hash), card_static_key(card_hash, day), card_history_key(card_hash)],
+            [card_key(card_hash), card_static_key(card_hash, day), card_history_key(card_hash),
+             card_decoy_key(card_hash), card_decoy_history_key(card_hash)],
             [amount, self._hasher.static_digest(card_hash, static_password),
              self._cfg.static_daily_limit, day, at.isoformat(), HISTORY_LENGTH,
              self._cfg.max_attempts, int(is_our_card(card, self._cfg.bins))])

@@ -2,18 +2,21 @@
 -- limits (the mobile's limit is reserved before: otp_mobile_reserve.lua). The limits
 -- count every accepted request, for unknown, foreign, disabled and blocked cards too, so
 -- that a refusal reveals nothing. When no SMS may be sent (unknown card, not ours, not
--- active, or an SMS request from another mobile), the request is "silent": the card
--- remembers it as its latest silent request, so a later verify expires and voids it like
--- a real one (otp_silent_check.lua). The request record (q:{rid}, another slot) is written
--- by the caller after this.
+-- active, or an SMS request from another mobile), the request is "silent": its OTP state
+-- goes to the card's decoy hash instead of the card, with an OTP that matches no code,
+-- so that a later check counts, voids and expires it like a real one (otp_check.lua).
+-- Both kinds run the same commands, only on different keys: the work reveals nothing
+-- either. The request record (q:{rid}, another slot) is written by the caller after this.
 --
 -- KEYS: 1 card hash, 2 card request times (zset), 3 card history,
---       4 the card's latest silent request id
+--       4 the card's decoy hash, 5 the decoy's history
 -- ARGV: 1 now (epoch s), 2 request id, 3 OTP digest, 4 amount ('' = bound to the card
 --       alone), 5 merchant, 6 ttl, 7 resend gap, 8 max per card per hour,
---       9 card is ours (1/0), 10 moment (ISO), 11 history length, 12 requesting mobile
+--       9 the card may get an SMS (ours and active: 1/0), 10 moment (ISO), 11 history
+--       length, 12 requesting mobile
 --       ('' = the payment system)
 
+local DECOY_TTL = 3600  -- as long as a request record lives
 local now = tonumber(ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 3600)
 local wait = 0
@@ -35,19 +38,20 @@ local expires = now + tonumber(ARGV[6])
 local card = redis.call('HMGET', KEYS[1], 'state', 'mobile', 'last4')
 local deliverable = ARGV[9] == '1' and card[1] == 'active'
   and (ARGV[12] == '' or ARGV[12] == card[2])
-if not deliverable then
-  redis.call('SET', KEYS[4], ARGV[2], 'EX', 3600)
-  return cjson.encode({status = 'silent', expires = expires})
-end
+local target, history, otp = KEYS[1], KEYS[3], ARGV[3]
+if not deliverable then target, history, otp = KEYS[4], KEYS[5], '-' end
 
-redis.call('HSET', KEYS[1], 'rid', ARGV[2], 'otp', ARGV[3], 'amount', ARGV[4],
+redis.call('HSET', target, 'rid', ARGV[2], 'otp', otp, 'amount', ARGV[4],
            'merchant', ARGV[5], 'expires', expires, 'attempts', 0, 'otp_state', 'live')
-local entry = {kind = 'otp_issued', at = ARGV[10], request = ARGV[2],
-               by = (ARGV[12] == '' and 'payment' or 'sms')}
+redis.call('EXPIRE', KEYS[4], DECOY_TTL)
+local entry = {kind = deliverable and 'otp_issued' or 'otp_silent', at = ARGV[10],
+               request = ARGV[2], by = (ARGV[12] == '' and 'payment' or 'sms')}
 if ARGV[4] ~= '' then
   entry.amount = tonumber(ARGV[4])
   entry.merchant = ARGV[5]
 end
-redis.call('LPUSH', KEYS[3], cjson.encode(entry))
-redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[11]) - 1)
+redis.call('LPUSH', history, cjson.encode(entry))
+redis.call('LTRIM', history, 0, tonumber(ARGV[11]) - 1)
+redis.call('EXPIRE', KEYS[5], DECOY_TTL)
+if not deliverable then return cjson.encode({status = 'silent'}) end
 return cjson.encode({status = 'issued', mobile = card[2], last4 = card[3]})
