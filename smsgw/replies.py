@@ -19,6 +19,13 @@ def _templates(language: str) -> dict[str, dict[str, str]]:
         return tomllib.load(handle)
 
 
+@cache
+def kinds() -> frozenset[str]:
+    """Every reply kind ("section.name" of a template): a fixed set, for metric labels."""
+    return frozenset(f"{section}.{name}" for language in LANGUAGES
+                     for section, names in _templates(language).items() for name in names)
+
+
 def pick_language(*choices: str) -> str:
     """The first supported language among the choices (subscriber's, then config's)."""
     for choice in choices:

@@ -63,6 +63,16 @@ def redelivery_key(msisdn: str, digest: str) -> str:
     return f"s:{{{msisdn}}}:r:{digest}"
 
 
+def parts_key(msisdn: str, message_key: str) -> str:
+    """The parts of one concatenated message of this sender (a hash)."""
+    return f"s:{{{msisdn}}}:parts:{message_key}"
+
+
+def open_parts_key(msisdn: str) -> str:
+    """The sender's incomplete concatenated messages (a zset: parts key -> expiry, ms)."""
+    return f"s:{{{msisdn}}}:po"
+
+
 def journal_key(msisdn: str) -> str:
     """The sender's transfers debited but not yet settled (txid -> JSON entry)."""
     return f"s:{{{msisdn}}}:tx"
@@ -144,6 +154,26 @@ class WrongStoreMode(Exception):
 
 class CrossSlotCall(RuntimeError):
     """A programming error: one script call named keys of two cluster slots."""
+
+
+@dataclass(frozen=True, slots=True)
+class PartLimits:
+    """How long a concatenated message's parts wait for the rest (from the first part),
+    and how many incomplete messages one sender may have at once."""
+
+    ttl_seconds: int
+    open_messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class Assembly:
+    """What `add_part` found: "partial", "whole" (with the text and the message's id),
+    "too_many" (the sender has too many incomplete messages), "total_changed" (this part
+    names another total than the message's first part)."""
+
+    state: str
+    text: str = ""
+    message_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,11 +273,25 @@ class Store:
         return await self.run_json_script(name, envelope_keys + keys, envelope_args + args)
 
     async def add_part(self, sender: str, message_key: str, number: int, total: int,
-                       text: str, ttl: int) -> str | None:
-        """Store one part of a concatenated message; the whole text once all are in."""
-        texts = await self.run_script(
-            "add_part", [f"s:{{{sender}}}:parts:{message_key}"], [number, total, text, ttl])
-        return "".join(texts) if texts else None
+                       text: str, limits: PartLimits, message_id: str) -> Assembly:
+        """Store one part of a concatenated message (`message_id` names the message if
+        this part is its first); the whole once every part is in. The parts stay until
+        `forget_parts`, so a whole whose command failed is found again on redelivery."""
+        found = await self.run_script(
+            "add_part", [parts_key(sender, message_key), open_parts_key(sender)],
+            [number, total, text, limits.ttl_seconds, limits.open_messages, message_id])
+        state = str(found[0])
+        if state != "whole":
+            return Assembly(state)
+        return Assembly(state, "".join(found[2:]), str(found[1]))
+
+    async def forget_parts(self, sender: str, message_key: str) -> None:
+        """Drop the parts of a message whose command has been applied."""
+        key = parts_key(sender, message_key)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(key)
+            pipe.zrem(open_parts_key(sender), key)
+            await self._read(pipe.execute())
 
     async def confirm_answered(self, answered: list[tuple[str, str, str]]) -> None:
         """Drop the redelivery candidates (sender, digest, field) of safely answered
