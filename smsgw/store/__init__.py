@@ -223,6 +223,7 @@ class Store:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=10,
                 socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
+                **_checked_pool_options(),
             )
             return cls(aioredis.Redis(connection_pool=pool), embedded=False,
                        single_slot=single_slot)
@@ -513,6 +514,18 @@ class Store:
                 if not await self.was_credited(entry["recipient"], txid):
                     total += int(entry["amount"])
         return total
+
+
+def _checked_pool_options() -> dict[str, Any]:
+    """redis-py 8 hands out a pooled connection without checking that the server has not
+    closed it (a restarted Redis) while its maintenance notifications are on, as they are
+    by default ("auto"): the first command after a restart failed. Off, the pool checks
+    each connection before a command goes to it and replaces a dead one."""
+    try:
+        from redis.maint_notifications import MaintNotificationsConfig
+    except ImportError:  # a redis-py without them: it always checks
+        return {}
+    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
 def _envelope(message: Inbound) -> tuple[list[str], list[Any]]:
