@@ -33,11 +33,13 @@ MAX_PROCESSING = 256
 RECOVERY_INTERVAL_SECONDS = 60.0
 MAX_REMEMBERED_ATTEMPTS = 100_000
 STORE_DOWN_LOG_SECONDS = 5.0
-# Concatenated messages: commands are short, so a message of more parts than this is no
-# command; one sender may have this many incomplete at once (each part names its total:
-# so at most MAX_PARTS parts each); a message's parts wait for the rest a fixed time
-# after its first part (the redelivery window), then expire.
+# Concatenated messages: commands are short, so a message of more parts than this, or a
+# part longer than an SMS can carry (a message_payload TLV in a part), is no command;
+# one sender may have this many incomplete at once (each part names its total: so at
+# most MAX_PARTS parts each); a message's parts wait for the rest a fixed time after its
+# first part (the redelivery window), then expire.
 MAX_PARTS = 32
+MAX_PART_CHARACTERS = 160
 MAX_OPEN_MESSAGES_PER_SENDER = 8
 MIN_PARTS_TTL_SECONDS = 60
 # What to answer a part that is not (yet) a whole message
@@ -164,7 +166,7 @@ class Gateway:
         if message.part is None:
             return Assembly("whole", message.text)
         _, number, total = message.part
-        if total > MAX_PARTS:
+        if total > MAX_PARTS or len(message.text) > MAX_PART_CHARACTERS:
             return Assembly("too_long")
         return await self.app.store.add_part(
             sender, _parts_key(message), number, total, message.text, self._part_limits,

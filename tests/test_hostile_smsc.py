@@ -115,6 +115,8 @@ MALFORMED: list[tuple[str, bytes, int]] = [
     ("UDH total 0", deliver_body(udh(9, 0, 0) + b"hi", esm_class=UDHI), ESME_RX_P_APPN),
     (f"more than {MAX_PARTS} parts", deliver_body(udh(9, 1, MAX_PARTS + 1) + b"hi",
                                                   esm_class=UDHI), ESME_RX_P_APPN),
+    ("a part of 2,000 characters",
+     deliver_body(b"", tlvs=sar(9, 1, 2) + tlv(MESSAGE_PAYLOAD, b"x" * 2000)), ESME_RX_P_APPN),
 ]
 
 
@@ -198,6 +200,31 @@ async def test_parts_are_bounded_per_sender(rig: Rig) -> None:
              async for key in rig.app.store.redis.scan_iter(match="s:{*}:parts:*")]
     assert max(sizes) <= 2 + 2  # total, id, and its two parts
     await assert_still_serving(rig)
+
+
+async def test_parts_on_every_store(any_store_url: str) -> None:
+    """Reassembly, the sender's bound and forgetting, on a server, embedded, a cluster."""
+    from smsgw.app import build_app
+    from smsgw.store import PartLimits
+    from tests.conftest import make_settings
+
+    app = build_app(make_settings(any_store_url))
+    limits = PartLimits(ttl_seconds=60, open_messages=2)
+    try:
+        store = app.store
+        assert (await store.add_part(ALI, "1112:1", 2, 2, "b", limits, "m1")).state == "partial"
+        assert (await store.add_part(ALI, "1112:2", 1, 3, "x", limits, "m2")).state == "partial"
+        assert (await store.add_part(ALI, "1112:3", 1, 2, "x", limits, "m3")).state == "too_many"
+        assert (await store.add_part(ALI, "1112:1", 1, 3, "a", limits, "m4")).state \
+            == "total_changed"
+        whole = await store.add_part(ALI, "1112:1", 1, 2, "a", limits, "m5")
+        assert (whole.state, whole.text, whole.message_id) == ("whole", "ab", "m1")
+        again = await store.add_part(ALI, "1112:1", 1, 2, "a", limits, "m6")
+        assert again.message_id == "m1"  # kept until forgotten: the same message, same id
+        await store.forget_parts(ALI, "1112:1")
+        assert (await store.add_part(ALI, "1112:3", 1, 2, "x", limits, "m7")).state == "partial"
+    finally:
+        await app.close()
 
 
 async def test_parts_expire_a_fixed_time_after_the_first(redis_url: str) -> None:
