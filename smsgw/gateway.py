@@ -1,8 +1,9 @@
 """The live gateway: SMPP messages in, the pipeline, replies out, everything logged.
 
-Per message: reassemble parts (durably, in the store) -> wait for the sender's earlier
-messages (arrival order per subscriber) -> pipeline -> answer the deliver_sm (ESME_ROK,
-or ESME_RX_T_APPN while the store is down) -> submit the replies.
+Per message: reassemble parts (durably, in the store, until the whole is applied) ->
+wait for the sender's earlier messages (arrival order per subscriber) -> pipeline ->
+answer the deliver_sm (ESME_ROK, or ESME_RX_T_APPN while the store is down) -> submit
+the replies.
 """
 
 from __future__ import annotations
@@ -188,8 +189,9 @@ class Gateway:
         at = now()
         text = assembly.text
         # The id the gateway gave a concatenated message at its first part (the parts
-        # stay until it is applied, so a retry finds it again), or the SMSC's message id:
-        # the same id is never applied twice
+        # stay until it is applied, so a retry finds it again), or the SMSC's message id
+        # (not an empty one: every message would be a repeat of the first): the same id
+        # is never applied twice
         given_id = assembly.message_id or message.smsc_id
         if given_id:
             return Inbound(sender, message.destination, text, at, msg_id=given_id,

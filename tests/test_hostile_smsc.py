@@ -355,3 +355,18 @@ async def test_generated_hostile_pdus_are_answered_and_the_session_lives(rig: Ri
 
     await asyncio.to_thread(each)
     await assert_still_serving(rig)
+
+
+async def test_an_empty_smsc_message_id_makes_no_message_a_repeat(
+        redis_url: str, tmp_path: Path) -> None:
+    tag = 0x1401
+    rig = await start_rig(redis_url, tmp_path, message_id_tlv=tag)
+    try:
+        for amount in (1000, 2000):
+            response = await rig.smsc.request_raw(DELIVER_SM, deliver_body(
+                f"09351234567:{amount}:55555".encode(), tlvs=tlv(tag, b"\x00")))
+            assert response.status == ESME_ROK
+        await rig.gateway.settle()
+        assert await rig.balance(SARA) == 3000  # both applied
+    finally:
+        await stop_rig(rig)
