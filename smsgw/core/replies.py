@@ -35,6 +35,17 @@ class Templates:
 SHARED = Templates(TEMPLATE_DIR)
 
 
+@cache
+def kinds() -> frozenset[str]:
+    """Every reply kind ("section.name" of a template) of every service's templates and
+    the shared ones: a fixed set, for metric labels."""
+    package = Path(__file__).parent.parent
+    return frozenset(f"{section}.{name}" for folder in package.glob("**/templates")
+                     for language in LANGUAGES
+                     for section, names in _templates(folder, language).items()
+                     for name in names)
+
+
 def pick_language(*choices: str) -> str:
     """The first supported language among the choices (subscriber's, then config's)."""
     for choice in choices:

@@ -7,6 +7,7 @@ from typing import Any
 
 from prometheus_client import Counter, Histogram
 
+from smsgw.core import replies
 from smsgw.messages import Outbound
 
 MESSAGES_IN = Counter("smsgw_messages_in_total", "Inbound messages by short code and outcome",
@@ -35,16 +36,35 @@ HTTP_REQUESTS = Histogram("smsgw_http_request_seconds", "HTTP API latency by rou
                           ["route", "status"])
 
 
+# Every label value comes from a fixed set, never from what a sender or an SMSC chose
+# (each new value would be a new series, kept for ever): short codes are the configured
+# ones or "other" (the gateway maps them), reply kinds the templates' names, receipt
+# states those of SMPP 3.4 (Appendix B).
+RECEIPT_STATES = frozenset({"DELIVRD", "EXPIRED", "DELETED", "UNDELIV", "ACCEPTD",
+                            "UNKNOWN", "REJECTD", "ENROUTE"})
+OTHER = "other"
+
+
+def reply_kind_label(kind: str) -> str:
+    return kind if kind in replies.kinds() else OTHER
+
+
 @cache
 def message_in(service: str, outcome: str) -> Any:
+    """Both must be labels already: `service` a configured short code or "other"."""
     return MESSAGES_IN.labels(service=service, outcome=outcome)
 
 
 @cache
 def message_out(kind: str, outcome: str) -> Any:
-    return MESSAGES_OUT.labels(kind=kind, outcome=outcome)
+    return MESSAGES_OUT.labels(kind=reply_kind_label(kind), outcome=outcome)
 
 
-def observe_replies(service: str, replies: list[Outbound], seconds: float) -> None:
-    message_in(service, replies[0].kind if replies else "no_reply").inc()
+def receipt(state: str) -> None:
+    label = state if state in RECEIPT_STATES else (OTHER if state else "unknown")
+    RECEIPTS.labels(state=label).inc()
+
+
+def observe_replies(service: str, sent: list[Outbound], seconds: float) -> None:
+    message_in(service, reply_kind_label(sent[0].kind) if sent else "no_reply").inc()
     PROCESSING.observe(seconds)

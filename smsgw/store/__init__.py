@@ -65,6 +65,16 @@ def redelivery_key(msisdn: str, digest: str) -> str:
     return f"s:{{{msisdn}}}:r:{digest}"
 
 
+def parts_key(msisdn: str, message_key: str) -> str:
+    """The parts of one concatenated message of this sender (a hash)."""
+    return f"s:{{{msisdn}}}:parts:{message_key}"
+
+
+def open_parts_key(msisdn: str) -> str:
+    """The sender's incomplete concatenated messages (a zset: parts key -> expiry, ms)."""
+    return f"s:{{{msisdn}}}:po"
+
+
 def journal_key(msisdn: str) -> str:
     """The sender's transfers debited but not yet settled (txid -> JSON entry)."""
     return f"s:{{{msisdn}}}:tx"
@@ -162,6 +172,26 @@ class CrossSlotCall(RuntimeError):
 
 
 @dataclass(frozen=True, slots=True)
+class PartLimits:
+    """How long a concatenated message's parts wait for the rest (from the first part),
+    and how many incomplete messages one sender may have at once."""
+
+    ttl_seconds: int
+    open_messages: int
+
+
+@dataclass(frozen=True, slots=True)
+class Assembly:
+    """What `add_part` found: "partial", "whole" (with the text and the message's id),
+    "too_many" (the sender has too many incomplete messages), "total_changed" (this part
+    names another total than the message's first part)."""
+
+    state: str
+    text: str = ""
+    message_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class SubscriberRow:
     msisdn: str
     plan: str
@@ -208,6 +238,7 @@ class Store:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=10,
                 socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
+                **_checked_pool_options(),
             )
             return cls(aioredis.Redis(connection_pool=pool), embedded=False,
                        single_slot=single_slot)
@@ -258,11 +289,25 @@ class Store:
         return await self.run_json_script(name, envelope_keys + keys, envelope_args + args)
 
     async def add_part(self, sender: str, message_key: str, number: int, total: int,
-                       text: str, ttl: int) -> str | None:
-        """Store one part of a concatenated message; the whole text once all are in."""
-        texts = await self.run_script(
-            "add_part", [f"s:{{{sender}}}:parts:{message_key}"], [number, total, text, ttl])
-        return "".join(texts) if texts else None
+                       text: str, limits: PartLimits, message_id: str) -> Assembly:
+        """Store one part of a concatenated message (`message_id` names the message if
+        this part is its first); the whole once every part is in. The parts stay until
+        `forget_parts`, so a whole whose command failed is found again on redelivery."""
+        found = await self.run_script(
+            "add_part", [parts_key(sender, message_key), open_parts_key(sender)],
+            [number, total, text, limits.ttl_seconds, limits.open_messages, message_id])
+        state = str(found[0])
+        if state != "whole":
+            return Assembly(state)
+        return Assembly(state, "".join(found[2:]), str(found[1]))
+
+    async def forget_parts(self, sender: str, message_key: str) -> None:
+        """Drop the parts of a message whose command has been applied."""
+        key = parts_key(sender, message_key)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(key)
+            pipe.zrem(open_parts_key(sender), key)
+            await self._read(pipe.execute())
 
     async def confirm_answered(self, answered: list[tuple[str, str, str]]) -> None:
         """Drop the redelivery candidates (sender, digest, field) of safely answered
@@ -489,6 +534,18 @@ class Store:
                 if not await self.was_credited(entry["recipient"], txid):
                     total += int(entry["amount"])
         return total
+
+
+def _checked_pool_options() -> dict[str, Any]:
+    """redis-py 8 hands out a pooled connection without checking that the server has not
+    closed it (a restarted Redis) while its maintenance notifications are on, as they are
+    by default ("auto"): the first command after a restart failed. Off, the pool checks
+    each connection before a command goes to it and replaces a dead one."""
+    try:
+        from redis.maint_notifications import MaintNotificationsConfig
+    except ImportError:  # a redis-py without them: it always checks
+        return {}
+    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
 
 
 def _envelope(message: Inbound) -> tuple[list[str], list[Any]]:

@@ -8,7 +8,9 @@ order they were sent, so the n-th answer belongs to the n-th future waiting.
 
 A broken link, a garbled answer or no answer within `timeout` seconds fails every call
 still waiting with ConnectionError (none of them is known to have run; the callers answer
-"deliver again"), and the next batch connects anew.
+"deliver again"), and the next batch connects anew. A link that the server closed while
+nothing was waiting (a restarted Redis) is noticed before a batch is written to it, even
+if the event loop has not read its end yet: that batch goes to a new connection.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import socket
 from collections import deque
 from typing import Any
 
@@ -50,6 +53,38 @@ class _Resp(asyncio.Protocol):
         if self._timer is None:
             self._timer = self._loop.call_later(self._timeout, self._check_progress)
         return futures
+
+    def usable(self) -> bool:
+        """Whether a batch may be written here: open, and, when idle, not closed by the
+        server meanwhile (answers still waiting: it was alive a moment ago)."""
+        if self.closed or self.transport is None or self.transport.is_closing():
+            return False
+        if not self._waiting and self._peer_gone():
+            self.abort()
+            return False
+        return True
+
+    def _peer_gone(self) -> bool:
+        """Whether the server closed or reset the link, read off the socket without
+        taking anything from it (MSG_PEEK), before the event loop has seen it."""
+        assert self.transport is not None
+        wrapped = self.transport.get_extra_info("socket")
+        if wrapped is None:
+            return False
+        peek = socket.socket(wrapped.family, wrapped.type, wrapped.proto,
+                             fileno=wrapped.fileno())
+        try:
+            return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False  # nothing to read: the link is up
+        except OSError:
+            return True  # reset
+        finally:
+            peek.detach()  # the transport still owns the socket
+
+    def eof_received(self) -> bool | None:
+        self._fail_waiting()  # the server closed its side: nothing more will come
+        return None
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -116,13 +151,13 @@ class ScriptPipe:
 
     async def send(self, payload: bytes, count: int) -> list[asyncio.Future[Any]]:
         protocol = self._protocol
-        if protocol is None or protocol.closed:
+        if protocol is None or not protocol.usable():
             protocol = await self._connect()
         return protocol.send(payload, count)
 
     async def _connect(self) -> _Resp:
         async with self._connecting:
-            if self._protocol is not None and not self._protocol.closed:
+            if self._protocol is not None and self._protocol.usable():
                 return self._protocol
             loop = asyncio.get_running_loop()
             kwargs = self._kwargs

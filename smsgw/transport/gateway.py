@@ -1,8 +1,9 @@
 """The live gateway: SMPP messages in, the pipeline, replies out, everything logged.
 
-Per message: reassemble parts (durably, in the store) -> wait for the sender's earlier
-messages (arrival order per subscriber) -> pipeline -> answer the deliver_sm (ESME_ROK,
-or ESME_RX_T_APPN while the store is down) -> submit the replies.
+Per message: reassemble parts (durably, in the store, until the whole is applied) ->
+wait for the sender's earlier messages (arrival order per subscriber) -> pipeline ->
+answer the deliver_sm (ESME_ROK, or ESME_RX_T_APPN while the store is down) -> submit
+the replies.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from smsgw.core.text import any_number_to_canonical
 from smsgw.messages import Inbound, Outbound, Redelivery
 from smsgw.observability import metrics
 from smsgw.observability.logs import get_logger
-from smsgw.store import StoreUnavailable
+from smsgw.store import Assembly, PartLimits, StoreUnavailable
 from smsgw.transport.msglog import MessageLog, format_record
 from smsgw.transport.ordering import KeyedOrder, SharedOrder
 from smsgw.transport.smpp.client import Confirm, MoMessage, Receipt, SmppClient
-from smsgw.transport.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
+from smsgw.transport.smpp.pdu import ESME_ROK, ESME_RX_P_APPN, ESME_RX_T_APPN
 
 log = get_logger("smsgw.transport.gateway")
 CONFIRM_BATCH_SECONDS = 0.05
@@ -33,6 +34,24 @@ MAX_PROCESSING = 256
 RECOVERY_INTERVAL_SECONDS = 60.0
 MAX_REMEMBERED_ATTEMPTS = 100_000
 STORE_DOWN_LOG_SECONDS = 5.0
+# Concatenated messages: commands are short, so a message of more parts than this, or a
+# part longer than an SMS can carry (a message_payload TLV in a part), is no command;
+# one sender may have this many incomplete at once (each part names its total: so at
+# most MAX_PARTS parts each); a message's parts wait for the rest a fixed time after its
+# first part (the redelivery window), then expire.
+MAX_PARTS = 32
+MAX_PART_CHARACTERS = 160
+MAX_OPEN_MESSAGES_PER_SENDER = 8
+MIN_PARTS_TTL_SECONDS = 60
+# What to answer a part that is not (yet) a whole message
+PART_STATUSES = {"partial": ESME_ROK, "too_long": ESME_RX_P_APPN,
+                 "too_many": ESME_RX_P_APPN, "total_changed": ESME_RX_P_APPN}
+
+
+def _parts_key(message: MoMessage) -> str:
+    """One concatenated message of a sender: its short code and reference number."""
+    assert message.part is not None
+    return f"{message.destination}:{message.part[0]}"
 
 
 class Gateway:
@@ -59,6 +78,9 @@ class Gateway:
         self._uncertain: dict[tuple[str, str], deque[tuple[str, str]]] = {}
         self._store_down_logged = float("-inf")
         self._store_down_count = 0
+        self._short_codes = app.pipeline.short_codes
+        self._part_limits = PartLimits(max(self._window, MIN_PARTS_TTL_SECONDS),
+                                       MAX_OPEN_MESSAGES_PER_SENDER)
 
     async def run(self) -> None:
         await self.app.store.load_scripts()
@@ -101,17 +123,22 @@ class Gateway:
     async def _process(self, message: MoMessage, session: str,
                        received: float) -> tuple[int, Confirm | None]:
         sender = any_number_to_canonical(message.source)
+        service = self._service_label(message.destination)
         try:
-            text = await self._whole_text(message, sender)
+            assembly = await self._whole_text(message, sender, session)
         except StoreUnavailable:
             return ESME_RX_T_APPN, None
-        if text is None:
-            return ESME_ROK, None  # a part, kept in the store until the rest arrives
+        if assembly.state != "whole":
+            # a part kept until the rest arrives (ROK), or one refused for good
+            status = PART_STATUSES[assembly.state]
+            if status != ESME_ROK:
+                metrics.message_in(service, "part_refused").inc()
+            return status, None
         try:
             # the Inbound is made in the sender's turn: an earlier attempt of the same
             # message that ended uncertain (below) is known by then
             async with self._order.hold(sender):
-                inbound = self._inbound(message, sender, text, session)
+                inbound = self._inbound(message, sender, assembly, session)
                 try:
                     replies = await self.app.pipeline.handle(inbound)
                 except StoreUnavailable:
@@ -121,28 +148,54 @@ class Gateway:
                 if late:  # the SMSC may have given up on this answer and deliver it again
                     self._remember_uncertain(inbound, "late_answer")
         except StoreUnavailable as exc:
-            metrics.MESSAGES_IN.labels(service=message.destination, outcome="store_down").inc()
+            metrics.message_in(service, "store_down").inc()
             self._store_down_warning(str(exc))
             return ESME_RX_T_APPN, None
+        if message.part is not None:
+            await self._forget_parts(message, sender)
         self._record_inbound(inbound)
-        metrics.observe_replies(inbound.to, replies, time.perf_counter() - received)
+        metrics.observe_replies(service, replies, time.perf_counter() - received)
         self._send(inbound, replies)
         return ESME_ROK, None if late else self._confirmation(inbound)
 
-    async def _whole_text(self, message: MoMessage, sender: str) -> str | None:
-        if message.part is None:
-            return message.text
-        reference, number, total = message.part
-        return await self.app.store.add_part(
-            sender, f"{message.destination}:{reference}:{total}", number, total, message.text,
-            ttl=self._window)
+    def _service_label(self, short_code: str) -> str:
+        """A metric label: a configured short code, else "other" (never what a sender
+        chose)."""
+        return short_code if short_code in self._short_codes else "other"
 
-    def _inbound(self, message: MoMessage, sender: str, text: str, session: str) -> Inbound:
+    async def _whole_text(self, message: MoMessage, sender: str, session: str) -> Assembly:
+        if message.part is None:
+            return Assembly("whole", message.text)
+        _, number, total = message.part
+        if total > MAX_PARTS or len(message.text) > MAX_PART_CHARACTERS:
+            return Assembly("too_long")
+        return await self.app.store.add_part(
+            sender, _parts_key(message), number, total, message.text, self._part_limits,
+            f"{session}-p{next(self._counter)}")
+
+    async def _forget_parts(self, message: MoMessage, sender: str) -> None:
+        """After the command is applied (its outcome stored under the message's id, so a
+        part delivered again meanwhile applies nothing twice). If this fails, the parts
+        expire by themselves."""
+        try:
+            await self.app.store.forget_parts(sender, _parts_key(message))
+        except StoreUnavailable as exc:
+            log.warning("cannot drop the parts of an applied message: they will expire",
+                        error=str(exc))
+
+    def _inbound(self, message: MoMessage, sender: str, assembly: Assembly,
+                 session: str) -> Inbound:
         hasher = self.app.hasher
         at = now()
-        if message.smsc_id is not None:
-            return Inbound(sender, message.destination, text, at, msg_id=message.smsc_id,
-                           identity=hasher.message_identity("id", sender, message.smsc_id),
+        text = assembly.text
+        # The id the gateway gave a concatenated message at its first part (the parts
+        # stay until it is applied, so a retry finds it again), or the SMSC's message id
+        # (not an empty one: every message would be a repeat of the first): the same id
+        # is never applied twice
+        given_id = assembly.message_id or message.smsc_id
+        if given_id:
+            return Inbound(sender, message.destination, text, at, msg_id=given_id,
+                           identity=hasher.message_identity("id", sender, given_id),
                            remember_seconds=self._window)
         digest = hasher.message_identity("wire", message.destination, text)
         earlier = self._uncertain.get((sender, digest))
@@ -221,7 +274,7 @@ class Gateway:
             self._to_confirm.extend(batch)  # they expire by themselves if this never works
 
     async def on_receipt(self, receipt: Receipt) -> None:
-        metrics.RECEIPTS.labels(state=receipt.state or "unknown").inc()
+        metrics.receipt(receipt.state)
         if receipt.tag is not None:
             msisdn, _, about = receipt.tag.partition("|")
             await self.app.store.append_history(msisdn, {
@@ -249,7 +302,7 @@ class Gateway:
         self._reply_tasks.discard(done)
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
         if error is not None:  # a refused submit is logged; it must not go unnoticed
-            metrics.MESSAGES_OUT.labels(kind=reply.kind, outcome="refused").inc()
+            metrics.message_out(reply.kind, "refused").inc()
             log.error("reply refused by the SMSC", kind=reply.kind, error=str(error))
             return
         ids = done.result()

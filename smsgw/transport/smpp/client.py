@@ -39,7 +39,6 @@ from smsgw.transport.smpp.pdu import (
     ESME_RMSGQFUL,
     ESME_ROK,
     ESME_RTHROTTLED,
-    ESME_RX_P_APPN,
     ESME_RX_T_APPN,
     PduError,
     RawPdu,
@@ -404,10 +403,10 @@ class SmppClient:
     def _on_deliver_sm(self, conn: Connection, session: _Session, raw: RawPdu) -> None:
         try:
             pdu = decode_short_message(raw)
-        except PduError as exc:
+        except PduError as exc:  # answered with what is wrong; the session goes on
             self.stats["garbled"] += 1
-            log.warning("undecodable deliver_sm", error=str(exc))
-            conn.write(response_pdu(DELIVER_SM, ESME_RX_P_APPN, raw.sequence, b"\x00"))
+            log.warning("malformed deliver_sm", error=str(exc), status=hex(exc.status))
+            conn.write(response_pdu(DELIVER_SM, exc.status, raw.sequence, b"\x00"))
             return
         if (self._stopping or len(self._inbound_tasks) >= MAX_INBOUND_TASKS
                 or self.pending_submits >= MAX_PENDING_PARTS):

@@ -13,10 +13,12 @@ import itertools
 import time
 from collections.abc import Callable
 
+from smsgw.observability.logs import get_logger
 from smsgw.transport.smpp.pdu import (
     ENQUIRE_LINK,
     ESME_RINVCMDLEN,
     ESME_ROK,
+    ESME_RSYSERR,
     UNBIND,
     FramingError,
     PduFramer,
@@ -25,6 +27,7 @@ from smsgw.transport.smpp.pdu import (
     response_pdu,
 )
 
+log = get_logger("smsgw.transport.smpp")
 MAX_SEQUENCE = 0x7FFFFFFF
 READ_SIZE = 256 * 1024
 
@@ -124,10 +127,7 @@ class Connection:
         try:
             while chunk := await self._reader.read(READ_SIZE):
                 for raw in framer.feed(chunk):
-                    if raw.is_response:
-                        self._resolve(raw)
-                    else:
-                        self._on_request(raw)
+                    self._dispatch(raw)
         except (ConnectionError, OSError):
             pass
         except FramingError:
@@ -135,6 +135,24 @@ class Connection:
                 self.write(generic_nack(ESME_RINVCMDLEN, 0))
         finally:
             self.close()
+
+    def _dispatch(self, raw: RawPdu) -> None:
+        """One PDU from the peer. Whatever it holds, the link lives on: a request that
+        makes its handler fail is answered generic_nack (ESME_RSYSERR), a response that
+        makes its waiter fail is dropped."""
+        try:
+            if raw.is_response:
+                self._resolve(raw)
+            else:
+                self._on_request(raw)
+        except ConnectionClosed:
+            pass  # the link is going: the read loop ends with it
+        except Exception:
+            log.exception("a PDU from the peer could not be handled",
+                          command_id=f"{raw.command_id:#010x}")
+            if not raw.is_response:
+                with contextlib.suppress(ConnectionClosed):
+                    self.write(generic_nack(ESME_RSYSERR, raw.sequence))
 
     def _resolve(self, raw: RawPdu) -> None:
         entry = self._callbacks.pop(raw.sequence, None)

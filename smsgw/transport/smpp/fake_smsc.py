@@ -38,6 +38,8 @@ from smsgw.transport.smpp.pdu import (
     ESME_ROK,
     ESME_RTHROTTLED,
     GENERIC_NACK,
+    HEADER,
+    HEADER_LENGTH,
     SUBMIT_SM,
     PduError,
     RawPdu,
@@ -196,6 +198,15 @@ class FakeSmsc:
     def drop_links(self) -> None:
         for session in list(self._sessions):
             session.conn.close()
+
+    async def request_raw(self, command_id: int, body: bytes,
+                          timeout: float = 5.0) -> RawPdu:
+        """Send one request of any command id and body, as is (a hostile SMSC: nothing is
+        checked), to the gateway's receiving bind; its response (TimeoutError if none)."""
+        session = await self._receiver()
+        return await session.conn.request(
+            lambda seq: HEADER.pack(HEADER_LENGTH + len(body), command_id, 0, seq) + body,
+            timeout)
 
     def send_raw(self, data: bytes) -> None:
         """Write raw bytes to every bound client (for garbage tests)."""

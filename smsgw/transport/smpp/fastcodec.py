@@ -10,7 +10,20 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from smsgw.transport.smpp.pdu import ESME_RINVCMDLEN, PduError, RawPdu
+from smsgw.transport.smpp.pdu import (
+    ESME_RINVCMDLEN,
+    ESME_RINVDSTADR,
+    ESME_RINVMSGLEN,
+    ESME_RINVOPTPARAMVAL,
+    ESME_RINVOPTPARSTREAM,
+    ESME_RINVPARLEN,
+    ESME_RINVSRCADR,
+    ESME_RMISSINGOPTPARAM,
+    ESME_ROPTPARNOTALLWD,
+    ESME_RX_P_APPN,
+    PduError,
+    RawPdu,
+)
 from smsgw.transport.smpp.sms_text import gsm_decode
 
 MESSAGE_PAYLOAD = 0x0424
@@ -47,24 +60,43 @@ class ShortMessage:
 
 
 def decode_short_message(raw: RawPdu) -> ShortMessage:
+    """The fields of a deliver_sm or submit_sm; PduError, with the status that fits the
+    first thing wrong (SMPP 3.4, 5.1.3), for anything malformed."""
     try:
         return _decode(raw.data)
-    except (struct.error, IndexError, ValueError, UnicodeDecodeError) as exc:
-        raise PduError(f"cannot decode short message: {exc}", ESME_RINVCMDLEN,
+    except _Malformed as exc:
+        raise PduError(f"malformed short message: {exc}", exc.status, raw.sequence) from exc
+    except (struct.error, IndexError, ValueError) as exc:  # a mandatory field cut short
+        raise PduError(f"short message body cut short: {exc}", ESME_RINVCMDLEN,
                        raw.sequence) from exc
+
+
+class _Malformed(Exception):
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def _cstring(data: bytes, start: int, limit: int = 65) -> tuple[str, int]:
     end = data.index(b"\x00", start, start + limit)
-    return data[start:end].decode("ascii"), end + 1
+    return data[start:end].decode("latin-1"), end + 1
+
+
+def _address(data: bytes, start: int, status: int) -> tuple[str, int]:
+    """An address: printable ASCII without braces (it becomes part of store keys, whose
+    hash tag is in braces), not empty."""
+    value, index = _cstring(data, start, 21)
+    if not value or not all(0x21 <= ord(c) <= 0x7E and c not in "{}" for c in value):
+        raise _Malformed(f"address {value!r}", status)
+    return value, index
 
 
 def _decode(data: bytes) -> ShortMessage:
     _, index = _cstring(data, 16, 6)  # service_type
     index += 2  # source TON, NPI
-    source, index = _cstring(data, index, 21)
+    source, index = _address(data, index, ESME_RINVSRCADR)
     index += 2
-    destination, index = _cstring(data, index, 21)
+    destination, index = _address(data, index, ESME_RINVDSTADR)
     esm_class = data[index]
     index += 3  # esm_class, protocol_id, priority_flag
     _, index = _cstring(data, index, 17)  # schedule_delivery_time
@@ -74,17 +106,17 @@ def _decode(data: bytes) -> ShortMessage:
     index += 5
     payload = data[index:index + length]
     if len(payload) != length:
-        raise ValueError("short_message runs past the PDU")
+        raise _Malformed("short_message runs past the PDU", ESME_RINVMSGLEN)
     tlvs = _tlvs(data, index + length)
-    if not payload and MESSAGE_PAYLOAD in tlvs:
+    if MESSAGE_PAYLOAD in tlvs:
+        if payload:
+            raise _Malformed("both short_message and message_payload", ESME_ROPTPARNOTALLWD)
         payload = tlvs[MESSAGE_PAYLOAD]
     segment = None
     if esm_class & ESM_UDHI:
         segment, payload = _udh(payload)
-    elif SAR_MSG_REF_NUM in tlvs:
-        segment = (int.from_bytes(tlvs[SAR_MSG_REF_NUM], "big"),
-                   int.from_bytes(tlvs[SAR_SEGMENT_SEQNUM], "big"),
-                   int.from_bytes(tlvs[SAR_TOTAL_SEGMENTS], "big"))
+    else:
+        segment = _sar(tlvs)
     return ShortMessage(source, destination, esm_class, registered_delivery, data_coding,
                         _text(payload, data_coding), segment, tlvs)
 
@@ -92,37 +124,81 @@ def _decode(data: bytes) -> ShortMessage:
 def _tlvs(data: bytes, index: int) -> dict[int, bytes]:
     found: dict[int, bytes] = {}
     while index < len(data):
+        if len(data) - index < 4:
+            raise _Malformed("a TLV header cut short", ESME_RINVOPTPARSTREAM)
         tag, length = struct.unpack_from("!HH", data, index)
         value = data[index + 4:index + 4 + length]
         if len(value) != length:
-            raise ValueError("TLV runs past the PDU")
+            raise _Malformed("TLV runs past the PDU", ESME_RINVOPTPARSTREAM)
+        if tag in found:  # two values for one field: which one would count?
+            raise _Malformed(f"TLV {tag:#06x} twice", ESME_RINVOPTPARSTREAM)
+        if tag in _TLV_LENGTHS and not _TLV_LENGTHS[tag][0] <= length <= _TLV_LENGTHS[tag][1]:
+            raise _Malformed(f"TLV {tag:#06x} of {length} octets", ESME_RINVPARLEN)
         found[tag] = value
         index += 4 + length
     return found
 
 
+# The TLVs we read, and the lengths SMPP 3.4 (5.3.2) allows them
+_TLV_LENGTHS = {SAR_MSG_REF_NUM: (2, 2), SAR_TOTAL_SEGMENTS: (1, 1),
+                SAR_SEGMENT_SEQNUM: (1, 1), RECEIPTED_MESSAGE_ID: (0, 65)}
+_SAR_TAGS = (SAR_MSG_REF_NUM, SAR_SEGMENT_SEQNUM, SAR_TOTAL_SEGMENTS)
+
+
+def _sar(tlvs: dict[int, bytes]) -> tuple[int, int, int] | None:
+    """(reference, number, total) from the sar_* TLVs: all three, or none."""
+    present = [tag in tlvs for tag in _SAR_TAGS]
+    if not any(present):
+        return None
+    if not all(present):
+        raise _Malformed("sar_* TLVs incomplete", ESME_RMISSINGOPTPARAM)
+    reference, number, total = (int.from_bytes(tlvs[tag], "big") for tag in _SAR_TAGS)
+    return _segment(reference, number, total, ESME_RINVOPTPARAMVAL)
+
+
+def _segment(reference: int, number: int, total: int, status: int) -> tuple[int, int, int]:
+    if not 1 <= number <= total:
+        raise _Malformed(f"part {number} of {total}", status)
+    return reference, number, total
+
+
 def _udh(payload: bytes) -> tuple[tuple[int, int, int] | None, bytes]:
-    header_length = payload[0]
-    header, rest = payload[1:1 + header_length], payload[1 + header_length:]
+    """The concatenation element of a user data header, and the text after the header."""
+    if not payload or 1 + payload[0] > len(payload):
+        raise _Malformed("user data header runs past the message", ESME_RINVMSGLEN)
+    header, rest = payload[1:1 + payload[0]], payload[1 + payload[0]:]
+    segment = None
     position = 0
-    while position + 1 < len(header):
+    while position < len(header):
+        if position + 2 > len(header) or position + 2 + header[position + 1] > len(header):
+            raise _Malformed("user data header element runs past the header",
+                             ESME_RINVMSGLEN)
         element, size = header[position], header[position + 1]
         value = header[position + 2:position + 2 + size]
-        if element == 0x00 and size == 3:
-            return (value[0], value[2], value[1]), rest
-        if element == 0x08 and size == 4:
-            return (int.from_bytes(value[:2], "big"), value[3], value[2]), rest
+        if element in _CONCAT_SIZES and segment is None:
+            if size != _CONCAT_SIZES[element]:
+                raise _Malformed(f"concatenation element of {size} octets", ESME_RINVMSGLEN)
+            reference = value[0] if element == 0x00 else int.from_bytes(value[:2], "big")
+            segment = _segment(reference, value[-1], value[-2], ESME_RX_P_APPN)
         position += 2 + size
-    return None, rest
+    return segment, rest
+
+
+_CONCAT_SIZES = {0x00: 3, 0x08: 4}  # 8-bit and 16-bit reference numbers (GSM 03.40)
 
 
 def _text(payload: bytes, data_coding: int) -> str:
-    if data_coding == 8:
-        return payload.decode("utf-16-be")
-    if data_coding == 0:
-        return gsm_decode(payload)
-    if data_coding == 3:
-        return payload.decode("latin-1")
-    if data_coding == 1:
-        return payload.decode("ascii")
-    raise ValueError(f"data_coding {data_coding} is not text")
+    if data_coding == 8 and len(payload) % 2:
+        raise _Malformed("UCS2 text of an odd number of octets", ESME_RINVMSGLEN)
+    try:
+        if data_coding == 8:
+            return payload.decode("utf-16-be")
+        if data_coding == 0:
+            return gsm_decode(payload)
+        if data_coding == 3:
+            return payload.decode("latin-1")
+        if data_coding == 1:
+            return payload.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise _Malformed(f"text does not decode: {exc}", ESME_RX_P_APPN) from exc
+    raise _Malformed(f"data_coding {data_coding} is not text we read", ESME_RX_P_APPN)
