@@ -21,6 +21,7 @@ from smsgw.messages import Inbound, Outbound, Redelivery
 from smsgw.observability import metrics
 from smsgw.observability.logs import get_logger
 from smsgw.store import StoreUnavailable
+from smsgw.transport.heartbeat import RecentTraffic, beating
 from smsgw.transport.log_replay import masked_text
 from smsgw.transport.msglog import MessageLog, format_record
 from smsgw.transport.ordering import KeyedOrder, SharedOrder
@@ -59,6 +60,7 @@ class Gateway:
         self._uncertain: dict[tuple[str, str], deque[tuple[str, str]]] = {}
         self._store_down_logged = float("-inf")
         self._store_down_count = 0
+        self.recent = RecentTraffic()  # for the heartbeat (console, /v1/status)
 
     async def run(self) -> None:
         await self.app.store.load_scripts()
@@ -66,7 +68,8 @@ class Gateway:
         recovery = (asyncio.create_task(self._recovery_loop())
                     if self.app.store.single_slot else None)
         try:
-            await self.client.run()
+            async with beating(self):
+                await self.client.run()
         finally:
             self._confirm_task.cancel()
             if recovery is not None:
@@ -259,6 +262,7 @@ class Gateway:
     # -- message log --------------------------------------------------------------------
 
     def _record_inbound(self, inbound: Inbound) -> None:
+        self.recent.inbound(inbound, self.app.pipeline.loggable_text)
         if self._log is not None:
             text = self.app.pipeline.loggable_text(inbound)
             self._log.write(format_record(inbound.at, inbound.sender, inbound.to, text,
@@ -266,6 +270,7 @@ class Gateway:
 
     def _record_outbound(self, inbound: Inbound | None, reply: Outbound,
                          message_id: str) -> None:
+        self.recent.outbound(reply)
         if self._log is not None:
             at: datetime = now()
             # an OTP asked for over HTTP answers no SMS: it is logged as its own record
