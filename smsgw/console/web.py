@@ -92,7 +92,7 @@ class Console:
 
 
 CONSOLE = web.AppKey("console", Console)
-SESSION = "console_session"
+SESSION: web.RequestKey[Session | None] = web.RequestKey("console_session")
 
 
 # -- wiring ----------------------------------------------------------------------------
@@ -145,7 +145,8 @@ async def _failures(request: web.Request, handler: Handler) -> web.StreamRespons
 @web.middleware
 async def _session(request: web.Request, handler: Handler) -> web.StreamResponse:
     token = request.cookies.get(COOKIE, "")
-    request[SESSION] = await request.app[CONSOLE].sessions.find(token) if token else None
+    session = await request.app[CONSOLE].sessions.find(token) if token else None
+    request[SESSION] = session
     return await handler(request)
 
 
@@ -286,7 +287,9 @@ def _login_form(request: web.Request, message: str, status: int) -> web.Response
     token = request.cookies.get(PRE_COOKIE, "")
     if not re.fullmatch(r"[A-Za-z0-9_-]{43}", token):
         token = secrets.token_urlsafe(32)
-    response = _page(request, "login.html", {"pre_token": token, "message": message}, status)
+    # a signed-in person may sign in again (as another): this page shows no session's form
+    response = _page(request, "login.html", {"pre_token": token, "message": message,
+                                             "person": None, "csrf": ""}, status)
     _set_cookie(request, response, PRE_COOKIE, token, 3600)
     return response
 
