@@ -477,3 +477,92 @@ async def test_hostile_forms_never_fail_and_refusals_change_nothing(
         assert len(await audit.trail(console_app.store)) == trail + 1
     page = await web.client.get("/console/subscriber", params={"number": number[:200]})
     assert page.status in (200, 400, 404)
+
+
+# -- served by `smsgw run` and by `smsgw console` --------------------------------------------
+
+async def test_smsgw_run_serves_the_console_and_status_beside_the_api(redis_url: str) -> None:
+    import aiohttp
+
+    from smsgw.commands.run import start_http
+    from smsgw.testing import free_port
+
+    port = free_port()
+    application = build_app(make_settings(redis_url, http={"api_key": API_KEY, "port": port}))
+    gateway = Gateway(application)
+    runner = await start_http(application, gateway)
+    try:
+        async with aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{port}"
+            async with http.get(f"{base}/console/login") as page:
+                assert page.status == 200 and 'aria-label="Sign in"' in await page.text()
+            async with http.get(f"{base}/v1/status") as status:
+                assert status.status == 401
+            key = {"Authorization": f"Bearer {API_KEY}"}
+            async with http.get(f"{base}/v1/status", headers=key) as status:
+                assert status.status == 200 and (await status.json())["store"] == {"ok": True}
+            async with http.post(f"{base}/v1/otp/verify", json={}) as other:
+                assert other.status == 401  # the rest of /v1 still needs the key
+    finally:
+        await runner.cleanup()
+        await application.close()
+
+
+async def test_smsgw_console_serves_only_the_console_and_status(redis_url: str,
+                                                                tmp_path: Path) -> None:
+    import asyncio
+    import os
+    import sys
+
+    import aiohttp
+
+    from smsgw.testing import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
+    env.update(SMSGW_SECURITY_HASH_KEY=TEST_KEY, SMSGW_HTTP_API_KEY=API_KEY)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "smsgw", "console", "--port", str(port), "--redis", redis_url,
+        cwd=tmp_path, env=env)
+    try:
+        async with aiohttp.ClientSession() as http:
+            base = f"http://127.0.0.1:{port}"
+            for _ in range(100):
+                try:
+                    async with http.get(f"{base}/console/login") as page:
+                        assert page.status == 200
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("smsgw console did not start")
+            key = {"Authorization": f"Bearer {API_KEY}"}
+            async with http.get(f"{base}/v1/status", headers=key) as status:
+                assert status.status == 200
+            async with http.post(f"{base}/v1/otp", headers=key, json={}) as api:
+                assert api.status == 404  # the payment API is not served here
+    finally:
+        process.terminate()
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+
+
+async def test_the_console_keys_work_on_every_store_a_redis_cluster_too(app: App) -> None:
+    """People, lockout, sessions, the audit trail and heartbeats: one key a call, each
+    with its own hash tag, so a cluster serves them like one server."""
+    from smsgw.console.people import SignIn
+    from smsgw.console.sessions import Sessions
+
+    await seed(app)
+    people = People(app.store)
+    assert (await people.sign_in("sam", PASSWORDS["sam"]))[0] is SignIn.OK
+    assert (await people.sign_in("sam", "wrong-password"))[0] is SignIn.FAILED
+    person = await people.get("sam")
+    assert person is not None
+    sessions = Sessions(app.store, people)
+    opened = await sessions.open(person)
+    assert (await sessions.find(opened.token)) == opened
+    await audit.care(app.store, app.settings.transfer, audit.Actor("sam", "test"), ALI,
+                     "unblock", now())
+    assert [e["action"] for e in await audit.trail(app.store, ALI)] == ["unblock"]
+    await Heartbeat(Gateway(app)).beat()
+    assert len(await gateway_reports(app.store)) == 1
