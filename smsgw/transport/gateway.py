@@ -270,7 +270,7 @@ class Gateway:
 
     def _record_outbound(self, inbound: Inbound | None, reply: Outbound,
                          message_id: str) -> None:
-        self.recent.outbound(reply)
+        self.recent.outbound(reply, masked_text)
         if self._log is not None:
             at: datetime = now()
             # an OTP asked for over HTTP answers no SMS: it is logged as its own record

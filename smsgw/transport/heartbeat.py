@@ -31,7 +31,6 @@ from smsgw.messages import Inbound, Outbound
 from smsgw.observability import metrics
 from smsgw.observability.logs import get_logger
 from smsgw.store import Store, StoreUnavailable
-from smsgw.transport.log_replay import masked_text
 
 if TYPE_CHECKING:
     from smsgw.transport.gateway import Gateway
@@ -73,14 +72,16 @@ class RecentTraffic:
         self._last: deque[tuple[float, str, str, Callable[[], str], str]] = deque(
             maxlen=RECENT_MESSAGES)
 
+    # `loggable`: how the message log shows the text (its secrets masked); the gateway
+    # passes the message log's own function, so both show the same
     def inbound(self, message: Inbound, loggable: Callable[[Inbound], str]) -> None:
         self.mo_total += 1
         self._last.append((time.time(), message.sender, message.to,
                            lambda: loggable(message), "in"))
 
-    def outbound(self, reply: Outbound) -> None:
+    def outbound(self, reply: Outbound, loggable: Callable[[Outbound], str]) -> None:
         self.mt_total += 1
-        self._last.append((time.time(), reply.sender, reply.to, lambda: masked_text(reply),
+        self._last.append((time.time(), reply.sender, reply.to, lambda: loggable(reply),
                            "out"))
 
     def records(self) -> list[dict[str, str]]:
