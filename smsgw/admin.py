@@ -119,16 +119,26 @@ async def card_add(store: Store, hasher: Hasher, number: str, mobile: str, card_
 
 async def card_action(store: Store, hasher: Hasher, number: str, action: str, at: datetime,
                       mobile: str = "") -> None:
-    card_hash = hasher.card_digest(number)
+    await card_action_by_digest(store, hasher.card_digest(number), last_four(number), action,
+                                at, mobile)
+
+
+async def card_action_by_digest(store: Store, card_hash: str, last4: str, action: str,
+                                at: datetime, mobile: str = "") -> None:
+    """The same, for a card known by its digest (the console never holds the number)."""
     result = await store.card_action(action, card_hash, at.isoformat(), mobile=mobile)
     if result["status"] == "unknown":
-        raise CardProblem(f"card …{last_four(number)} is not registered")
+        raise CardProblem(f"card …{last4} is not registered")
 
 
 async def card_show(store: Store, hasher: Hasher, number: str) -> dict[str, Any]:
-    fields = await store.card(hasher.card_digest(number))
+    return await card_show_by_digest(store, hasher.card_digest(number), last_four(number))
+
+
+async def card_show_by_digest(store: Store, card_hash: str, last4: str) -> dict[str, Any]:
+    fields = await store.card(card_hash)
     if not fields:
-        raise CardProblem(f"card …{last_four(number)} is not registered")
+        raise CardProblem(f"card …{last4} is not registered")
     return {"card": f"…{fields.get('last4', '')}", "type": fields.get("type"),
             "mobile": fields.get("mobile"), "state": fields.get("state"),
             "otp_state": fields.get("otp_state") or "none"}

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from smsgw import admin
+from smsgw import admin, audit
 from smsgw.app import App, build_app
 from smsgw.config import ConfigError, Settings, load_settings
 from smsgw.core.clock import now, parse_timestamp
@@ -120,6 +120,20 @@ def msisdn_argument(value: str) -> str:
     if canonical is None:
         raise click.BadParameter(f"{value!r} is not a mobile number")
     return canonical
+
+
+def reason_option(function: F) -> F:
+    """--reason TEXT: why a person acts, kept in the audit trail."""
+    return click.option(
+        "--reason", default="", metavar="TEXT", callback=lambda _c, _p, v: _actor(v),
+        help="Why (kept in the audit trail with your OS user name).")(function)
+
+
+def _actor(reason: str) -> audit.Actor:
+    try:
+        return audit.cli_actor(reason)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--reason") from exc
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -351,18 +365,21 @@ def show_command(config_file: Path | None, redis_url: str | None, msisdn: str, a
 def _care_command(name: str, action: str, doc: str) -> None:
     @admin_command(name)
     @click.argument("msisdn", callback=lambda _c, _p, v: msisdn_argument(v))
-    def command(config_file: Path | None, redis_url: str | None, msisdn: str) -> None:
+    @reason_option
+    def command(config_file: Path | None, redis_url: str | None, msisdn: str,
+                reason: audit.Actor) -> None:
         settings = load(config_file, redis_url)
-        _run_care(settings, msisdn, action, 0)
+        _run_care(settings, msisdn, action, 0, reason)
         click.echo(f"{name}: done for {msisdn}")
 
     command.__doc__ = doc
 
 
-def _run_care(settings: Settings, msisdn: str, action: str, amount: int) -> dict[str, Any]:
+def _run_care(settings: Settings, msisdn: str, action: str, amount: int,
+              actor: audit.Actor) -> dict[str, Any]:
     try:
-        return run_async(with_app(settings, lambda app: admin.care(
-            app.store, msisdn, action, now(), amount)))
+        return run_async(with_app(settings, lambda app: audit.care(
+            app.store, settings.transfer, actor, msisdn, action, now(), amount)))
     except admin.UnknownSubscriber as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_FAILED)
@@ -390,14 +407,15 @@ def topup_amount(value: str) -> int:
 @admin_command("topup")
 @click.argument("msisdn", callback=lambda _c, _p, v: msisdn_argument(v))
 @click.argument("amount", callback=lambda _c, _p, v: topup_amount(v))
+@reason_option
 def topup_command(config_file: Path | None, redis_url: str | None, msisdn: str,
-                  amount: int) -> None:
+                  amount: int, reason: audit.Actor) -> None:
     """Prepaid: credit goes up by AMOUNT rials. Postpaid: the bill goes down by AMOUNT.
 
     AMOUNT: 1 to 10^15 rials, in any digits (20000, 20,000, ۲۰٬۰۰۰); a top-up that would
     take the balance or bill beyond 10^15 is refused and changes nothing."""
     settings = load(config_file, redis_url)
-    result = _run_care(settings, msisdn, "topup", amount)
+    result = _run_care(settings, msisdn, "topup", amount, reason)
     shown = f"balance {result['balance']}" if "balance" in result else f"bill {result['bill']}"
     click.echo(f"topup: {amount} rials for {msisdn}; {shown}")
 
@@ -517,8 +535,9 @@ def read_secret(prompt: str, option: str) -> str:
 @click.option("--static-password", required=True, metavar="PW",
               help="The card's static second password; '-' reads it from standard input "
                    "(keeps it out of shell history).")
+@reason_option
 def card_add_command(config_file: Path | None, redis_url: str | None, card: str, mobile: str,
-                     card_type: str, static_password: str) -> None:
+                     card_type: str, static_password: str, reason: audit.Actor) -> None:
     """Register a card of the bank's (BIN from [otp] bins), with its verified mobile."""
     settings = load(config_file, redis_url)
     if not is_our_card(card, settings.otp.bins):
@@ -531,7 +550,7 @@ def card_add_command(config_file: Path | None, redis_url: str | None, card: str,
     if not static_password.isprintable():  # no control character, no undecodable byte
         raise click.BadParameter("must be printable text",
                                  param_hint="--static-password")
-    _run_card(settings, lambda app: admin.card_add(app.store, app.hasher, card, mobile,
+    _run_card(settings, lambda app: audit.card_add(app.store, app.hasher, reason, card, mobile,
                                                     card_type, static_password, now()))
     click.echo(f"card …{card[-4:]} registered for {mobile}")
 
@@ -539,23 +558,26 @@ def card_add_command(config_file: Path | None, redis_url: str | None, card: str,
 @card_command("set-mobile")
 @card_param
 @click.argument("msisdn", callback=lambda _c, _p, v: msisdn_argument(v))
+@reason_option
 def card_set_mobile_command(config_file: Path | None, redis_url: str | None, card: str,
-                            msisdn: str) -> None:
+                            msisdn: str, reason: audit.Actor) -> None:
     """Change the card's registered mobile (after a branch checked identity); any live OTP
     is voided."""
     settings = load(config_file, redis_url)
-    _run_card(settings, lambda app: admin.card_action(app.store, app.hasher, card,
-                                                       "set_mobile", now(), mobile=msisdn))
+    _run_card(settings, lambda app: audit.card(app.store, reason, app.hasher.card_digest(card),
+                                                card[-4:], "set_mobile", now(), mobile=msisdn))
     click.echo(f"card …{card[-4:]}: mobile is now {msisdn}")
 
 
 def _card_state_command(name: str, action: str, doc: str) -> None:
     @card_command(name)
     @card_param
-    def command(config_file: Path | None, redis_url: str | None, card: str) -> None:
+    @reason_option
+    def command(config_file: Path | None, redis_url: str | None, card: str,
+                reason: audit.Actor) -> None:
         settings = load(config_file, redis_url)
-        _run_card(settings, lambda app: admin.card_action(app.store, app.hasher, card,
-                                                           action, now()))
+        _run_card(settings, lambda app: audit.card(
+            app.store, reason, app.hasher.card_digest(card), card[-4:], action, now()))
         click.echo(f"card …{card[-4:]}: {action}d")
 
     command.__doc__ = doc
@@ -579,3 +601,141 @@ def card_show_command(config_file: Path | None, redis_url: str | None, card: str
         return
     for key, value in data.items():
         click.echo(f"{key:10} {value}")
+
+
+# -- the audit trail, the console's people, the console ---------------------------------
+
+@admin_command("audit")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, oldest first.")
+@click.option("--subject", default=None, metavar="MSISDN",
+              help="Only this subscriber (any number form), or a card by its last four "
+                   "digits.")
+def audit_command(config_file: Path | None, redis_url: str | None, as_json: bool,
+                  subject: str | None) -> None:
+    """The audit trail: every action by a person (console or admin), oldest first."""
+    settings = load(config_file, redis_url)
+    wanted = _audit_subject(subject) if subject is not None else None
+    entries = run_async(with_app(settings, lambda app: audit.trail(app.store, wanted)))
+    for entry in entries:
+        if as_json:
+            click.echo(json.dumps(entry, ensure_ascii=False))
+            continue
+        changes = " ".join(f"{key}:{entry['before'].get(key)}->{value}"
+                           for key, value in entry["after"].items()
+                           if entry["before"].get(key) != value)
+        click.echo(f"{entry['at']}  {entry['who']:16} {entry['action']:16} "
+                   f"{entry['subject']:14} {changes}  reason={entry['reason']!r}")
+
+
+def _audit_subject(value: str) -> str:
+    digits = normalise_compact(value).lstrip("…")
+    if len(digits) == 4 and digits.isascii() and digits.isdigit():
+        return audit.card_subject(digits)
+    return msisdn_argument(value)
+
+
+@admin_group.group(name="user")
+def user_group() -> None:
+    """The operator console's people and their roles (viewer, care, supervisor)."""
+
+
+def user_command(name: str) -> Callable[[F], F]:
+    def wrap(function: F) -> F:
+        return user_group.command(name=name)(common_options(function))  # type: ignore[return-value]
+    return wrap
+
+
+@user_command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["viewer", "care", "supervisor"]), required=True,
+              help="viewer: status and look-ups; care: also unblock, reset PINs, disable "
+                   "and block cards; supervisor: also top up and set a card's mobile.")
+@reason_option
+def user_add_command(config_file: Path | None, redis_url: str | None, name: str, role: str,
+                     reason: audit.Actor) -> None:
+    """Add a person (or set a known one's role and password). The password is read from
+    standard input (without echo on a terminal), never from the command line."""
+    from smsgw.console.people import BadUser, People, check_new_user
+
+    password = _read_password()
+    try:
+        name = check_new_user(name, role, password)
+    except BadUser as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    settings = load(config_file, redis_url)
+
+    async def work(app: App) -> bool:
+        added = await People(app.store).add(name, role, password, now().isoformat())
+        await audit.record(app.store, reason, "user_add" if added else "user_change",
+                           f"user:{name}", now(), {}, {"role": role})
+        return added
+
+    added = run_async(with_app(settings, work))
+    click.echo(f"user {name}: {'added' if added else 'updated'}, role {role}")
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            click.echo("error: the two passwords differ", err=True)
+            sys.exit(EXIT_BAD_INPUT)
+        return password
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@user_command("remove")
+@click.argument("name")
+@reason_option
+def user_remove_command(config_file: Path | None, redis_url: str | None, name: str,
+                        reason: audit.Actor) -> None:
+    """Remove a person; their open sessions end at their next request."""
+    from smsgw.console.people import People, normalise_name
+
+    settings = load(config_file, redis_url)
+    name = normalise_name(name)
+
+    async def work(app: App) -> bool:
+        removed = await People(app.store).remove(name)
+        if removed:
+            await audit.record(app.store, reason, "user_remove", f"user:{name}", now(),
+                               {}, {})
+        return removed
+
+    if not run_async(with_app(settings, work)):
+        click.echo(f"error: no user {name}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"user {name}: removed")
+
+
+@user_command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+def user_list_command(config_file: Path | None, redis_url: str | None, as_json: bool) -> None:
+    """The console's people: name, role, when added."""
+    from smsgw.console.people import People
+
+    settings = load(config_file, redis_url)
+    people = run_async(with_app(settings, lambda app: People(app.store).all()))
+    if as_json:
+        click.echo(json.dumps([{"name": p.name, "role": p.role, "created": p.created}
+                               for p in people]))
+        return
+    for person in people:
+        click.echo(f"{person.name:32} {person.role:10} {person.created}")
+
+
+@main.command()
+@common_options
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8081, show_default=True, type=click.IntRange(min=1, max=65535))
+def console(config_file: Path | None, redis_url: str | None, host: str, port: int) -> None:
+    """Serve only the operator console (/console/) and GET /v1/status, against the store
+    (--redis: the gateways' store), for staff machines. Add people with
+    `smsgw admin user add`. Put TLS in front of it, as for `smsgw run`."""
+    from smsgw.commands.console import serve_console
+
+    settings = load(config_file, redis_url)
+    sys.exit(run_async(serve_console(settings, host, port)))

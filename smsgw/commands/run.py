@@ -11,6 +11,7 @@ from aiohttp import web
 
 from smsgw.app import App, build_app
 from smsgw.config import Settings
+from smsgw.console.web import mount as mount_console
 from smsgw.core.clock import now
 from smsgw.observability.logs import get_logger
 from smsgw.store import WrongStoreMode
@@ -68,9 +69,10 @@ async def start_http(app: App, gateway: Gateway) -> web.AppRunner:
     if not settings.metrics_key:
         log.warning("no [http] metrics_key: GET /metrics is open to whoever reaches the port "
                     "(set SMSGW_HTTP_METRICS_KEY)")
-    runner = web.AppRunner(make_app(app.otp, settings.api_key, gateway.deliver, now,
-                                    gateway.health, metrics_key=settings.metrics_key),
-                           access_log=None)
+    http_app = make_app(app.otp, settings.api_key, gateway.deliver, now, gateway.health,
+                        metrics_key=settings.metrics_key)
+    mount_console(http_app, app)  # /console/ and GET /v1/status
+    runner = web.AppRunner(http_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.host, settings.port).start()
     log.info("http api listening", host=settings.host, port=settings.port)

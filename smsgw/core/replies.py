@@ -40,7 +40,8 @@ def kinds() -> frozenset[str]:
     """Every reply kind ("section.name" of a template) of every service's templates and
     the shared ones: a fixed set, for metric labels."""
     package = Path(__file__).parent.parent
-    return frozenset(f"{section}.{name}" for folder in package.glob("**/templates")
+    folders = [toml.parent for toml in package.glob(f"**/templates/{LANGUAGES[0]}.toml")]
+    return frozenset(f"{section}.{name}" for folder in folders
                      for language in LANGUAGES
                      for section, names in _templates(folder, language).items()
                      for name in names)

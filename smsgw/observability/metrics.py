@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from smsgw.core import replies
 from smsgw.messages import Outbound
@@ -34,6 +34,14 @@ UNCERTAIN_ANSWERS = Counter(
     "the SMSC's response timer): their next delivery reuses the first outcome", ["cause"])
 HTTP_REQUESTS = Histogram("smsgw_http_request_seconds", "HTTP API latency by route and status",
                           ["route", "status"])
+
+# Set by each gateway's heartbeat (transport/heartbeat.py), for the alert rules in deploy/.
+BINDS_BOUND = Gauge("smsgw_smpp_binds_bound", "SMPP binds of this gateway that are bound now")
+STORE_UP = Gauge("smsgw_store_up", "1 if the store answered the gateway's last heartbeat ping")
+# The outbox (interfaces.md, "Replies that must not be lost") will set these; 0 until then.
+OUTBOX_REPLIES = Gauge("smsgw_outbox_replies", "Replies durable in the outbox, not yet sent")
+OUTBOX_OLDEST_SECONDS = Gauge("smsgw_outbox_oldest_seconds",
+                              "Age of the oldest reply waiting in the outbox")
 
 
 # Every label value comes from a fixed set, never from what a sender or an SMSC chose

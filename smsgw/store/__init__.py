@@ -459,6 +459,10 @@ class Store:
             await self._read(self.redis.hdel(mobile_cards_key(stale), card_hash))
         return outcome
 
+    async def read(self, pending: Any) -> Any:
+        """Await one plain command; StoreUnavailable when the store can't be reached."""
+        return await self._read(pending)
+
     async def _read(self, pending: Any) -> Any:
         try:
             return await pending

@@ -23,6 +23,7 @@ from smsgw.messages import Inbound, Outbound, Redelivery
 from smsgw.observability import metrics
 from smsgw.observability.logs import get_logger
 from smsgw.store import Assembly, PartLimits, StoreUnavailable
+from smsgw.transport.heartbeat import RecentTraffic, beating
 from smsgw.transport.msglog import MessageLog, format_record
 from smsgw.transport.ordering import KeyedOrder, SharedOrder
 from smsgw.transport.smpp.client import Confirm, MoMessage, Receipt, SmppClient
@@ -81,6 +82,7 @@ class Gateway:
         self._short_codes = app.pipeline.short_codes
         self._part_limits = PartLimits(max(self._window, MIN_PARTS_TTL_SECONDS),
                                        MAX_OPEN_MESSAGES_PER_SENDER)
+        self.recent = RecentTraffic()  # for the heartbeat (console, /v1/status)
 
     async def run(self) -> None:
         await self.app.store.load_scripts()
@@ -88,7 +90,8 @@ class Gateway:
         recovery = (asyncio.create_task(self._recovery_loop())
                     if self.app.store.single_slot else None)
         try:
-            await self.client.run()
+            async with beating(self):
+                await self.client.run()
         finally:
             self._confirm_task.cancel()
             if recovery is not None:
@@ -312,6 +315,8 @@ class Gateway:
     # -- message log --------------------------------------------------------------------
 
     def _record_inbound(self, inbound: Inbound) -> None:
+        self.recent.inbound(inbound, lambda message: masking.inbound_text(
+            message, self.app.pipeline.log_view(message), self.app.hasher))
         if self._log is not None:
             text = masking.inbound_text(inbound, self.app.pipeline.log_view(inbound),
                                         self.app.hasher)
@@ -320,6 +325,7 @@ class Gateway:
 
     def _record_outbound(self, inbound: Inbound | None, reply: Outbound,
                          message_id: str) -> None:
+        self.recent.outbound(reply, masking.reply_text)
         if self._log is not None:
             at: datetime = now()
             # an OTP asked for over HTTP answers no SMS: it is logged as its own record

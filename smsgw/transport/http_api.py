@@ -34,6 +34,8 @@ MAX_MERCHANT_CHARS = 64
 MAX_SECRET_CHARS = 64
 Deliver = Callable[[list[Outbound]], None]
 Health = Callable[[], Awaitable[dict[str, Any]]]
+# routes that check the key (or a console session) themselves: console/web.py
+OWN_AUTH_PATHS = frozenset({"/v1/status"})
 
 
 class BadBody(Exception):
@@ -105,7 +107,8 @@ def _auth(api_key: str) -> Any:
 
     @web.middleware
     async def check(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path.startswith("/v1/") and not _bearer_is(request, api_key):
+        if (request.path.startswith("/v1/") and request.path not in OWN_AUTH_PATHS
+                and not _bearer_is(request, api_key)):
             return _unauthorized()
         return await handler(request)
 

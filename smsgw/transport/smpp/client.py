@@ -258,6 +258,11 @@ class SmppClient:
         return True
 
     @property
+    def inbound_in_flight(self) -> int:
+        """Inbound messages taken from the SMSC and not yet answered."""
+        return len(self._inbound_tasks)
+
+    @property
     def pending_submits(self) -> int:
         return self._queue.qsize() + self._in_window
 
