@@ -15,6 +15,7 @@ from smsgw.subscribers import BadInputFile, parse_subscriber_csv
 from smsgw.transport.log_replay import previous_replies, replay
 from smsgw.transport.msglog import read_records
 from tests.conftest import make_settings
+from tests.test_masking import live_and_replayed, shown
 from tests.test_smpp_gateway import ALI, Rig, start_rig, stop_rig
 
 CARD = "6279611234567894"
@@ -57,3 +58,18 @@ def test_a_row_with_an_amount_its_plan_has_not_is_a_bad_row(row: str) -> None:
     with pytest.raises(BadInputFile) as caught:
         parse_subscriber_csv(content)
     assert [line for line, _ in caught.value.problems] == [3]
+
+
+@pytest.mark.parametrize("text", ["09351234567:55555:10000", "09351234567:12345678:1000",
+                                  "09351234567:12,345,678:10000"])
+async def test_a_pin_typed_in_the_amounts_place_is_not_in_the_log(store_url: str,
+                                                                  text: str) -> None:
+    """A careless subscriber swaps amount and PIN: the amount (5-8 digits, beyond the
+    maximum: no reply shows it) is the PIN. The log may not show it; replay stays
+    faithful."""
+    app = build_app(make_settings(store_url))
+    masked, live, replayed = await live_and_replayed(app, "1112", text)
+    await app.close()
+    secret = text.split(":")[1]
+    assert secret not in masked and secret.replace(",", "") not in masked.replace(",", "")
+    assert shown(replayed) == shown(live)
