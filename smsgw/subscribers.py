@@ -6,8 +6,9 @@ empty or malformed number, a plan other than prepaid/postpaid, a language other 
 fa/en, or a balance or bill that is not a whole number of rials within the money ceiling
 (smsgw/money.py; a balance can't be negative, a bill can: a credit on the bill). The plan's
 own amount (a prepaid line's balance, a postpaid line's bill) must be written; the other
-one may be left empty, meaning 0. An empty language means fa. Any number form of
-money.parse_rials is accepted: Persian or Arabic-Indic digits, thousands in groups of three.
+one must be empty or 0 (a prepaid line has no bill, a postpaid one no balance). An empty
+language means fa. Any number form of money.parse_rials is accepted: Persian or
+Arabic-Indic digits, thousands in groups of three.
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ def _row(header: list[str], fields: list[str]) -> SubscriberRow:
     bill = _amount(values, "bill", required=PLAN_AMOUNT[plan] == "bill")
     if balance < 0:
         raise ValueError("balance cannot be negative")
+    other = "bill" if PLAN_AMOUNT[plan] == "balance" else "balance"
+    if (bill if other == "bill" else balance) != 0:  # stored unseen, counted as money
+        raise ValueError(f"{other} must be 0 or empty on a {plan} line")
     language = (values.get("language") or "fa").lower()
     if language not in LANGUAGES:
         raise ValueError(f"language {shown(language)} must be fa or en")

@@ -328,7 +328,8 @@ class Gateway:
         self.recent.outbound(reply, masking.reply_text)
         if self._log is not None:
             at: datetime = now()
-            # an OTP asked for over HTTP answers no SMS: it is logged as its own record
-            in_reply_to = inbound.msg_id if inbound is not None else None
+            # an OTP asked for over HTTP answers no SMS: an empty in_reply_to still marks
+            # it outbound, so that replay never takes it for a message from the short code
+            in_reply_to = inbound.msg_id if inbound is not None else ""
             self._log.write(format_record(at, reply.sender, reply.to, masking.reply_text(reply),
                                           message_id, in_reply_to=in_reply_to))

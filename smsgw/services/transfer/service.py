@@ -139,8 +139,22 @@ class TransferService:
         for index, field in enumerate(parsed.fields):
             if index:
                 parts.append(Shown(":"))
-            parts += _field_view(field.role, field.text, field.valid, first=index == 0)
+            if field.valid and field.role is Role.AMOUNT:
+                parts.append(Shown(self._amount_view(field.text)))
+            else:
+                parts += _field_view(field.role, field.text, field.valid, first=index == 0)
         return parts
+
+    def _amount_view(self, text: str) -> str:
+        """A valid amount as a log shows it: as typed within min..max (the replies show
+        it); outside, a stand-in on the same side (no reply shows such an amount, and it
+        may well be a PIN typed in the amount's place: `recipient:PIN:amount`)."""
+        value = int(text.replace(",", "").lstrip("0") or "0")  # valid: within the ceiling
+        if value < self._cfg.min_amount:
+            return "0"
+        if value > self._cfg.max_amount:
+            return str(MONEY_CEILING)
+        return text
 
     def _is_open(self, at: datetime) -> bool:
         if self._open_from is not None and at < self._open_from:
