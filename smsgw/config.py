@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
@@ -38,8 +38,8 @@ class SmscSettings(Table):
     password_file: str = ""
     system_type: str = ""
     bind: Literal["transceiver", "receiver+transmitter"] = "transceiver"
-    submit_rate: float = 5000.0
-    window: int = 200
+    submit_rate: Annotated[float, Field(gt=0)] = 5000.0
+    window: Annotated[int, Field(ge=1)] = 200
     redelivery_window_seconds: int = 600
     enquire_link_seconds: float = 30.0
     reconnect_max_seconds: float = 30.0
@@ -76,7 +76,7 @@ class TransferSettings(Table):
     open_from: str = ""
     open_until: str = ""
     receipts: bool = False
-    max_pin_attempts: int = 3
+    max_pin_attempts: Annotated[int, Field(ge=1)] = 3
 
     @field_validator("min_amount", "max_amount", "daily_cap", "monthly_cap", "fee")
     @classmethod
@@ -84,6 +84,13 @@ class TransferSettings(Table):
         if not 0 <= value <= MONEY_CEILING:
             raise ValueError(f"money settings are whole rials, 0 to {MONEY_CEILING:,}")
         return value
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> TransferSettings:
+        if self.min_amount > self.max_amount:
+            raise ValueError(f"min_amount {self.min_amount:,} is above max_amount "
+                             f"{self.max_amount:,}: no transfer could be made")
+        return self
 
 
 class AccountSettings(Table):
@@ -99,12 +106,12 @@ class ReplySettings(Table):
 class OtpSettings(Table):
     short_code: str = "7000"
     ttl_seconds: int = 120
-    length: int = 6
-    max_attempts: int = 3
+    length: Annotated[int, Field(ge=4, le=10)] = 6  # fewer than 4 digits is no one-time password
+    max_attempts: Annotated[int, Field(ge=1)] = 3
     bins: list[str] = Field(default_factory=lambda: ["627961"])
-    resend_after_seconds: int = 60
-    max_per_card_per_hour: int = 5
-    max_per_mobile_per_hour: int = 10
+    resend_after_seconds: Annotated[int, Field(ge=0)] = 60
+    max_per_card_per_hour: Annotated[int, Field(ge=1)] = 5
+    max_per_mobile_per_hour: Annotated[int, Field(ge=1)] = 10
     static_daily_limit: int = 1_000_000
 
     @field_validator("ttl_seconds")

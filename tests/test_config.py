@@ -45,6 +45,11 @@ def test_hash_key_from_file(tmp_path: Path) -> None:
     {"smsc": {"port": "many"}},
     {"account": {"short_code": "1112"}},  # two services on one short code
     {"account": {"short_kode": "1113"}},
+    # settings that would make a rule meaningless
+    {"otp": {"length": 0}}, {"otp": {"length": 3}}, {"otp": {"max_attempts": 0}},
+    {"transfer": {"max_pin_attempts": 0}}, {"transfer": {"max_pin_attempts": -1}},
+    {"smsc": {"window": 0}}, {"smsc": {"submit_rate": 0}},
+    {"transfer": {"min_amount": 20_000}},  # above the default max_amount
 ])
 def test_bad_values_are_configuration_errors(override: dict[str, dict[str, object]]) -> None:
     with pytest.raises(ConfigError):

@@ -123,6 +123,20 @@ async def test_hostile_bodies_get_400_with_a_reason_and_change_nothing(
     assert api.snapshot() == before and api.sent == []
 
 
+@pytest.mark.parametrize("merchant", ["shop 6279-6112-3456-7894", "۶۲۷۹۶۱۱۲۳۴۵۶۷۸۹۴",
+                                      "6279 6112 3456 7894"])
+async def test_a_card_number_cannot_ride_in_the_merchant_name(api: Api, merchant: str) -> None:
+    """The merchant is shown in the SMS and the message log, where no full card number
+    may appear: a name holding one is refused, and nothing is sent."""
+    before = api.snapshot()
+    raw = body(f'"card": "{CARD}", "amount": 1000, "merchant": "{merchant}", '
+               '"static_password": "x"')
+    for path in ("/v1/otp", "/v1/payments/authorize"):
+        status, answer = await api.post(path, raw)
+        assert status == 400 and "12 or more digits" in answer["reason"], (path, answer)
+    assert api.snapshot() == before and api.sent == []
+
+
 @pytest.mark.parametrize("field_name", ["request_id", "otp"])
 async def test_lone_surrogates_in_verify(api: Api, field_name: str) -> None:
     fields = {"request_id": '"abc"', "otp": '"123456"', field_name: '"x\\udfffy"'}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -23,6 +24,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from smsgw.core.money import MONEY_CEILING, MONEY_CEILING_DIGITS
+from smsgw.core.text import normalise
 from smsgw.messages import Outbound
 from smsgw.observability import metrics
 from smsgw.services.otp.cards import card_problem
@@ -31,6 +33,7 @@ from smsgw.store import StoreUnavailable
 
 MAX_BODY_BYTES = 16 * 1024
 MAX_MERCHANT_CHARS = 64
+CARD_LIKE = re.compile(r"[0-9](?:[ .\-_/]?[0-9]){11,}")
 MAX_SECRET_CHARS = 64
 Deliver = Callable[[list[Outbound]], None]
 Health = Callable[[], Awaitable[dict[str, Any]]]
@@ -245,4 +248,8 @@ def _amount(body: dict[str, Any]) -> int:
 
 
 def _merchant(body: dict[str, Any]) -> str:
-    return _string(body, "merchant", MAX_MERCHANT_CHARS)
+    merchant = _string(body, "merchant", MAX_MERCHANT_CHARS)
+    # the merchant is shown in the SMS and the message log: no card number may ride in it
+    if CARD_LIKE.search(normalise(merchant)):
+        raise BadBody("'merchant' must not hold 12 or more digits in a row (a card number?)")
+    return merchant
