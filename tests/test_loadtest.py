@@ -11,6 +11,7 @@ from smsgw.app import build_app
 from smsgw.commands.cli import main
 from smsgw.commands.loadtest import LoadTestOptions, parse_mix, run_loadtest
 from smsgw.transport.gateway import Gateway
+from smsgw.transport.smpp.client import SmppClient
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
 from tests.conftest import make_settings
 
@@ -44,7 +45,7 @@ async def test_driving_a_running_fake_smsc_through_a_driver_bind(redis_url: str)
     async with FakeSmsc(redeliver_after=0.5) as smsc:  # as `smsgw fake-smsc` would run
         app = build_app(settings.model_copy(update={"smsc": settings.smsc.model_copy(
             update={"port": smsc.port})}))
-        gateway = Gateway(app)
+        gateway = Gateway(app, SmppClient.from_settings(app.settings))
         import asyncio
 
         running = asyncio.create_task(gateway.run())

@@ -196,7 +196,7 @@ def fake_smsc(host: str, port: int, system_id: str | None, password: str | None)
 @click.option("--strict", is_flag=True, help="Exit 2 if any line is malformed.")
 def replay(config_file: Path | None, redis_url: str | None, log: str, out_file: Path | None,
            subscriber_file: Path | None, compare: bool, strict: bool) -> None:
-    """Feed a message log's inbound records through the pipeline, clocked by each `ts`.
+    """Feed a message log's inbound records through the router, clocked by each `ts`.
 
     Replies are written as a message log. Replaying the same log twice against the same
     store applies nothing twice. Malformed lines are reported on stderr and skipped.

@@ -16,6 +16,7 @@ from smsgw.messages import Inbound, Outbound
 from smsgw.services.account import demo as account_demo
 from smsgw.store import SubscriberRow
 from smsgw.transport.gateway import Gateway
+from smsgw.transport.smpp.client import SmppClient
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
 
 ALI, SARA, REZA = "989361111111", "989351234567", "989391234567"
@@ -130,7 +131,7 @@ async def run_demo(settings: Settings, language: str | None) -> int:
         # the demo asks twice within a minute; a live gateway keeps the 60 s resend gap
         "otp": settings.otp.model_copy(update={"resend_after_seconds": 0})})
     app = build_app(settings)
-    gateway = Gateway(app)
+    gateway = Gateway(app, SmppClient.from_settings(settings))
     running = asyncio.create_task(gateway.run())
     try:
         await smsc.wait_bound(timeout=10)

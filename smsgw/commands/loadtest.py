@@ -32,7 +32,7 @@ from smsgw.core.text import canonical_msisdn, to_persian_digits
 from smsgw.services.otp.cards import with_luhn
 from smsgw.store import Store, SubscriberRow, subscriber_key
 from smsgw.testing import free_port
-from smsgw.transport.smpp.client import MoMessage, Receipt, SmppClient
+from smsgw.transport.smpp.client import Receipt, SmppClient, WireMessage
 from smsgw.transport.smpp.fake_smsc import DRIVER_SYSTEM_ID, FakeSmsc, Mt
 from smsgw.transport.smpp.pdu import ESME_ROK
 
@@ -427,7 +427,7 @@ class _Phones:
         self.tracker: Tracker | None = None
         self._parts: dict[tuple[str, int, int], dict[int, str]] = {}
 
-    async def on_message(self, message: MoMessage, session: str) -> tuple[int, None]:
+    async def on_message(self, message: WireMessage, session: str) -> tuple[int, None]:
         text: str | None = message.text
         if message.part is not None:
             reference, number, total = message.part
@@ -452,8 +452,8 @@ async def drive_remote_smsc(host: str, port: int, population: Population, rate: 
     """Drive a fake SMSC in another process through a driver bind (system_id loadtest)."""
     phones = _Phones()
     client = SmppClient(SmscSettings(host=host, port=port, system_id=DRIVER_SYSTEM_ID,
-                                     window=2000, submit_rate=1_000_000), "", phones)
-    running = asyncio.create_task(client.run())
+                                     window=2000, submit_rate=1_000_000), "")
+    running = asyncio.create_task(client.run(phones))
     try:
         await client.wait_bound(30)
 
@@ -613,6 +613,7 @@ class _Gateways:
         self._smsc_port = smsc_port
         self._gateway: Gateway | None = None
         self._running: asyncio.Task[None] | None = None
+        self._recovery: asyncio.Task[None] | None = None
         self._processes: list[subprocess.Popen[bytes]] = []
 
     @property
@@ -622,11 +623,14 @@ class _Gateways:
     def start(self, say: Callable[[str], None]) -> list[int]:
         """Start them; the pids whose memory is sampled."""
         from smsgw.transport.gateway import Gateway
+        from smsgw.workers.recovery import start_recovery
 
         options = self._options
         if options.gateway == "inprocess":
-            self._gateway = Gateway(self._app)
+            client = SmppClient.from_settings(self._app.settings)
+            self._gateway = Gateway(self._app, client)
             self._running = asyncio.create_task(self._gateway.run())
+            self._recovery = start_recovery(self._app)
         elif options.gateway == "spawn":
             self._processes = [_spawn_gateway(self._settings, self._smsc_port,
                                               options.gateway_env, shared=options.gateways > 1)
@@ -640,6 +644,8 @@ class _Gateways:
             gateway, running, self._gateway = self._gateway, self._running, None
             await gateway.stop(drain_timeout=5)
             await running
+        if self._recovery is not None:
+            self._recovery.cancel()
         processes, self._processes = self._processes, []
         for process in processes:  # they drain through our fake SMSC: wait off the loop
             process.send_signal(signal.SIGTERM)

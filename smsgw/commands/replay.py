@@ -44,7 +44,7 @@ async def run_replay(settings: Settings, log: str, out_file: Path | None,
                            if out_file else sys.stdout)
             progress = _progress(stack, len(lines))
             summary = await replay(
-                app.pipeline, app.hasher, lines, out, sys.stderr,
+                app.router, app.hasher, lines, out, sys.stderr,
                 before=previous_replies(lines) if compare else None,
                 on_line=progress,
                 remember_seconds=settings.redis.processed_ttl_seconds,

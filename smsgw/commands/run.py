@@ -17,6 +17,8 @@ from smsgw.store import WrongStoreMode
 from smsgw.transport.gateway import Gateway
 from smsgw.transport.http_api import make_app
 from smsgw.transport.msglog import MessageLog
+from smsgw.transport.smpp.client import SmppClient
+from smsgw.workers.recovery import start_recovery
 
 log = get_logger("smsgw.run")
 
@@ -39,7 +41,7 @@ async def serve(settings: Settings) -> int:
             await app.close()
             return 1
     message_log = MessageLog(settings.log.dir, settings.log.max_bytes, settings.log.backups)
-    gateway = Gateway(app, message_log)
+    gateway = Gateway(app, SmppClient.from_settings(settings), message_log)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -48,12 +50,15 @@ async def serve(settings: Settings) -> int:
         _memory_debugging(loop)
     http = await start_http(app, gateway)
     running = asyncio.create_task(gateway.run())
+    recovery = start_recovery(app)
     log.info("smsgw running", smsc=f"{settings.smsc.host}:{settings.smsc.port}",
-             short_codes=sorted(app.pipeline.short_codes))
+             short_codes=sorted(app.router.short_codes))
     await stop.wait()
     log.info("stopping: finishing messages in flight, then unbinding")
     await gateway.stop(drain_timeout=10.0)
     await running
+    if recovery is not None:
+        recovery.cancel()
     await http.cleanup()
     message_log.close()
     await app.close()

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from aiosmpplib.protocol import BindTransceiver
 from aiosmpplib.state import RECEIPTED_MESSAGE_ID, OptionalParam
 
+from smsgw.core.backoff import Backoff
 from smsgw.transport.smpp.builders import deliver_sm_pdu, enquire_link_pdu
 from smsgw.transport.smpp.connection import Connection, ConnectionClosed
 from smsgw.transport.smpp.fastcodec import ShortMessage, decode_short_message
@@ -432,7 +433,7 @@ class FakeSmsc:
         """Deliver until answered ESME_ROK, backing off as real SMSCs do (doubling from
         `redeliver_after`, at most 30 s), so a struggling gateway is not flooded."""
         pending = list(range(len(delivery.parts)))
-        delay = self.redeliver_after
+        backoff = Backoff(self.redeliver_after, max(self.redeliver_after, MAX_REDELIVER_SECONDS))
         while pending:
             session = await self._receiver()
             still = []
@@ -441,8 +442,7 @@ class FakeSmsc:
                     still.append(index)
             pending = still
             if pending:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_REDELIVER_SECONDS)
+                await asyncio.sleep(backoff.next_delay())
 
     async def _receiver(self) -> _Session:
         """The next receiving bind, in turn (round robin, as SMSCs spread an ESME's
