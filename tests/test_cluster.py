@@ -272,7 +272,7 @@ async def test_two_gateways_apply_one_subscribers_messages_in_order(cluster_url:
 async def test_a_load_run_with_two_gateway_processes_on_the_cluster(cluster_url: str) -> None:
     """The README's scale-out recipe, short: two `smsgw run` processes, each on its own
     bind, one Redis Cluster, the full command mix."""
-    from smsgw.commands.loadtest import DEFAULT_MIX, LoadTestOptions, parse_mix, run_loadtest
+    from smsgw.testing.load import DEFAULT_MIX, LoadTestOptions, parse_mix, run_loadtest
 
     settings = make_settings(cluster_url)
     options = LoadTestOptions(rate=150, duration=3, population=300,
@@ -289,7 +289,7 @@ def test_commands_refuse_a_cluster_node_without_the_cluster_setting(
         cluster_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from smsgw.commands.cli import main
+    from smsgw.commands.main import main
 
     node = cluster_url.removeprefix(CLUSTER_PREFIX)
     monkeypatch.delenv("SMSGW_REDIS_CLUSTER", raising=False)

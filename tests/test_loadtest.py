@@ -8,8 +8,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from smsgw.app import build_app
-from smsgw.commands.cli import main
-from smsgw.commands.loadtest import LoadTestOptions, parse_mix, run_loadtest
+from smsgw.commands.main import main
+from smsgw.testing.load import LoadTestOptions, parse_mix, run_loadtest
 from smsgw.transport.gateway import Gateway
 from smsgw.transport.smpp.client import SmppClient
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
@@ -70,7 +70,7 @@ def test_an_overloaded_run_says_so_and_counts_money_only_once_drained(
     gateway has drained, still finds every rial."""
     import asyncio
 
-    from smsgw.commands import loadtest
+    from smsgw.testing import load as loadtest
 
     monkeypatch.setattr(loadtest, "DRAIN_SECONDS", 0.0)
     settings = make_settings(redis_url)
@@ -86,8 +86,8 @@ def test_synthetic_traffic_is_as_varied_as_real_traffic() -> None:
     digits are written vary), and each one still says what the driver meant."""
     import random
 
-    from smsgw.commands.loadtest import Population, Traffic, synthetic
     from smsgw.services.transfer.parse import Transfer, parse_transfer_command
+    from smsgw.testing.load import Population, Traffic, synthetic
 
     people = [synthetic(i) for i in range(50_000)]
     traffic = Traffic(Population(people, people[:10], people[:10]), random.Random(7))

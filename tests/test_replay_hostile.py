@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from smsgw import admin
 from smsgw.app import App, build_app
-from smsgw.commands.cli import main
+from smsgw.commands.main import main
 from smsgw.core.clock import now
 from smsgw.core.money import MONEY_CEILING
 from smsgw.messages import Inbound

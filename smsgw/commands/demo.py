@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+
+import click
 
 from smsgw import admin
 from smsgw.app import App, build_app
 from smsgw.commands.chat import ChatPrinter
+from smsgw.commands.options import config_options, load, run_async
 from smsgw.config import Settings
 from smsgw.core.clock import now
 from smsgw.messages import Inbound, Outbound
@@ -20,6 +25,21 @@ from smsgw.transport.smpp.client import SmppClient
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
 
 ALI, SARA, REZA = "989361111111", "989351234567", "989391234567"
+
+
+@click.command(name="demo")
+@config_options
+@click.option("--language", type=click.Choice(["fa", "en"]), default=None,
+              help="Reply language of the demo subscribers.")
+def command(config_file: Path | None, redis_url: str | None, language: str | None) -> None:
+    """Play a scripted conversation through the whole gateway and print it as a chat.
+
+    Starts the fake SMSC, the gateway and the embedded store in this one process: a
+    transfer with both confirmations, a PIN change, a lockout and an operator unblock,
+    a bad format. The first thing to run.
+    """
+    settings = load(config_file, redis_url)
+    sys.exit(run_async(run_demo(settings, language)))
 
 
 @dataclass(frozen=True)

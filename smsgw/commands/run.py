@@ -6,10 +6,14 @@ import asyncio
 import gc
 import os
 import signal
+import sys
+from pathlib import Path
 
+import click
 from aiohttp import web
 
 from smsgw.app import App, build_app
+from smsgw.commands.options import config_options, load, run_async
 from smsgw.config import Settings
 from smsgw.core.clock import now
 from smsgw.observability.logs import get_logger
@@ -21,6 +25,19 @@ from smsgw.transport.smpp.client import SmppClient
 from smsgw.workers.recovery import start_recovery
 
 log = get_logger("smsgw.run")
+
+
+@click.command(name="run")
+@config_options
+def command(config_file: Path | None, redis_url: str | None) -> None:
+    """Run the gateway: bind to the SMSC in the config and serve until SIGTERM/SIGINT.
+
+    On a signal it stops taking messages, finishes those in flight, sends queued replies,
+    unbinds and exits 0. Needs a real hash key (SMSGW_SECURITY_HASH_KEY) and, for real
+    work, Redis (--redis or SMSGW_REDIS_URL).
+    """
+    settings = load(config_file, redis_url, strict_key=True)
+    sys.exit(run_async(serve(settings)))
 
 
 async def serve(settings: Settings) -> int:
