@@ -82,7 +82,9 @@ class Population:
 
 
 @dataclass
-class _Mo:
+class _Awaiting:
+    """An injected command, until its replies come."""
+
     injected: float
     kind: str
     recipient: str = ""  # of a transfer: its confirmation to the recipient completes it
@@ -167,15 +169,16 @@ class Tracker:
 
     def __init__(self, results: Results) -> None:
         self.results = results
-        self.pending: defaultdict[str, deque[_Mo]] = defaultdict(deque)
+        self.pending: defaultdict[str, deque[_Awaiting]] = defaultdict(deque)
         # (sender, recipient) -> transfers confirmed to the sender, awaiting the recipient's
-        self._awaiting_recipient: defaultdict[tuple[str, str], deque[_Mo]] = defaultdict(deque)
+        self._awaiting_recipient: defaultdict[tuple[str, str], deque[_Awaiting]] = \
+            defaultdict(deque)
         # (sender, recipient) -> recipient's confirmations that came first
         self._early_recipient: defaultdict[tuple[str, str], deque[float]] = defaultdict(deque)
         self.outstanding = 0
 
     def sent(self, sender: str, kind: str, recipient: str = "") -> None:
-        self.pending[sender].append(_Mo(time.monotonic(), kind, recipient))
+        self.pending[sender].append(_Awaiting(time.monotonic(), kind, recipient))
         self.outstanding += 1
         self.results.mo_sent += 1
         self.results.by_kind[kind] += 1
@@ -211,7 +214,7 @@ class Tracker:
         else:
             self._early_recipient[pair].append(at)
 
-    def _complete(self, mo: _Mo, at: float) -> None:
+    def _complete(self, mo: _Awaiting, at: float) -> None:
         self.outstanding -= 1
         self.results.completed += 1
         self.results.latencies.append(at - mo.injected)
