@@ -146,10 +146,7 @@ async def _bank_step(app: App, step: BankStep, deliver: Deliver, chat: ChatPrint
 async def run_demo(settings: Settings, language: str | None) -> int:
     """Fake SMSC, gateway and store in this process; every message crosses real SMPP."""
     smsc = await FakeSmsc(redeliver_after=0.5).start()
-    settings = settings.model_copy(update={
-        "smsc": settings.smsc.model_copy(update={"host": "127.0.0.1", "port": smsc.port}),
-        # the demo asks twice within a minute; a live gateway keeps the 60 s resend gap
-        "otp": settings.otp.model_copy(update={"resend_after_seconds": 0})})
+    settings = _demo_settings(settings, smsc.port)
     app = build_app(settings)
     gateway = Gateway(app, SmppClient.from_settings(settings))
     running = asyncio.create_task(gateway.run())
@@ -184,6 +181,13 @@ async def run_demo(settings: Settings, language: str | None) -> int:
         await smsc.stop()
         await app.close()
     return 0
+
+
+def _demo_settings(settings: Settings, smsc_port: int) -> Settings:
+    return settings.model_copy(update={
+        "smsc": settings.smsc.model_copy(update={"host": "127.0.0.1", "port": smsc_port}),
+        # the demo asks twice within a minute; a live gateway keeps the 60 s resend gap
+        "otp": settings.otp.model_copy(update={"resend_after_seconds": 0})})
 
 
 async def _print_balances(app: App, chat: ChatPrinter, at: datetime) -> None:

@@ -13,7 +13,7 @@ import click
 from aiohttp import web
 
 from smsgw.app import App, build_app
-from smsgw.commands.options import config_options, load, run_async
+from smsgw.commands.options import EXIT_FAILED, EXIT_OK, config_options, load, run_async
 from smsgw.config import Settings
 from smsgw.core.clock import now
 from smsgw.observability.logs import get_logger
@@ -46,17 +46,9 @@ async def serve(settings: Settings) -> int:
     # collector's full passes, which otherwise walk it all (pauses of up to ~60 ms).
     gc.collect()
     gc.freeze()
-    if app.store.embedded:
-        log.warning("no Redis URL: using the embedded store; nothing survives this process")
-    elif not await app.store.ping():
-        log.warning("Redis does not answer yet: messages get a temporary error until it does")
-    else:
-        try:
-            await app.store.check_mode()
-        except WrongStoreMode as exc:
-            log.error(str(exc))
-            await app.close()
-            return 1
+    if not await _store_usable(app):
+        await app.close()
+        return EXIT_FAILED
     message_log = MessageLog(settings.log.dir, settings.log.max_bytes, settings.log.backups)
     gateway = Gateway(app, SmppClient.from_settings(settings), message_log)
     stop = asyncio.Event()
@@ -80,7 +72,23 @@ async def serve(settings: Settings) -> int:
     message_log.close()
     await app.close()
     log.info("stopped")
-    return 0
+    return EXIT_OK
+
+
+async def _store_usable(app: App) -> bool:
+    """False for a store of the wrong mode (a cluster node without [redis] cluster, or
+    the reverse); a store that does not answer yet is usable: it may come up."""
+    if app.store.embedded:
+        log.warning("no Redis URL: using the embedded store; nothing survives this process")
+    elif not await app.store.ping():
+        log.warning("Redis does not answer yet: messages get a temporary error until it does")
+    else:
+        try:
+            await app.store.check_mode()
+        except WrongStoreMode as exc:
+            log.error(str(exc))
+            return False
+    return True
 
 
 async def start_http(app: App, gateway: Gateway) -> web.AppRunner:
