@@ -62,7 +62,7 @@ class Gateway:
             await self.client.run(self)
         finally:
             flushing.cancel()
-            await self._flush()
+            await self.flush()
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
         await self.client.stop(drain_timeout)
@@ -83,9 +83,10 @@ class Gateway:
     async def _flush_loop(self) -> None:
         while True:
             await asyncio.sleep(CONFIRM_BATCH_SECONDS)
-            await self._flush()
+            await self.flush()
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
+        """Confirm the answers found safe so far; write out the message log."""
         await self._redeliveries.confirm()
         self._recorder.flush()
 
