@@ -12,7 +12,7 @@ import sys
 from smsgw.config import SmscSettings
 from smsgw.core.replies import show_number
 from smsgw.core.text import canonical_msisdn
-from smsgw.transport.smpp.client import Confirm, MoMessage, Receipt, SmppClient
+from smsgw.transport.smpp.client import OnAnswerSafe, Receipt, SmppClient, WireMessage
 from smsgw.transport.smpp.pdu import ESME_ROK
 
 SENDER_TEXT = ("انتقال ۱٬۰۰۰ ریال از {sender} به {recipient} انجام شد.\n"
@@ -21,12 +21,12 @@ RECIPIENT_TEXT = "۱٬۰۰۰ ریال از {sender} به شارژ {recipient} ر
 
 
 class Echo:
-    def __init__(self) -> None:
-        self.client: SmppClient | None = None
+    def __init__(self, client: SmppClient) -> None:
+        self.client = client
         self._refs = itertools.count(1)
 
-    async def on_message(self, message: MoMessage, session: str) -> tuple[int, Confirm | None]:
-        assert self.client is not None
+    async def on_message(self, message: WireMessage,
+                         session: str) -> tuple[int, OnAnswerSafe | None]:
         ref = base64.b32encode(next(self._refs).to_bytes(5, "big")).decode()
         recipient = canonical_msisdn(message.text.split(":")[0]) or message.source
         numbers = {"sender": show_number(message.source, "fa"),
@@ -42,15 +42,14 @@ class Echo:
 
 
 async def main(port: int) -> None:
-    echo = Echo()
     # submit_rate as bench/run.py's gateways
-    client = SmppClient(SmscSettings(port=port, window=200, submit_rate=100_000), "", echo)
-    echo.client = client
+    client = SmppClient(SmscSettings(port=port, window=200, submit_rate=100_000), "")
+    echo = Echo(client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    running = asyncio.create_task(client.run())
+    running = asyncio.create_task(client.run(echo))
     await stop.wait()
     await client.stop(2)
     await running

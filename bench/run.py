@@ -25,7 +25,8 @@ from pathlib import Path
 
 import uvloop
 
-from smsgw.commands.loadtest import (
+from smsgw.config import load_settings
+from smsgw.testing.load import (
     LoadTestOptions,
     Population,
     Progress,
@@ -35,7 +36,6 @@ from smsgw.commands.loadtest import (
     run_loadtest,
     synthetic,
 )
-from smsgw.config import load_settings
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
 
 sys.path.insert(0, str(Path(__file__).parent))  # bench/kannel.py, beside this script

@@ -1,3 +1,3 @@
-from smsgw.commands.cli import main
+from smsgw.commands.main import main
 
 main()

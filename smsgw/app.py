@@ -1,4 +1,4 @@
-"""Wiring: settings -> store -> services -> pipeline. Every command builds its app here."""
+"""Wiring: settings -> store -> services -> router. Every command builds its app here."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from smsgw.config import Settings
 from smsgw.core.hashing import Hasher
-from smsgw.pipeline import Pipeline
+from smsgw.router import Router
 from smsgw.services.account import AccountService
 from smsgw.services.otp.service import OtpService
 from smsgw.services.transfer.service import TransferService
@@ -18,7 +18,7 @@ class App:
     settings: Settings
     store: Store
     hasher: Hasher
-    pipeline: Pipeline
+    router: Router
     otp: OtpService
     transfer: TransferService
 
@@ -32,6 +32,6 @@ def build_app(settings: Settings, store: Store | None = None) -> App:
     language = settings.replies.language
     transfer = TransferService(settings.transfer, store, hasher, language)
     otp = OtpService(settings.otp, settings.transfer.timezone, store, hasher, language)
-    pipeline = Pipeline([transfer, otp, AccountService(settings, store)], store, language)
-    return App(settings=settings, store=store, hasher=hasher, pipeline=pipeline, otp=otp,
+    router = Router([transfer, otp, AccountService(settings, store)], store, language)
+    return App(settings=settings, store=store, hasher=hasher, router=router, otp=otp,
                transfer=transfer)

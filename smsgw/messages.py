@@ -1,26 +1,24 @@
-"""What flows through the pipeline: one inbound message in, its replies out.
+"""What flows through the router: one inbound message in, its replies out.
 
 Transports (SMPP, message log, HTTP) build these; services never see anything else.
+Each transport has its own form of a message below these (smpp's WireMessage: a whole
+message or one part as delivered; the message log's LoggedMessage: one line of the log).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-
-@dataclass(frozen=True, slots=True)
-class Redelivery:
-    """How a wire message may be recognised when the SMSC delivers it again."""
-
-    digest: str  # keyed digest of (short code, text): shared by identical messages
-    field: str  # "<ns>|<session>": this message's candidate entry
-    window_seconds: int
-    retry: bool = False  # an earlier attempt (same field) may have run: its outcome counts
+if TYPE_CHECKING:  # made by the SMPP transport only; the store reads it
+    from smsgw.transport.redelivery import Redelivery
 
 
 @dataclass(frozen=True, slots=True)
 class Inbound:
+    """A whole mobile-originated message, as every service receives it."""
+
     sender: str  # canonical MSISDN (or the raw address when it is no mobile number)
     to: str  # short code
     text: str

@@ -36,7 +36,7 @@ DAY_FA = "۱۴۰۵/۰۵/۰۱"
 
 async def send(app: App, sender: str, text: str, to: str = "1113",
                at: datetime = NOON) -> list[Outbound]:
-    return await app.pipeline.handle(Inbound(sender, to, text, at))
+    return await app.router.handle(Inbound(sender, to, text, at))
 
 
 async def one_reply(app: App, sender: str, text: str, to: str = "1113",
@@ -176,10 +176,10 @@ async def test_a_reversed_transfer_shows_once_as_reversed(
     app = journaled
     with monkeypatch.context() as patch:
         crash_after_debit(app, patch)
-        await app.pipeline.handle(wire_message(app, "09351234567:2000:55555"))
+        await app.router.handle(wire_message(app, "09351234567:2000:55555"))
     await app.store.redis.delete(subscriber_key(SARA))
     assert (await app.transfer.recover(NOON + timedelta(minutes=5)))["reversed"] == 1
-    await app.pipeline.handle(wire_message(app, "09391234567:3000:55555", msg_id="m2"))
+    await app.router.handle(wire_message(app, "09391234567:3000:55555", msg_id="m2"))
     reply = await one_reply(app, ALI, "HIST")
     assert reply.text == ("انتقال‌ها (ریال):\n"
                           f"{DAY_FA} به ۰۹۳۹۱۲۳۴۵۶۷ ۳٬۰۰۰\n"
@@ -269,7 +269,7 @@ def test_english_and_persian_templates_have_the_same_replies_and_placeholders() 
 async def test_the_log_shows_enquiries_with_digits_hidden(app: App) -> None:
     message = Inbound(ALI, "1113", "BAL 12345 ۶۷", NOON)
     # no log view: the masker's default hides every digit (a PIN sent here by mistake too)
-    shown = masking.inbound_text(message, app.pipeline.log_view(message), app.hasher)
+    shown = masking.inbound_text(message, app.router.log_view(message), app.hasher)
     assert shown == "BAL ***** **"
 
 

@@ -43,7 +43,7 @@ async def test_an_otp_the_payment_system_asked_for_is_no_inbound_record_on_repla
     assert len(records) == 1 and not records[0].is_inbound  # type: ignore[union-attr]
     fresh = build_app(make_settings(""))
     out, report = io.StringIO(), io.StringIO()
-    summary = await replay(fresh.pipeline, fresh.hasher, lines, out, report,
+    summary = await replay(fresh.router, fresh.hasher, lines, out, report,
                            before=previous_replies(lines))
     await fresh.close()
     assert summary.inbound == 0 and out.getvalue() == ""

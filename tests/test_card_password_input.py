@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smsgw.app import build_app
-from smsgw.commands.cli import main
+from smsgw.commands.main import main
 from smsgw.services.otp.cards import with_luhn
 from tests.attacks import tried
 from tests.conftest import TEST_KEY, make_settings

@@ -87,12 +87,12 @@ def test_sender_and_recipient_are_in_different_slots() -> None:
 async def test_a_transfer_across_slots_is_applied_and_settled(journaled: App) -> None:
     app = journaled
     before = await app.store.money()
-    replies: list[Outbound] = await app.pipeline.handle(wire_message(app, "09351234567:2000:55555"))
+    replies: list[Outbound] = await app.router.handle(wire_message(app, "09351234567:2000:55555"))
     assert [r.kind for r in replies] == ["transfer.sent", "transfer.received_prepaid"]
     assert await balances(app) == {ALI: ("17500", "0"), SARA: ("2000", "0"), POST: ("0", "30000")}
     assert await app.store.journal_entries(ALI) == {}
     assert await app.store.money() == before
-    postpaid = await app.pipeline.handle(wire_message(app, "09391234567:3000:55555", "m2"))
+    postpaid = await app.router.handle(wire_message(app, "09391234567:3000:55555", "m2"))
     assert [r.kind for r in postpaid] == ["transfer.sent", "transfer.received_postpaid"]
     assert (await balances(app))[POST] == ("0", "27000")
     assert [e["kind"] for e in await app.store.history(SARA)] == ["transfer_in", "loaded"]
@@ -105,7 +105,7 @@ async def test_a_crash_between_debit_and_credit_is_completed_by_recovery(
     message = wire_message(app, "09351234567:2000:55555")
     with monkeypatch.context() as patch:
         crash_after_debit(app, patch)
-        await app.pipeline.handle(message)
+        await app.router.handle(message)
     assert (await balances(app))[ALI] == ("17500", "0")
     assert (await balances(app))[SARA] == ("0", "0")  # not credited yet
     assert len(await app.store.journal_entries(ALI)) == 1
@@ -119,7 +119,7 @@ async def test_a_crash_between_debit_and_credit_is_completed_by_recovery(
     assert sum((await app.transfer.recover(LATER)).values()) == 0
 
     # the SMSC delivers the same message again: its first replies, nothing applied again
-    again = await app.pipeline.handle(message)
+    again = await app.router.handle(message)
     assert [r.kind for r in again] == ["transfer.sent", "transfer.received_prepaid"]
     assert (await balances(app))[SARA] == ("2000", "0")
     assert await app.store.money() == before
@@ -131,9 +131,9 @@ async def test_a_redelivery_before_recovery_finishes_the_transfer_once(
     message = wire_message(app, "09351234567:2000:55555")
     with monkeypatch.context() as patch:
         crash_after_debit(app, patch)
-        await app.pipeline.handle(message)
-    await app.pipeline.handle(message)  # the redelivery completes it
-    await app.pipeline.handle(message)
+        await app.router.handle(message)
+    await app.router.handle(message)  # the redelivery completes it
+    await app.router.handle(message)
     assert (await app.transfer.recover(LATER))["settled"] == 0
     assert await balances(app) == {ALI: ("17500", "0"), SARA: ("2000", "0"), POST: ("0", "30000")}
 
@@ -153,7 +153,7 @@ async def test_a_crash_between_credit_and_settlement_credits_once(
     with monkeypatch.context() as patch:
         patch.setattr(store, "run_json_script", die_at_settlement)
         with pytest.raises(ConnectionResetError):
-            await app.pipeline.handle(wire_message(app, "09351234567:2000:55555"))
+            await app.router.handle(wire_message(app, "09351234567:2000:55555"))
     (txid,) = await store.journal_entries(ALI)
     assert await store.redis.zscore(credited_key(SARA), txid) is not None
     assert await store.money() == before  # credited, still journaled: counted once
@@ -169,7 +169,7 @@ async def test_a_transfer_whose_recipient_vanished_is_reversed(
     before_day = (await admin.show(app.store, ALI, NOON, app.settings.transfer))["sent_today"]
     with monkeypatch.context() as patch:
         crash_after_debit(app, patch)
-        await app.pipeline.handle(wire_message(app, "09351234567:2000:55555"))
+        await app.router.handle(wire_message(app, "09351234567:2000:55555"))
     await app.store.redis.delete(subscriber_key(SARA))  # e.g. removed by hand meanwhile
     before = await app.store.money()
     assert (await app.transfer.recover(LATER))["reversed"] == 1
@@ -179,7 +179,7 @@ async def test_a_transfer_whose_recipient_vanished_is_reversed(
     assert await app.store.money() == before
     assert (await app.store.history(ALI))[0]["kind"] == "transfer_reversed"
     # the SMSC delivers the message again: it learns of the reversal, and pays nothing
-    again = await app.pipeline.handle(wire_message(app, "09351234567:2000:55555"))
+    again = await app.router.handle(wire_message(app, "09351234567:2000:55555"))
     assert [r.kind for r in again] == ["transfer.unknown_recipient"]
     assert (await admin.show(app.store, ALI, NOON, app.settings.transfer))["balance"] == 20_000
 
@@ -219,19 +219,20 @@ async def start_gateway(url: str, smsc_port: int, delay: float, handled: list[st
     import asyncio
 
     from smsgw.transport.gateway import Gateway
+    from smsgw.transport.smpp.client import SmppClient
 
     settings = make_settings(url, smsc={"port": smsc_port, "order_across_binds": True,
                                         "reconnect_max_seconds": 0.3})
     app = build_app(settings)
-    original = app.pipeline.handle
+    original = app.router.handle
 
     async def slow_handle(message: Inbound) -> list[Outbound]:
         handled.append(message.text)
         await asyncio.sleep(delay)  # one gateway is slower: without a shared order,
         return await original(message)  # the other one would overtake it
 
-    app.pipeline.handle = slow_handle  # type: ignore[method-assign]
-    gateway = Gateway(app)
+    app.router.handle = slow_handle  # type: ignore[method-assign]
+    gateway = Gateway(app, SmppClient.from_settings(app.settings))
     task = asyncio.create_task(gateway.run())
     await gateway.client.wait_bound(10)
     return app, gateway, task
@@ -271,7 +272,7 @@ async def test_two_gateways_apply_one_subscribers_messages_in_order(cluster_url:
 async def test_a_load_run_with_two_gateway_processes_on_the_cluster(cluster_url: str) -> None:
     """The README's scale-out recipe, short: two `smsgw run` processes, each on its own
     bind, one Redis Cluster, the full command mix."""
-    from smsgw.commands.loadtest import DEFAULT_MIX, LoadTestOptions, parse_mix, run_loadtest
+    from smsgw.testing.load import DEFAULT_MIX, LoadTestOptions, parse_mix, run_loadtest
 
     settings = make_settings(cluster_url)
     options = LoadTestOptions(rate=150, duration=3, population=300,
@@ -288,7 +289,7 @@ def test_commands_refuse_a_cluster_node_without_the_cluster_setting(
         cluster_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from click.testing import CliRunner
 
-    from smsgw.commands.cli import main
+    from smsgw.commands.main import main
 
     node = cluster_url.removeprefix(CLUSTER_PREFIX)
     monkeypatch.delenv("SMSGW_REDIS_CLUSTER", raising=False)
@@ -319,7 +320,7 @@ async def test_a_cluster_node_down_gives_temporary_errors_then_recovers(
         refused = 0
         for attempt in range(3):
             try:
-                await app.pipeline.handle(wire_message(app, "09351234567:2000:55555",
+                await app.router.handle(wire_message(app, "09351234567:2000:55555",
                                                        f"down-{attempt}"))
             except StoreUnavailable:
                 refused += 1
@@ -327,7 +328,7 @@ async def test_a_cluster_node_down_gives_temporary_errors_then_recovers(
         await asyncio.to_thread(cluster.wait_ok)
         for _ in range(50):  # the client finds its way back to the node
             try:
-                replies = await app.pipeline.handle(wire_message(app, "09351234567:2000:55555",
+                replies = await app.router.handle(wire_message(app, "09351234567:2000:55555",
                                                                  "after"))
                 break
             except StoreUnavailable:
@@ -345,12 +346,12 @@ async def test_a_cluster_node_down_gives_temporary_errors_then_recovers(
 async def test_recovery_finds_half_done_transfers_by_the_index_without_scanning(
         journaled: App, monkeypatch: pytest.MonkeyPatch) -> None:
     app = journaled
-    await app.pipeline.handle(wire_message(app, "09351234567:2000:55555", "done"))
-    await app.pipeline.handle(wire_message(app, "09351234567:999:55555", "refused"))
+    await app.router.handle(wire_message(app, "09351234567:2000:55555", "done"))
+    await app.router.handle(wire_message(app, "09351234567:999:55555", "refused"))
     assert await app.store.indexed_journals(2**62) == ([], 0)  # finished: nothing left
     with monkeypatch.context() as patch:
         crash_after_debit(app, patch)
-        await app.pipeline.handle(wire_message(app, "09351234567:1000:55555", "crashed"))
+        await app.router.handle(wire_message(app, "09351234567:1000:55555", "crashed"))
 
     async def no_scan() -> list[str]:
         raise AssertionError("the minutely recovery must not scan the keyspace")
@@ -367,7 +368,7 @@ async def test_a_full_recovery_finds_journals_the_index_does_not_know(
     app = journaled
     with monkeypatch.context() as patch:
         crash_after_debit(app, patch)
-        await app.pipeline.handle(wire_message(app, "09351234567:2000:55555"))
+        await app.router.handle(wire_message(app, "09351234567:2000:55555"))
     await app.store.redis.delete(journal_index_key(ALI))
     assert (await app.transfer.recover(LATER))["settled"] == 0
     assert (await app.transfer.recover(LATER, full=True))["settled"] == 1

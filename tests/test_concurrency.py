@@ -20,7 +20,7 @@ async def test_one_sender_many_simultaneous_transfers_respects_daily_cap(app: Ap
     before = money_total(await app.store.all_subscribers())
     messages = [Inbound(sender, "1112", f"0{recipients[n % 20][2:]}:10000:55555", NOON)
                 for n in range(60)]
-    results = await asyncio.gather(*(app.pipeline.handle(m) for m in messages))
+    results = await asyncio.gather(*(app.router.handle(m) for m in messages))
     sent = sum(1 for replies in results if replies[0].kind.startswith("transfer.sent"))
     capped = sum(1 for replies in results if replies[0].kind == "transfer.daily_cap")
     assert (sent, capped) == (5, 55)
@@ -33,7 +33,7 @@ async def test_one_sender_many_simultaneous_transfers_never_overspends(app: App)
     sender, recipient = "989331234567", "989351234567"
     await add_subscribers(app.store, (sender, "prepaid", 35_000, 0), (recipient, "prepaid", 0, 0))
     messages = [Inbound(sender, "1112", "09351234567:10000:55555", NOON) for _ in range(40)]
-    results = await asyncio.gather(*(app.pipeline.handle(m) for m in messages))
+    results = await asyncio.gather(*(app.router.handle(m) for m in messages))
     kinds = [replies[0].kind for replies in results]
     assert sum(k.startswith("transfer.sent") for k in kinds) == 3  # 3 x 10,500 <= 35,000
     assert kinds.count("transfer.insufficient") == 37
@@ -57,7 +57,7 @@ async def test_storm_between_pairs_conserves_money_and_caps(app: App) -> None:
         a, b = rng.sample(people, 2)
         pin = "55555" if rng.random() < 0.9 else "11111"
         texts.append(Inbound(a, "1112", f"0{b[2:]}:{rng.choice([1000, 5000, 10000])}:{pin}", NOON))
-    await asyncio.gather(*(app.pipeline.handle(m) for m in texts))
+    await asyncio.gather(*(app.router.handle(m) for m in texts))
     everyone = await app.store.all_subscribers()
     assert money_total(everyone) == before
     for m in people:

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from smsgw import admin, audit
 from smsgw.app import App, build_app
-from smsgw.commands.cli import main
+from smsgw.commands.main import main
 from smsgw.console import people as people_module
 from smsgw.console.people import People, failures_key
 from smsgw.console.sessions import COOKIE, session_key
@@ -29,6 +29,7 @@ from smsgw.core.clock import now
 from smsgw.messages import Inbound, Outbound
 from smsgw.transport.gateway import Gateway
 from smsgw.transport.heartbeat import Heartbeat, RecentTraffic, gateway_reports
+from smsgw.transport.smpp.client import SmppClient
 from tests.attacks import tried
 from tests.conftest import TEST_KEY, make_settings
 from tests.console_helpers import (
@@ -315,7 +316,7 @@ async def test_no_page_loads_anything_from_another_machine(web: Browserless) -> 
 
 async def test_status_json_in_the_spec_shape_by_key_or_session(web: Browserless,
                                                                console_app: App) -> None:
-    gateway = Gateway(console_app)
+    gateway = Gateway(console_app, SmppClient.from_settings(console_app.settings))
     await Heartbeat(gateway).beat()
     assert (await web.client.get("/v1/status")).status == 401
     wrong = await web.client.get("/v1/status", headers={"Authorization": "Bearer nope"})
@@ -335,7 +336,7 @@ async def test_status_json_in_the_spec_shape_by_key_or_session(web: Browserless,
 async def test_a_gateway_that_stopped_reporting_shows_as_down(console_app: App,
                                                               monkeypatch: pytest.MonkeyPatch
                                                               ) -> None:
-    heartbeat = Heartbeat(Gateway(console_app))
+    heartbeat = Heartbeat(Gateway(console_app, SmppClient.from_settings(console_app.settings)))
     await heartbeat.beat()
     later = time.time() + 60
     monkeypatch.setattr(time, "time", lambda: later)
@@ -348,7 +349,7 @@ async def test_recent_traffic_is_masked_as_in_the_message_log(console_app: App) 
     its token, garbled digits are hidden, an OTP is asterisks."""
     recent = RecentTraffic()
     shown = lambda message: masking.inbound_text(  # noqa: E731
-        message, console_app.pipeline.log_view(message), console_app.hasher)
+        message, console_app.router.log_view(message), console_app.hasher)
     at = datetime(2026, 7, 23, 10, 0, tzinfo=UTC)
     recent.inbound(Inbound("989361111111", "1112", "09351234567:2000:12345678", at), shown)
     recent.inbound(Inbound("989361111111", "1112", "0935 1234567 2000 12345678", at), shown)
@@ -505,7 +506,7 @@ async def test_smsgw_run_serves_the_console_and_status_beside_the_api(redis_url:
 
     port = free_port()
     application = build_app(make_settings(redis_url, http={"api_key": API_KEY, "port": port}))
-    gateway = Gateway(application)
+    gateway = Gateway(application, SmppClient.from_settings(application.settings))
     runner = await start_http(application, gateway)
     try:
         async with aiohttp.ClientSession() as http:
@@ -580,5 +581,5 @@ async def test_the_console_keys_work_on_every_store_a_redis_cluster_too(app: App
     await audit.care(app.store, app.settings.transfer, audit.Actor("sam", "test"), ALI,
                      "unblock", now())
     assert [e["action"] for e in await audit.trail(app.store, ALI)] == ["unblock"]
-    await Heartbeat(Gateway(app)).beat()
+    await Heartbeat(Gateway(app, SmppClient.from_settings(app.settings))).beat()
     assert len(await gateway_reports(app.store)) == 1

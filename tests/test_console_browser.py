@@ -28,6 +28,7 @@ from smsgw.core.clock import now
 from smsgw.testing import RedisServer, free_port
 from smsgw.transport import heartbeat as heartbeat_module
 from smsgw.transport.gateway import Gateway
+from smsgw.transport.smpp.client import SmppClient
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
 from tests.conftest import make_settings
 from tests.console_helpers import ALI, API_KEY, CARD, PASSWORDS, POST, http_app, seed
@@ -75,7 +76,7 @@ class Served:
         self.app: App = build_app(make_settings(self.redis_url, http={"api_key": API_KEY},
                                                 smsc={"port": self.smsc.port}))
         await seed(self.app)
-        self.gateway = Gateway(self.app)
+        self.gateway = Gateway(self.app, SmppClient.from_settings(self.app.settings))
         self.gateway_task = asyncio.create_task(self.gateway.run())
         await self.gateway.client.wait_bound(10)
         for text in ("09121234567:2000:55555", "BAL", "hello"):

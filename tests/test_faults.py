@@ -119,7 +119,7 @@ async def test_storm_10000_commands_1000_subscribers(redis_url: str) -> None:
 
     async def one(message: Inbound) -> None:
         async with semaphore:
-            await app.pipeline.handle(message)
+            await app.router.handle(message)
 
     started = time.monotonic()
     await asyncio.gather(*(one(m) for m in commands))

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from smsgw.store import subscriber_key
-from smsgw.transport.smpp.fake_smsc import Mo
+from smsgw.transport.smpp.fake_smsc import InjectedMo
 from smsgw.transport.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
 from tests.conftest import RedisServer, add_subscribers, free_port
 from tests.test_smpp_gateway import Rig, start_rig, stop_rig
@@ -42,7 +42,8 @@ async def load_senders(rig: Rig, count: int) -> list[str]:
     return senders
 
 
-async def inject_over(rig: Rig, commands: list[tuple[str, str]], seconds: float) -> list[Mo]:
+async def inject_over(rig: Rig, commands: list[tuple[str, str]],
+                      seconds: float) -> list[InjectedMo]:
     """Open-loop injection, spread evenly over `seconds`."""
     mos = []
     start = time.monotonic()

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from smsgw.store import StoreUnavailable
-from smsgw.transport.gateway import MAX_OPEN_MESSAGES_PER_SENDER, MAX_PARTS
+from smsgw.transport.reassembly import MAX_OPEN_MESSAGES_PER_SENDER, MAX_PARTS
 from smsgw.transport.smpp.pdu import (
     DELIVER_SM,
     ENQUIRE_LINK,

@@ -8,9 +8,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from smsgw.app import build_app
-from smsgw.commands.cli import main
-from smsgw.commands.loadtest import LoadTestOptions, parse_mix, run_loadtest
+from smsgw.commands.main import main
+from smsgw.testing.load import LoadTestOptions, parse_mix, run_loadtest
 from smsgw.transport.gateway import Gateway
+from smsgw.transport.smpp.client import SmppClient
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
 from tests.conftest import make_settings
 
@@ -44,7 +45,7 @@ async def test_driving_a_running_fake_smsc_through_a_driver_bind(redis_url: str)
     async with FakeSmsc(redeliver_after=0.5) as smsc:  # as `smsgw fake-smsc` would run
         app = build_app(settings.model_copy(update={"smsc": settings.smsc.model_copy(
             update={"port": smsc.port})}))
-        gateway = Gateway(app)
+        gateway = Gateway(app, SmppClient.from_settings(app.settings))
         import asyncio
 
         running = asyncio.create_task(gateway.run())
@@ -69,7 +70,7 @@ def test_an_overloaded_run_says_so_and_counts_money_only_once_drained(
     gateway has drained, still finds every rial."""
     import asyncio
 
-    from smsgw.commands import loadtest
+    from smsgw.testing import load as loadtest
 
     monkeypatch.setattr(loadtest, "DRAIN_SECONDS", 0.0)
     settings = make_settings(redis_url)
@@ -85,8 +86,8 @@ def test_synthetic_traffic_is_as_varied_as_real_traffic() -> None:
     digits are written vary), and each one still says what the driver meant."""
     import random
 
-    from smsgw.commands.loadtest import Population, Traffic, synthetic
     from smsgw.services.transfer.parse import Transfer, parse_transfer_command
+    from smsgw.testing.load import Population, Traffic, synthetic
 
     people = [synthetic(i) for i in range(50_000)]
     traffic = Traffic(Population(people, people[:10], people[:10]), random.Random(7))

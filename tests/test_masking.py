@@ -35,7 +35,7 @@ from smsgw.services.transfer.parse import (
 )
 from smsgw.store import subscriber_key
 from smsgw.transport.log_replay import inbound_of
-from smsgw.transport.msglog import LogRecord
+from smsgw.transport.msglog import LoggedMessage
 from tests.attacks import tried
 from tests.conftest import TEST_KEY, add_subscribers, make_settings
 from tests.test_smpp_gateway import ALI, SARA
@@ -92,11 +92,11 @@ async def live_and_replayed(app: App, to: str, text: str,
     await reset(app)
     live = Inbound(ALI, to, text, at, msg_id="mo-1",
                    identity=app.hasher.message_identity("id", ALI, "mo-1"), remember_seconds=60)
-    masked = masking.inbound_text(live, app.pipeline.log_view(live), app.hasher)
-    live_replies = await app.pipeline.handle(live)
+    masked = masking.inbound_text(live, app.router.log_view(live), app.hasher)
+    live_replies = await app.router.handle(live)
     await reset(app)
-    record = LogRecord(1, at, ALI, to, masked, "mo-1", None)
-    replayed = await app.pipeline.handle(inbound_of(app.hasher, record, 60))
+    record = LoggedMessage(1, at, ALI, to, masked, "mo-1", None)
+    replayed = await app.router.handle(inbound_of(app.hasher, record, 60))
     return masked, live_replies, replayed
 
 
@@ -151,17 +151,17 @@ def test_the_audit_examples_are_masked() -> None:
         ("7000", "OTP:7894", "OTP:7894"),
     ]:
         message = Inbound(ALI, to, text, NOON)
-        assert masking.inbound_text(message, app.pipeline.log_view(message), app.hasher) \
+        assert masking.inbound_text(message, app.router.log_view(message), app.hasher) \
             == expected
 
 
 def test_a_valid_transfer_shows_recipient_and_amount_and_a_token() -> None:
     app = build_app(make_settings(""))
     message = Inbound(ALI, "1112", " ۰۹۳۵۱۲۳۴۵۶۷ : 10,000 : 12345678", NOON)
-    masked = masking.inbound_text(message, app.pipeline.log_view(message), app.hasher)
+    masked = masking.inbound_text(message, app.router.log_view(message), app.hasher)
     assert masked == "09351234567:10,000:h~" + app.hasher.pin_digest(ALI, "12345678")
     change = Inbound(ALI, "1112", "PIN:12345678:55555:55556", NOON)  # a mismatch: tokens
-    masked = masking.inbound_text(change, app.pipeline.log_view(change), app.hasher)
+    masked = masking.inbound_text(change, app.router.log_view(change), app.hasher)
     assert masked.count("h~") == 3 and "55555" not in masked and "12345678" not in masked
 
 
@@ -201,7 +201,7 @@ def test_generated_masked_texts_parse_the_same_and_hold_no_secret(to: str, text:
     hasher = Hasher(TEST_KEY)
     app = _app()
     message = Inbound(ALI, to, text, NOON)
-    masked = masking.inbound_text(message, app.pipeline.log_view(message), hasher)
+    masked = masking.inbound_text(message, app.router.log_view(message), hasher)
     assert_no_secret(to, text, masked)
     if to == "1112":
         assert same_command(parse_transfer_command(text),

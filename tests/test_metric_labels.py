@@ -72,7 +72,7 @@ async def test_unconfigured_short_codes_and_odd_receipt_states_add_no_series(rig
     assert {"1113x", "99999", "hello"}.isdisjoint(labels) and "other" in labels
     states = {dict(s)["state"] for s in series()["smsgw_delivery_receipts_total"]}
     assert {"MADEUP1", "MADEUP2"}.isdisjoint(states) and "other" in states
-    assert_labels_from_fixed_sets(rig.app.pipeline.short_codes)
+    assert_labels_from_fixed_sets(rig.app.router.short_codes)
 
 
 addresses = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E,
@@ -81,7 +81,7 @@ addresses = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7
 
 async def test_random_destinations_and_receipt_states_keep_the_series_bounded(rig: Rig) -> None:
     loop = asyncio.get_running_loop()
-    short_codes = rig.app.pipeline.short_codes
+    short_codes = rig.app.router.short_codes
 
     async def send(destination: str, state: bytes) -> None:
         await rig.smsc.wait_answered(rig.smsc.inject_mo(ALI, destination, "x"), timeout=10)

@@ -59,7 +59,7 @@ async def send(app: App, text: str, msg_id: str | None = None) -> list[str]:
     identity = app.hasher.message_identity("id", ALI, msg_id) if msg_id else None
     message = Inbound(ALI, "1112", text, NOON, msg_id=msg_id, identity=identity,
                       remember_seconds=3600 if msg_id else 0)
-    return [reply.kind for reply in await app.pipeline.handle(message)]
+    return [reply.kind for reply in await app.router.handle(message)]
 
 
 async def fields(app: App, msisdn: str) -> dict[str, str]:
@@ -99,7 +99,7 @@ async def test_a_recipient_that_cannot_be_credited_costs_the_sender_nothing(
 async def test_the_recipient_limit_reply_says_nothing_was_sent(people: App) -> None:
     app = people
     await app.store.redis.hset(subscriber_key(SARA), "balance", str(C))
-    (reply,) = await app.pipeline.handle(Inbound(ALI, "1112", "09351234567:2000:55555", NOON))
+    (reply,) = await app.router.handle(Inbound(ALI, "1112", "09351234567:2000:55555", NOON))
     assert reply.to == ALI and "۰۹۳۵۱۲۳۴۵۶۷" in reply.text and "انجام نشد" in reply.text
 
 
@@ -109,7 +109,7 @@ async def test_money_up_to_the_ceiling_is_exact_in_stores_and_replies(people: Ap
     rich = C - 123_456_789  # 999,999,876,543,211: 15 significant digits
     await app.store.redis.hset(subscriber_key(ALI), "balance", str(rich))
     await app.store.redis.hset(subscriber_key(SARA), "balance", str(C - 2000 - 11))
-    replies = await app.pipeline.handle(Inbound(ALI, "1112", "09351234567:2000:55555", NOON))
+    replies = await app.router.handle(Inbound(ALI, "1112", "09351234567:2000:55555", NOON))
     assert [r.kind for r in replies] == ["transfer.sent", "transfer.received_prepaid"]
     assert (await fields(app, ALI))["balance"] == str(rich - 2500)
     assert (await fields(app, SARA))["balance"] == str(C - 11)

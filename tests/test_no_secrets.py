@@ -64,7 +64,7 @@ async def test_no_secret_anywhere(redis_url: str, tmp_path: Path) -> None:
         await http.post("/v1/payments/authorize",
                         json={**order, "amount": 1000, "static_password": "Wrong-1"}, headers=auth)
         await rig.gateway.settle()
-        await rig.gateway._flush_confirms()
+        await rig.gateway.flush()
         secrets = [*PINS, STATIC, "Wrong-1", CARD, first_otp, second_otp]
         logged = service_log.getvalue()
         message_log = (rig.log_dir / "messages.jsonl").read_text(encoding="utf-8")

@@ -138,10 +138,10 @@ async def test_hourly_limits_per_card_and_per_mobile(store_url: str) -> None:
 
 async def test_sms_request_for_one_of_several_cards(bank: App) -> None:
     ask = Inbound(MOBILE, "7000", "رمز پویا", T0)
-    which = await bank.pipeline.handle(ask)
+    which = await bank.router.handle(ask)
     assert [r.kind for r in which] == ["otp.which_card"]
     assert fa(CARD[-4:]) in which[0].text and fa(SECOND[-4:]) in which[0].text
-    answer = await bank.pipeline.handle(Inbound(MOBILE, "7000", "OTP:" + SECOND[-4:], T0))
+    answer = await bank.router.handle(Inbound(MOBILE, "7000", "OTP:" + SECOND[-4:], T0))
     assert [r.kind for r in answer] == ["otp.sms_card"] and answer[0].to == MOBILE
     code = otp_of(answer[0])
     # bound to the card alone: good for any payment once
@@ -151,13 +151,13 @@ async def test_sms_request_for_one_of_several_cards(bank: App) -> None:
 async def test_sms_requests_that_reveal_nothing(bank: App) -> None:
     cases = [Inbound(OTHER, "7000", "OTP", T0),  # only a disabled and a blocked card
              Inbound("989360000000", "7000", "OTP", T0)]  # no card at all
-    kinds = [[r.kind for r in await bank.pipeline.handle(m)] for m in cases]
+    kinds = [[r.kind for r in await bank.router.handle(m)] for m in cases]
     assert kinds == [["otp.no_card"], ["otp.no_card"]]
-    texts = [(await bank.pipeline.handle(Inbound(OTHER, "7000", f"OTP {c[-4:]}", T0)))[0]
+    texts = [(await bank.router.handle(Inbound(OTHER, "7000", f"OTP {c[-4:]}", T0)))[0]
              for c in (DISABLED, UNKNOWN)]
     assert {t.kind for t in texts} == {"otp.no_card_ending"}
     assert all(t.to == OTHER for t in texts)  # never to anyone else
-    usage = await bank.pipeline.handle(Inbound(MOBILE, "7000", "hello", T0))
+    usage = await bank.router.handle(Inbound(MOBILE, "7000", "hello", T0))
     assert [r.kind for r in usage] == ["otp.usage"]
 
 
@@ -234,7 +234,7 @@ async def test_set_mobile_moves_the_otp_and_voids_the_live_one(bank: App) -> Non
                                     None, T0) == (False, "otp_invalid")
     moved = await request(bank, at=T0 + timedelta(seconds=61))
     assert moved.replies[0].to == OTHER
-    old = await bank.pipeline.handle(Inbound(MOBILE, "7000", "OTP " + CARD[-4:], T0))
+    old = await bank.router.handle(Inbound(MOBILE, "7000", "OTP " + CARD[-4:], T0))
     assert old[0].kind == "otp.no_card_ending"
     kinds = [entry["kind"] for entry in await admin.card_history(bank.store, bank.hasher, CARD)]
     assert kinds[:3] == ["otp_issued", "card_set_mobile", "otp_issued"]

@@ -20,7 +20,7 @@ from smsgw.services.transfer.parse import FormatError, parse_transfer_command
 from smsgw.services.transfer.service import TEMPLATES as TRANSFER_TEMPLATES
 from smsgw.store import subscriber_key
 from smsgw.transport.log_replay import inbound_of
-from smsgw.transport.msglog import LogRecord
+from smsgw.transport.msglog import LoggedMessage
 from tests.attacks import tried
 from tests.conftest import TEST_KEY, add_subscribers, make_settings
 from tests.test_masking import NOON
@@ -68,10 +68,10 @@ async def test_a_token_counts_only_in_replay(app: App) -> None:
     await people(app)
     token = token_of(app.hasher, "55555")
     wire = Inbound(ALI, "1112", f"09351234567:3000:{token}", NOON)
-    assert [r.kind for r in await app.pipeline.handle(wire)] == ["format.bad_pin"]
+    assert [r.kind for r in await app.router.handle(wire)] == ["format.bad_pin"]
     assert int((await app.store.subscriber(SARA))["balance"]) == 0
-    record = LogRecord(1, NOON, ALI, "1112", wire.text, "mo-1", None)
-    replayed = await app.pipeline.handle(inbound_of(app.hasher, record, 60))
+    record = LoggedMessage(1, NOON, ALI, "1112", wire.text, "mo-1", None)
+    replayed = await app.router.handle(inbound_of(app.hasher, record, 60))
     assert [r.kind for r in replayed] == ["transfer.sent", "transfer.received_prepaid"]
 
 
@@ -118,7 +118,7 @@ async def test_generated_tokens_change_nothing_in_the_store(store_app: App, posi
     await app.store.redis.flushdb()
     await people(app)
     text, error = with_token(position, token)
-    got = await app.pipeline.handle(Inbound(ALI, "1112", text, NOON))
+    got = await app.router.handle(Inbound(ALI, "1112", text, NOON))
     assert [r.kind for r in got] == [f"format.{error.value}"]
     subscriber = await app.store.subscriber(ALI)
     assert int(subscriber["balance"]) == 50_000

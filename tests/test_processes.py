@@ -67,6 +67,7 @@ def test_run_refuses_the_development_key(tmp_path: Path) -> None:
 async def test_fake_smsc_program_takes_mo_lines_and_prints_mt(tmp_path: Path) -> None:
     from smsgw.app import build_app
     from smsgw.transport.gateway import Gateway
+    from smsgw.transport.smpp.client import SmppClient
 
     port = free_port()
     process = await asyncio.create_subprocess_exec(
@@ -76,7 +77,7 @@ async def test_fake_smsc_program_takes_mo_lines_and_prints_mt(tmp_path: Path) ->
     banner = await asyncio.wait_for(process.stdout.readline(), 20)
     assert b"listening" in banner
     app = build_app(make_settings("", smsc={"port": port}))
-    gateway = Gateway(app)
+    gateway = Gateway(app, SmppClient.from_settings(app.settings))
     task = asyncio.create_task(gateway.run())
     await gateway.client.wait_bound(10)
     process.stdin.write(b"09361111111 1112 hello\n")

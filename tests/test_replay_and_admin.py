@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smsgw.commands.cli import main
+from smsgw.commands.main import main
 from smsgw.core.money import parse_rials
 from tests.attacks import tried
 from tests.conftest import TEST_KEY

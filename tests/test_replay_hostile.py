@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from smsgw import admin
 from smsgw.app import App, build_app
-from smsgw.commands.cli import main
+from smsgw.commands.main import main
 from smsgw.core.clock import now
 from smsgw.core.money import MONEY_CEILING
 from smsgw.messages import Inbound
@@ -161,7 +161,7 @@ async def people(store_url: str) -> App:
     (f"09351234567:{MONEY_CEILING}:55555", "transfer.above_max"),
 ])
 async def test_the_wrong_part_is_named(people: App, text: str, kind: str) -> None:
-    got = await people.pipeline.handle(Inbound(ALI, "1112", text, NOON))
+    got = await people.router.handle(Inbound(ALI, "1112", text, NOON))
     assert [reply.kind for reply in got] == [kind]
     assert int((await people.store.subscriber(ALI))["balance"]) == 50_000
     await people.close()

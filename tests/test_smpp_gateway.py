@@ -19,6 +19,7 @@ from smsgw.observability import metrics
 from smsgw.store import StoreUnavailable, subscriber_key
 from smsgw.transport.gateway import Gateway
 from smsgw.transport.msglog import MessageLog
+from smsgw.transport.smpp.client import SmppClient
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
 from smsgw.transport.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
 from smsgw.transport.smpp.sms_text import Part, encode_reply
@@ -51,7 +52,8 @@ async def start_rig(redis_url: str, log_dir: Path, **smsc_settings: object) -> R
     app = build_app(settings)
     await add_subscribers(app.store, (ALI, "prepaid", 50_000, 0), (SARA, "prepaid", 0, 0))
     await app.store.redis.hset(subscriber_key(ALI), "pin", app.hasher.pin_digest(ALI, "55555"))
-    gateway = Gateway(app, MessageLog(str(log_dir), 10_000_000, 2))
+    gateway = Gateway(app, SmppClient.from_settings(app.settings),
+                      MessageLog(str(log_dir), 10_000_000, 2))
     task = asyncio.create_task(gateway.run())
     await smsc.wait_bound()
     await gateway.client.wait_bound(10)
@@ -110,7 +112,7 @@ async def test_replay_of_the_gateway_log_checks_masked_pins(rig: Rig, tmp_path: 
     await fresh.store.redis.hset(subscriber_key(ALI), "pin", fresh.hasher.pin_digest(ALI, "55555"))
     out = tmp_path / "out.jsonl"
     with out.open("w", encoding="utf-8") as handle:
-        await replay(fresh.pipeline, fresh.hasher, lines, handle, handle)
+        await replay(fresh.router, fresh.hasher, lines, handle, handle)
     assert int((await fresh.store.subscriber(ALI))["balance"]) == 47_500
     await fresh.close()
 
@@ -171,7 +173,7 @@ async def test_an_answer_later_than_the_smscs_timer_is_not_applied_twice(
     again on the same healthy link. The second delivery must apply nothing."""
     rig = await start_rig(redis_url, tmp_path, response_timer_seconds=0.3)
     rig.smsc.response_timeout = 0.3
-    original = rig.app.pipeline.handle
+    original = rig.app.router.handle
     calls: list[str] = []
 
     async def slow_first(message: Any) -> Any:
@@ -180,7 +182,7 @@ async def test_an_answer_later_than_the_smscs_timer_is_not_applied_twice(
             await asyncio.sleep(0.6)
         return await original(message)
 
-    monkeypatch.setattr(rig.app.pipeline, "handle", slow_first)
+    monkeypatch.setattr(rig.app.router, "handle", slow_first)
     late = metrics.UNCERTAIN_ANSWERS.labels(cause="late_answer")
     late_before = late._value.get()
     try:
@@ -233,7 +235,7 @@ async def test_refused_binds_then_success(redis_url: str, tmp_path: Path) -> Non
     smsc.faults.refuse_binds = 2
     app = build_app(make_settings(redis_url, smsc={
         "port": smsc.port, "reconnect_max_seconds": 0.3, "password": "secret"}))
-    gateway = Gateway(app)
+    gateway = Gateway(app, SmppClient.from_settings(app.settings))
     task = asyncio.create_task(gateway.run())
     try:
         await smsc.wait_bound(timeout=10)
@@ -250,7 +252,7 @@ async def test_wrong_password_is_refused(redis_url: str) -> None:
     smsc = await FakeSmsc(system_id="smsgw", password="right").start()
     app = build_app(make_settings(redis_url, smsc={
         "port": smsc.port, "reconnect_max_seconds": 0.2, "password": "wrong"}))
-    gateway = Gateway(app)
+    gateway = Gateway(app, SmppClient.from_settings(app.settings))
     task = asyncio.create_task(gateway.run())
     await asyncio.sleep(0.8)
     assert smsc.bound_sessions == 0 and smsc.stats["binds_refused"] >= 2
@@ -420,7 +422,7 @@ async def test_confirmation_receipts_are_recorded_when_asked(redis_url: str,
         settings = make_settings(redis_url, smsc={"port": rig.smsc.port},
                                  transfer={"receipts": True})
         rig.app = build_app(settings)
-        rig.gateway = Gateway(rig.app)
+        rig.gateway = Gateway(rig.app, SmppClient.from_settings(rig.app.settings))
         rig.task = asyncio.create_task(rig.gateway.run())
         await rig.smsc.wait_bound()
         await rig.smsc.wait_answered(rig.smsc.inject_mo(ALI, "1112", "09351234567:1000:55555"))

@@ -23,7 +23,7 @@ NOON = parse_timestamp("2026-07-23T12:00:00+03:30")
 
 async def send(app: App, sender: str, text: str, at: datetime = NOON,
                to: str = "1112") -> list[Outbound]:
-    return await app.pipeline.handle(Inbound(sender, to, text, at))
+    return await app.router.handle(Inbound(sender, to, text, at))
 
 
 async def state(app: App, msisdn: str, at: datetime = NOON) -> dict[str, Any]:

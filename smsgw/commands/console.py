@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
+from pathlib import Path
 
+import click
 from aiohttp import web
 
 from smsgw.app import build_app
+from smsgw.commands.options import config_options, load, run_async
 from smsgw.config import Settings
 from smsgw.console.web import mount
 from smsgw.observability.logs import get_logger
@@ -42,3 +46,15 @@ async def serve_console(settings: Settings, host: str, port: int) -> int:
     await runner.cleanup()
     await app.close()
     return 0
+
+
+@click.command(name="console")
+@config_options
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8081, show_default=True, type=click.IntRange(min=1, max=65535))
+def command(config_file: Path | None, redis_url: str | None, host: str, port: int) -> None:
+    """Serve only the operator console (/console/) and GET /v1/status, against the store
+    (--redis: the gateways' store), for staff machines. Add people with
+    `smsgw admin user add`. Put TLS in front of it, as for `smsgw run`."""
+    settings = load(config_file, redis_url)
+    sys.exit(run_async(serve_console(settings, host, port)))

@@ -3,22 +3,43 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
+
+import click
 
 from smsgw import admin
 from smsgw.app import App, build_app
 from smsgw.commands.chat import ChatPrinter
+from smsgw.commands.options import config_options, load, run_async
 from smsgw.config import Settings
 from smsgw.core.clock import now
 from smsgw.messages import Inbound, Outbound
 from smsgw.services.account import demo as account_demo
 from smsgw.store import SubscriberRow
 from smsgw.transport.gateway import Gateway
+from smsgw.transport.smpp.client import SmppClient
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
 
 ALI, SARA, REZA = "989361111111", "989351234567", "989391234567"
+
+
+@click.command(name="demo")
+@config_options
+@click.option("--language", type=click.Choice(["fa", "en"]), default=None,
+              help="Reply language of the demo subscribers.")
+def command(config_file: Path | None, redis_url: str | None, language: str | None) -> None:
+    """Play a scripted conversation through the whole gateway and print it as a chat.
+
+    Starts the fake SMSC, the gateway and the embedded store in this one process: a
+    transfer with both confirmations, a PIN change, a lockout and an operator unblock,
+    a bad format. The first thing to run.
+    """
+    settings = load(config_file, redis_url)
+    sys.exit(run_async(run_demo(settings, language)))
 
 
 @dataclass(frozen=True)
@@ -125,12 +146,9 @@ async def _bank_step(app: App, step: BankStep, deliver: Deliver, chat: ChatPrint
 async def run_demo(settings: Settings, language: str | None) -> int:
     """Fake SMSC, gateway and store in this process; every message crosses real SMPP."""
     smsc = await FakeSmsc(redeliver_after=0.5).start()
-    settings = settings.model_copy(update={
-        "smsc": settings.smsc.model_copy(update={"host": "127.0.0.1", "port": smsc.port}),
-        # the demo asks twice within a minute; a live gateway keeps the 60 s resend gap
-        "otp": settings.otp.model_copy(update={"resend_after_seconds": 0})})
+    settings = _demo_settings(settings, smsc.port)
     app = build_app(settings)
-    gateway = Gateway(app)
+    gateway = Gateway(app, SmppClient.from_settings(settings))
     running = asyncio.create_task(gateway.run())
     try:
         await smsc.wait_bound(timeout=10)
@@ -163,6 +181,13 @@ async def run_demo(settings: Settings, language: str | None) -> int:
         await smsc.stop()
         await app.close()
     return 0
+
+
+def _demo_settings(settings: Settings, smsc_port: int) -> Settings:
+    return settings.model_copy(update={
+        "smsc": settings.smsc.model_copy(update={"host": "127.0.0.1", "port": smsc_port}),
+        # the demo asks twice within a minute; a live gateway keeps the 60 s resend gap
+        "otp": settings.otp.model_copy(update={"resend_after_seconds": 0})})
 
 
 async def _print_balances(app: App, chat: ChatPrinter, at: datetime) -> None:

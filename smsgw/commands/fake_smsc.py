@@ -7,10 +7,28 @@ import signal
 import sys
 import threading
 
+import click
+
 from smsgw.core.text import national_form
+from smsgw.observability.logs import configure_logging
 from smsgw.transport.smpp.fake_smsc import FakeSmsc, Mt
 
 HELP = "type an MO as: FROM TO TEXT   (e.g. 09361111111 1112 09351234567:1000:12345)"
+
+
+@click.command(name="fake-smsc")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=2775, show_default=True, type=int)
+@click.option("--system-id", default=None, help="Accept only this system_id (default: any).")
+@click.option("--password", default=None, help="Accept only this password (default: any).")
+def command(host: str, port: int, system_id: str | None, password: str | None) -> None:
+    """A standalone fake SMSC (SMPP 3.4 server) for development and load tests.
+
+    Prints each MT it receives. Type (or pipe) MO messages as lines `FROM TO TEXT`; each is
+    delivered to a bound gateway until it is answered. Stops on SIGINT/SIGTERM.
+    """
+    configure_logging("console")
+    sys.exit(asyncio.run(serve_fake_smsc(host, port, system_id, password)))
 
 
 async def serve_fake_smsc(host: str, port: int, system_id: str | None,

@@ -1,718 +1,88 @@
-"""`smsgw loadtest`: drive a gateway through the fake SMSC at a target rate, and measure.
-
-Open loop: MOs are injected on schedule whatever the gateway does, for a bounded time.
-Each MO is matched to its replies: the sender's reply FIFO per sender, and a transfer's
-second reply (to the recipient) by the reference both confirmations carry. Latency runs
-from injecting an MO to its last reply. Loopback only, bounded in time and count.
-"""
+"""`smsgw loadtest`: its options and report; the engine is smsgw/testing/load.py."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import random
-import re
-import signal
-import subprocess
-import sys
-import tempfile
-import time
-from collections import Counter, defaultdict, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+import json
+import secrets
+from pathlib import Path
 
-from redis.exceptions import RedisError
+import click
 
-from smsgw import admin
-from smsgw.config import Settings, SmscSettings
-from smsgw.core.clock import now
-from smsgw.core.hashing import Hasher
-from smsgw.core.text import canonical_msisdn, to_persian_digits
-from smsgw.services.otp.cards import with_luhn
-from smsgw.store import Store, SubscriberRow, subscriber_key
-from smsgw.testing import free_port
-from smsgw.transport.smpp.client import MoMessage, Receipt, SmppClient
-from smsgw.transport.smpp.fake_smsc import DRIVER_SYSTEM_ID, FakeSmsc, Mt
-from smsgw.transport.smpp.pdu import ESME_ROK
-
-if TYPE_CHECKING:
-    from smsgw.app import App
-    from smsgw.transport.gateway import Gateway
-
-POPULATION_BASE = 9369000000  # synthetic subscribers: 0936 900 0000 and up
-START_BALANCE = 10_000_000
-DEFAULT_MIX = "transfer=80,wrong_pin=4,bad_format=4,limit=4,pin_change=4,otp=4"
-KINDS = ("transfer", "wrong_pin", "bad_format", "limit", "pin_change", "otp")
-NATIONAL_NUMBER = re.compile(r"[0۰][0-9۰-۹]{10}")  # as replies show numbers: 0935…, ۰۹۳۵…
-SENDER_CONFIRMATION = ("کارمزد", "Fee")  # only the sender's confirmation shows the fee
-MAX_OUTSTANDING = 50_000
-DRAIN_SECONDS = 10.0
-SETTLE_SECONDS = 30.0
+from smsgw.commands.options import config_options, load, run_async
 
 
-def parse_mix(text: str) -> dict[str, float]:
-    shares: dict[str, float] = {}
-    for part in text.split(","):
-        name, _, value = part.partition("=")
-        name = name.strip()
-        if name not in KINDS:
-            raise ValueError(f"unknown kind {name!r} in --mix (kinds: {', '.join(KINDS)})")
-        try:
-            shares[name] = float(value)
-        except ValueError:
-            raise ValueError(f"--mix share for {name} is not a number: {value!r}") from None
-        if shares[name] < 0:
-            raise ValueError(f"--mix share for {name} is negative")
-    if sum(shares.values()) <= 0:
-        raise ValueError("--mix needs at least one positive share")
-    return shares
+@click.command(name="loadtest")
+@config_options
+@click.option("--rate", default=500.0, show_default=True, type=click.FloatRange(min=1),
+              help="Commands injected per second (open loop).")
+@click.option("--duration", default=10.0, show_default=True,
+              type=click.FloatRange(min=1, max=3600), help="Seconds of injection.")
+@click.option("--population", default=2000, show_default=True,
+              type=click.IntRange(min=10, max=1_000_000), help="Synthetic subscribers.")
+@click.option("--mix", default=None, metavar="KIND=SHARE,...",
+              help="Shares of transfer, wrong_pin, bad_format, limit, pin_change, otp "
+                   "(default: transfer=80 and 4 of each other).")
+@click.option("--gateway", "gateway_mode", type=click.Choice(["inprocess", "spawn", "external"]),
+              default="inprocess", show_default=True,
+              help="inprocess: in this process; spawn: start `smsgw run` as its own process; "
+                   "external: wait for a gateway you start to bind to --listen.")
+@click.option("--listen", "listen_port", default=0, type=click.IntRange(min=0, max=65535),
+              help="Port of the fake SMSC (loopback; default: any free port).")
+@click.option("--smsc", "smsc_address", default=None, metavar="HOST:PORT",
+              help="Use a running `smsgw fake-smsc` (with a gateway bound to it) instead of "
+                   "starting one: the driver binds to it as system_id 'loadtest'. Needs "
+                   "--redis (the gateway's store).")
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Write the results as one JSON object.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the command mix.")
+@click.option("--gateways", default=1, show_default=True, type=click.IntRange(min=1, max=16),
+              help="With --gateway spawn: this many `smsgw run` processes, each on its own "
+                   "bind, sharing --redis, in one order per subscriber across them.")
+def command(config_file: Path | None, redis_url: str | None, rate: float, duration: float,
+            population: int, mix: str | None, gateway_mode: str, listen_port: int,
+            smsc_address: str | None, json_file: Path | None, seed: int,
+            gateways: int) -> None:
+    """Drive a gateway through the fake SMSC at a target rate, and measure it.
 
-
-def synthetic(index: int) -> str:
-    return f"98{POPULATION_BASE + index}"
-
-
-@dataclass
-class Population:
-    senders: list[str]  # good senders (the right PIN)
-    victims: list[str]  # wrong-PIN senders (they get blocked; kept apart)
-    card_holders: list[str]
-
-
-@dataclass
-class _Mo:
-    injected: float
-    kind: str
-    recipient: str = ""  # of a transfer: its confirmation to the recipient completes it
-
-
-@dataclass
-class Results:
-    offered_rate: float
-    duration: float
-    mo_sent: int = 0
-    mt_received: int = 0
-    completed: int = 0
-    latencies: list[float] = field(default_factory=list)
-    errors: Counter[str] = field(default_factory=Counter)
-    by_kind: Counter[str] = field(default_factory=Counter)
-    money_conserved: bool | None = None
-    gateway_rss_kb: dict[str, int] = field(default_factory=dict)
-    cpu_seconds: dict[str, float] = field(default_factory=dict)  # by process group
-    gateway_rss_samples_kb: list[int] = field(default_factory=list)  # each tenth of the run
-    active_seconds: float = 0.0
-    last_completion: float = 0.0
-
-    @property
-    def overloaded(self) -> bool:
-        """Commands were left unanswered, or not even sent: the rate was beyond the
-        gateway's (the figures then describe an overload, not a sustained rate)."""
-        return bool(self.errors["unanswered"] or self.errors["not_sent_backlog"])
-
-    def percentile(self, share: float) -> float:
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "offered_rate": self.offered_rate,
-            "duration_s": self.duration,
-            "mo_sent": self.mo_sent,
-            "mt_received": self.mt_received,
-            "commands_completed": self.completed,
-            "commands_per_s": round(self.completed / self.active_seconds, 1)
-            if self.active_seconds else 0.0,
-            "latency_ms": {"p50": round(self.percentile(0.50), 2),
-                           "p95": round(self.percentile(0.95), 2),
-                           "p99": round(self.percentile(0.99), 2),
-                           "max": round(max(self.latencies, default=0) * 1000, 2)},
-            "errors": dict(self.errors),
-            "sent_by_kind": dict(self.by_kind),
-            "overloaded": self.overloaded,
-            "money_conserved": self.money_conserved,
-            "cpu_us_per_command": {group: round(seconds * 1e6 / self.completed, 1)
-                                   for group, seconds in self.cpu_seconds.items()}
-            if self.completed else {},
-            "gateway_rss_kb": self.gateway_rss_kb,
-            "gateway_rss_samples_kb": self.gateway_rss_samples_kb,
-        }
-
-
-T = TypeVar("T")
-
-
-def _take_first(queues: dict[tuple[str, str], deque[T]], key: tuple[str, str]) -> T | None:
-    """The oldest item queued under `key`; an emptied queue is dropped, so that a long run
-    does not keep one empty deque per pair of numbers (the garbage collector walks them)."""
-    queue = queues.get(key)
-    if not queue:
-        return None
-    item = queue.popleft()
-    if not queue:
-        del queues[key]
-    return item
-
-
-class Tracker:
-    """Matches MTs to MOs and keeps the latency of every completed command.
-
-    A subscriber's replies come in the order of their commands, so the sender's reply
-    answers the oldest command of that sender. A transfer is complete with its second MT,
-    the recipient's confirmation, known by the pair of numbers it names (sender first).
+    Loads synthetic subscribers (0936 900 0000 and up; earlier runs' leftovers in that
+    range are removed first), injects a realistic mix for --duration seconds on loopback,
+    shows progress, then prints throughput, latency percentiles (MO injected to its last
+    reply), errors by kind and the money check.
     """
+    from smsgw.testing.load import DEFAULT_MIX, LoadTestOptions, Progress, parse_mix, run_loadtest
 
-    def __init__(self, results: Results) -> None:
-        self.results = results
-        self.pending: defaultdict[str, deque[_Mo]] = defaultdict(deque)
-        # (sender, recipient) -> transfers confirmed to the sender, awaiting the recipient's
-        self._awaiting_recipient: defaultdict[tuple[str, str], deque[_Mo]] = defaultdict(deque)
-        # (sender, recipient) -> recipient's confirmations that came first
-        self._early_recipient: defaultdict[tuple[str, str], deque[float]] = defaultdict(deque)
-        self.outstanding = 0
-
-    def sent(self, sender: str, kind: str, recipient: str = "") -> None:
-        self.pending[sender].append(_Mo(time.monotonic(), kind, recipient))
-        self.outstanding += 1
-        self.results.mo_sent += 1
-        self.results.by_kind[kind] += 1
-
-    def on_mt(self, mt: Mt) -> None:
-        self.results.mt_received += 1
-        text = mt.text
-        to_sender = SENDER_CONFIRMATION[0] in text or SENDER_CONFIRMATION[1] in text
-        numbers = NATIONAL_NUMBER.findall(text) if not to_sender else []
-        if len(numbers) >= 2:
-            pair = (canonical_msisdn(numbers[0]) or "", mt.destination)
-            self._recipient_reply(pair, mt.received_at)
-            return
-        queue = self.pending.get(mt.destination)
-        if not queue:
-            self.results.errors["unmatched_mt"] += 1
-            return
-        mo = queue.popleft()
-        if to_sender and mo.recipient:
-            pair = (mt.destination, mo.recipient)
-            early = _take_first(self._early_recipient, pair)
-            if early is not None:
-                self._complete(mo, max(early, mt.received_at))
-            else:
-                self._awaiting_recipient[pair].append(mo)
-            return
-        self._complete(mo, mt.received_at)
-
-    def _recipient_reply(self, pair: tuple[str, str], at: float) -> None:
-        awaiting = _take_first(self._awaiting_recipient, pair)
-        if awaiting is not None:
-            self._complete(awaiting, at)
-        else:
-            self._early_recipient[pair].append(at)
-
-    def _complete(self, mo: _Mo, at: float) -> None:
-        self.outstanding -= 1
-        self.results.completed += 1
-        self.results.latencies.append(at - mo.injected)
-        self.results.last_completion = max(self.results.last_completion, at)
-
-    def unanswered(self) -> int:
-        return (sum(len(q) for q in self.pending.values())
-                + sum(len(q) for q in self._awaiting_recipient.values()))
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    sender: str
-    to: str
-    text: str
-    recipient: str = ""  # of a transfer: its confirmation to the recipient completes it
-
-
-def pin_of(msisdn: str) -> str:
-    """Each synthetic subscriber's own PIN, 5 to 8 digits, as real PINs differ."""
-    seed = int(msisdn[-7:]) * 2654435761 % 4294967296
-    return str(10_000 + seed % 99_990_000)[: 5 + seed % 4]
-
-
-def typed_number(msisdn: str, rng: random.Random) -> str:
-    """A number as people type it: 0935..., 935..., 98935..., +98935... or 0098935..."""
-    national = msisdn[2:]
-    return rng.choices([f"0{national}", national, f"98{national}", f"+98{national}",
-                        f"0098{national}"], weights=[70, 8, 8, 10, 4])[0]
-
-
-def typed_amount(amount: int, rng: random.Random) -> str:
-    return f"{amount:,}" if rng.random() < 0.15 else str(amount)
-
-
-def as_typed(fields: list[str], rng: random.Random) -> str:
-    """Fields joined as phones send them: some in Persian digits, some with spaces."""
-    separator = rng.choices([":", " : ", ": "], weights=[85, 10, 5])[0]
-    text = separator.join(fields)
-    return to_persian_digits(text).replace(",", "٬") if rng.random() < 0.25 else text
-
-
-class Traffic:
-    """Synthetic commands like real traffic: every subscriber has a PIN of its own, amounts
-    and recipients vary, numbers and digits are written in every accepted form, so that
-    (almost) no text repeats and no per-text cache helps more than it would in life.
-
-    PIN changes really change the PIN: later commands of that sender use the new one (a
-    sender's commands are applied in the order they are sent)."""
-
-    def __init__(self, population: Population, rng: random.Random) -> None:
-        self._population = population
-        self._rng = rng
-        self._pins: dict[str, str] = {}
-
-    def pin(self, sender: str) -> str:
-        return self._pins.get(sender) or pin_of(sender)
-
-    def command(self, kind: str) -> Command:
-        rng, population = self._rng, self._population
-        if kind == "otp":
-            text = rng.choice(["OTP", "otp", "رمز پویا", "Otp"])
-            return Command(rng.choice(population.card_holders), "7000", text)
-        if kind == "wrong_pin":
-            sender = rng.choice(population.victims)
-            recipient = rng.choice(population.senders)
-            pin = self.pin(sender)
-            wrong = str((int(pin[0]) + rng.randrange(1, 10)) % 10) + pin[1:]
-            return Command(sender, "1112", as_typed(
-                [typed_number(recipient, rng), str(rng.randrange(1, 11) * 1000), wrong], rng))
-        sender, recipient = rng.sample(population.senders, 2)
-        if kind in ("transfer", "limit"):
-            amount = (rng.randrange(1000, 10_001) if kind == "transfer"
-                      else rng.randrange(10_001, 1_000_000))
-            fields = [typed_number(recipient, rng), typed_amount(amount, rng), self.pin(sender)]
-            return Command(sender, "1112", as_typed(fields, rng),
-                           recipient if kind == "transfer" else "")
-        if kind == "pin_change":
-            new = pin_of(f"{rng.randrange(10**7):07d}")
-            old, self._pins[sender] = self.pin(sender), new
-            keyword = rng.choice(["PIN", "pin", "Pin", "رمز"])
-            return Command(sender, "1112", as_typed([keyword, old, new, new], rng))
-        return Command(sender, "1112", self._garbled(recipient))
-
-    def _garbled(self, recipient: str) -> str:
-        rng = self._rng
-        national = f"0{recipient[2:]}"
-        return rng.choice([
-            f"{national}:{rng.randrange(1000, 10_000)}",  # the PIN forgotten
-            f"{national} {rng.randrange(1000, 10_000)} {rng.randrange(10_000, 99_999)}",
-            f"salam {rng.randrange(100)}",
-            f"{national[:rng.randrange(4, 10)]}:abc",
-            f"{rng.randrange(1000, 10_000)}:{national}",
-        ])
-
-
-async def prepare_population(store: Store, hasher: Hasher, size: int,
-                             mix: dict[str, float]) -> Population:
-    """A fresh synthetic population: removes what earlier runs left in its own range."""
-    async for key in store.redis.scan_iter(match="s:{98936900*", count=2000):
-        await store.redis.delete(key)
-    msisdns = [synthetic(i) for i in range(size)]
-    victims_count = max(1, size // 20) if mix.get("wrong_pin") else 0
-    rows = [SubscriberRow(m, "prepaid", START_BALANCE, 0, "fa") for m in msisdns]
-    await store.upsert_subscribers(rows, replace=True, at=now().isoformat())
-    async with store.redis.pipeline(transaction=False) as pipe:
-        for m in msisdns:
-            pipe.hset(subscriber_key(m), mapping={"pin": hasher.pin_digest(m, pin_of(m))})
-        await pipe.execute()
-    holders = msisdns[: max(1, min(200, size // 10))] if mix.get("otp") else msisdns[:1]
-    for index, holder in enumerate(holders):
-        card = with_luhn(f"627961{index:09d}")
-        try:
-            await admin.card_add(store, hasher, card, holder, "debit", "static-0", now())
-        except admin.CardProblem:
-            await admin.card_action(store, hasher, card, "set_mobile", now(), mobile=holder)
-    return Population(msisdns[victims_count:], msisdns[:victims_count] or msisdns[:1], holders)
-
-
-class Progress:
-    """One status line: on a terminal redrawn in place, elsewhere every 5 seconds."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty()
-        self._last = 0.0
-
-    def show(self, results: Results, tracker: Tracker, elapsed: float) -> None:
-        interval = 0.25 if self.tty else 5.0
-        if time.monotonic() - self._last < interval:
-            return
-        self._last = time.monotonic()
-        recent = results.latencies[-2000:]
-        p99 = sorted(recent)[int(0.99 * (len(recent) - 1))] * 1000 if recent else 0.0
-        rate = results.completed / elapsed if elapsed else 0.0
-        line = (f"{elapsed:6.1f}s  sent {results.mo_sent:>8}  answered {results.completed:>8}  "
-                f"{rate:8.0f}/s  in flight {tracker.outstanding:>6}  p99 {p99:7.1f} ms  "
-                f"errors {sum(results.errors.values())}")
-        self.stream.write(("\r" + line) if self.tty else (line + "\n"))
-        self.stream.flush()
-
-    def done(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-
-
-Inject = Callable[[str, str, str], object]
-Attach = Callable[["Tracker"], Callable[[], None]]
-
-
-async def drive(inject: Inject, attach: Attach, population: Population, rate: float,
-                duration: float, mix: dict[str, float], seed: int = 1,
-                progress: Progress | None = None) -> Results:
-    """Inject MOs on schedule for `duration` seconds, then wait for the stragglers."""
-    results = Results(offered_rate=rate, duration=duration)
-    tracker = Tracker(results)
-    detach = attach(tracker)
-    rng = random.Random(seed)
-    traffic = Traffic(population, rng)
-    kinds, weights = zip(*mix.items(), strict=True)
-    started = time.monotonic()
-    total = int(rate * duration)  # a late wake-up near the end still offers all of them
-    offered = 0
-    while offered < total:
-        elapsed = time.monotonic() - started
-        due = min(int(rate * elapsed), total) - offered
-        offered += max(due, 0)
-        for kind in rng.choices(kinds, weights, k=max(due, 0)):
-            if tracker.outstanding >= MAX_OUTSTANDING:
-                results.errors["not_sent_backlog"] += 1
-                continue
-            command = traffic.command(kind)
-            inject(command.sender, command.to, command.text)
-            tracker.sent(command.sender, kind, command.recipient)
-        if progress is not None:
-            progress.show(results, tracker, elapsed)
-        await asyncio.sleep(0.005)
-    deadline = time.monotonic() + DRAIN_SECONDS
-    while tracker.unanswered() and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-        if progress is not None:
-            progress.show(results, tracker, time.monotonic() - started)
-    results.active_seconds = max(results.last_completion - started, 1e-6)
-    unanswered = tracker.unanswered()
-    if unanswered:
-        results.errors["unanswered"] += unanswered
-    detach()
-    if progress is not None:
-        progress.done()
-    return results
-
-
-def in_process(smsc: FakeSmsc) -> tuple[Inject, Attach]:
-    def attach(tracker: Tracker) -> Callable[[], None]:
-        smsc.on_mt.append(tracker.on_mt)
-        return lambda: smsc.on_mt.remove(tracker.on_mt)
-
-    return (lambda sender, to, text: smsc.inject_mo(sender, to, text)), attach
-
-
-@dataclass
-class _Received:
-    """An MT as the driver bind receives it (the Tracker reads these three fields)."""
-
-    destination: str
-    text: str
-    received_at: float
-
-
-class _Phones:
-    """The driver bind's handler: MTs from a fake SMSC in another process, reassembled."""
-
-    def __init__(self) -> None:
-        self.tracker: Tracker | None = None
-        self._parts: dict[tuple[str, int, int], dict[int, str]] = {}
-
-    async def on_message(self, message: MoMessage, session: str) -> tuple[int, None]:
-        text: str | None = message.text
-        if message.part is not None:
-            reference, number, total = message.part
-            parts = self._parts.setdefault((message.destination, reference, total), {})
-            parts[number] = message.text
-            text = None
-            if len(parts) == total:
-                del self._parts[(message.destination, reference, total)]
-                text = "".join(parts[n] for n in sorted(parts))
-        if text is not None and self.tracker is not None:
-            self.tracker.on_mt(_Received(message.destination, text,  # type: ignore[arg-type]
-                                         time.monotonic()))
-        return ESME_ROK, None
-
-    async def on_receipt(self, receipt: Receipt) -> None:
-        return None
-
-
-async def drive_remote_smsc(host: str, port: int, population: Population, rate: float,
-                            duration: float, mix: dict[str, float], seed: int,
-                            progress: Progress | None) -> Results:
-    """Drive a fake SMSC in another process through a driver bind (system_id loadtest)."""
-    phones = _Phones()
-    client = SmppClient(SmscSettings(host=host, port=port, system_id=DRIVER_SYSTEM_ID,
-                                     window=2000, submit_rate=1_000_000), "", phones)
-    running = asyncio.create_task(client.run())
+    settings = load(config_file, redis_url)
+    if settings.security.is_development_key:  # a throwaway key for this run's population
+        settings = settings.model_copy(update={"security": settings.security.model_copy(
+            update={"hash_key": secrets.token_hex(16)})})
     try:
-        await client.wait_bound(30)
-
-        def attach(tracker: Tracker) -> Callable[[], None]:
-            phones.tracker = tracker
-            return lambda: None
-
-        return await drive(lambda s, t, x: client.submit_nowait(s, t, x), attach, population,
-                           rate, duration, mix, seed, progress)
-    finally:
-        await client.stop(2)
-        await running
-
-
-async def _sample_rss(pids: list[int], every: float, samples: list[int]) -> None:
-    """The gateways' RSS at each tenth of the run: flat, or growing?"""
-    while True:
-        await asyncio.sleep(every)
-        samples.append(sum(rss_kb(pid) for pid in pids))
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (/proc/PID/stat), 0 if it is gone."""
+        shares = parse_mix(mix or DEFAULT_MIX)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--mix") from exc
+    if gateways > 1 and gateway_mode != "spawn":
+        raise click.UsageError("--gateways N needs --gateway spawn")
+    options = LoadTestOptions(rate, duration, population, shares, gateway_mode, listen_port,
+                              seed, smsc=_host_port(smsc_address) if smsc_address else None,
+                              gateways=gateways)
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        results = run_async(run_loadtest(settings, options, Progress()))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    summary = results.as_json()
+    click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+    if results.overloaded:
+        click.echo(f"overloaded: {results.errors['unanswered']:,} commands unanswered and "
+                   f"{results.errors['not_sent_backlog']:,} not sent at {rate:,.0f}/s: the "
+                   "gateway did not keep up, so these figures describe an overload; try a "
+                   "lower --rate for a sustained one", err=True)
+    if json_file is not None:
+        json_file.write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
-class CpuMeter:
-    """CPU seconds spent by each group of processes between `start` and `stop`."""
-
-    def __init__(self, groups: dict[str, list[int]]) -> None:
-        self._groups = {name: pids for name, pids in groups.items() if pids}
-        self._start: dict[str, float] = {}
-
-    def _now(self) -> dict[str, float]:
-        return {name: sum(cpu_seconds(pid) for pid in pids)
-                for name, pids in self._groups.items()}
-
-    def start(self) -> None:
-        self._start = self._now()
-
-    def stop(self) -> dict[str, float]:
-        return {name: round(spent - self._start[name], 3)
-                for name, spent in self._now().items()}
-
-
-async def redis_pids(store: Store) -> list[int]:
-    """The redis-server processes behind the store, when they run on this machine."""
-    if store.embedded:
-        return []
-    try:
-        info = await store.redis.info("server")
-    except (RedisError, OSError):  # a figure we cannot take is left out, not a failure
-        return []
-    nodes = info.values() if "process_id" not in info else [info]
-    pids = [int(node["process_id"]) for node in nodes
-            if isinstance(node, dict) and "process_id" in node]
-    return [pid for pid in pids if os.path.exists(f"/proc/{pid}")]
-
-
-def rss_kb(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-@dataclass
-class LoadTestOptions:
-    rate: float
-    duration: float
-    population: int
-    mix: dict[str, float]
-    gateway: str  # "inprocess" | "spawn" | "external"
-    listen_port: int
-    seed: int = 1
-    gateway_env: dict[str, str] = field(default_factory=dict)
-    smsc: tuple[str, int] | None = None  # a running fake SMSC (its gateway already bound)
-    gateways: int = 1  # spawn: this many `smsgw run` processes, each on its own bind
-
-
-async def run_loadtest(settings: Settings, options: LoadTestOptions,
-                       on_progress: Progress | None = None,
-                       say: Callable[[str], None] = print) -> Results:
-    from smsgw.app import build_app
-
-    if (options.gateway != "inprocess" or options.smsc) and not settings.redis.url:
-        raise ValueError("a gateway in another process needs a shared store: give --redis URL")
-    if options.smsc is not None:
-        return await _against_running_smsc(settings, options, on_progress)
-    _warn_of_submit_cap(settings.smsc.submit_rate * max(options.gateways, 1), options.rate, say)
-    smsc = await FakeSmsc(port=options.listen_port, redeliver_after=2.0,
-                          deliver_window=5000, keep_history=False).start()
-    app = build_app(settings.model_copy(update={"smsc": settings.smsc.model_copy(
-        update={"host": "127.0.0.1", "port": smsc.port})}))
-    gateways = _Gateways(app, settings, options, smsc.port)
-    try:
-        population = await prepare_population(app.store, app.hasher, options.population,
-                                               options.mix)
-        before = await app.store.money()
-        pids = gateways.start(say)
-        await smsc.wait_bound(timeout=60)
-        while smsc.bound_sessions < gateways.binds:
-            await asyncio.sleep(0.1)
-        await asyncio.sleep(0.5)
-        results = await _measure(smsc, pids, population, options, on_progress,
-                                 await redis_pids(app.store))
-        # Only once every gateway has drained and stopped is nothing left half-applied:
-        # money read earlier would count transfers still in flight.
-        await gateways.stop()
-        results.money_conserved = await app.store.money() == before
-        return results
-    finally:
-        await gateways.stop()
-        await smsc.stop()
-        await app.close()
-
-
-async def _measure(smsc: FakeSmsc, pids: list[int], population: Population,
-                   options: LoadTestOptions, on_progress: Progress | None,
-                   store_pids: list[int]) -> Results:
-    rss_start = sum(rss_kb(pid) for pid in pids)
-    samples: list[int] = []
-    sampling = asyncio.create_task(_sample_rss(pids, options.duration / 10, samples))
-    inject, attach = in_process(smsc)
-    own = [os.getpid()]
-    meter = CpuMeter({"redis": store_pids} | (
-        {"gateway": pids, "fake_smsc_and_driver": own} if pids != own
-        else {"gateway_fake_smsc_and_driver": own}))
-    meter.start()
-    try:
-        results = await drive(inject, attach, population, options.rate, options.duration,
-                              options.mix, options.seed, on_progress)
-    finally:
-        sampling.cancel()
-    results.cpu_seconds = meter.stop()
-    results.gateway_rss_kb = {"start": rss_start, "end": sum(rss_kb(pid) for pid in pids)}
-    results.gateway_rss_samples_kb = samples
-    return results
-
-
-class _Gateways:
-    """The gateways under test: one in this process, `smsgw run` processes, or one that
-    the user starts (external); stopped (drained) before the money is counted."""
-
-    def __init__(self, app: App, settings: Settings, options: LoadTestOptions,
-                 smsc_port: int) -> None:
-        self._app, self._settings, self._options = app, settings, options
-        self._smsc_port = smsc_port
-        self._gateway: Gateway | None = None
-        self._running: asyncio.Task[None] | None = None
-        self._processes: list[subprocess.Popen[bytes]] = []
-
-    @property
-    def binds(self) -> int:
-        return max(1, len(self._processes))
-
-    def start(self, say: Callable[[str], None]) -> list[int]:
-        """Start them; the pids whose memory is sampled."""
-        from smsgw.transport.gateway import Gateway
-
-        options = self._options
-        if options.gateway == "inprocess":
-            self._gateway = Gateway(self._app)
-            self._running = asyncio.create_task(self._gateway.run())
-        elif options.gateway == "spawn":
-            self._processes = [_spawn_gateway(self._settings, self._smsc_port,
-                                              options.gateway_env, shared=options.gateways > 1)
-                               for _ in range(options.gateways)]
-        else:
-            say(f"waiting for a gateway to bind to the fake SMSC on 127.0.0.1:{self._smsc_port}")
-        return [p.pid for p in self._processes] or [os.getpid()]
-
-    async def stop(self) -> None:
-        if self._gateway is not None and self._running is not None:
-            gateway, running, self._gateway = self._gateway, self._running, None
-            await gateway.stop(drain_timeout=5)
-            await running
-        processes, self._processes = self._processes, []
-        for process in processes:  # they drain through our fake SMSC: wait off the loop
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                await asyncio.to_thread(process.wait, 30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-async def _against_running_smsc(settings: Settings, options: LoadTestOptions,
-                                on_progress: Progress | None) -> Results:
-    from smsgw.app import build_app
-
-    assert options.smsc is not None
-    app = build_app(settings)
-    try:
-        population = await prepare_population(app.store, app.hasher, options.population,
-                                               options.mix)
-        before = await app.store.money()
-        host, port = options.smsc
-        results = await drive_remote_smsc(host, port, population, options.rate,
-                                          options.duration, options.mix, options.seed,
-                                          on_progress)
-        settled = await _settled_money(app.store)
-        results.money_conserved = None if settled is None else settled == before
-        return results
-    finally:
-        await app.close()
-
-
-async def _settled_money(store: Store, timeout: float = SETTLE_SECONDS) -> int | None:
-    """The money total once it stops moving (a gateway we do not control may still be
-    applying transfers); None if it still moved after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    reading = await store.money()
-    while time.monotonic() < deadline:
-        await asyncio.sleep(1.0)
-        previous, reading = reading, await store.money()
-        if reading == previous:
-            return reading
-    return None
-
-
-# submit_sm per transfer command: the sender's confirmation in 2 UCS2 parts, the
-# recipient's in 1 (a refusal takes 1 or 2)
-PARTS_PER_COMMAND = 3
-
-
-def _warn_of_submit_cap(submit_rate: float, rate: float, say: Callable[[str], None]) -> None:
-    """The gateway sends at most [smsc] submit_rate parts a second (the operator's contract):
-    past that, replies queue and the SMSC is asked to deliver MOs again later."""
-    cap = submit_rate / PARTS_PER_COMMAND
-    if rate > 0.9 * cap:
-        say(f"note: [smsc] submit_rate {submit_rate:,.0f}/s caps the gateway at about "
-            f"{cap:,.0f} commands/s ({PARTS_PER_COMMAND} submit_sm each); raise it "
-            "(SMSGW_SMSC_SUBMIT_RATE) to measure past that")
-
-
-def _spawn_gateway(settings: Settings, port: int, extra_env: dict[str, str],
-                   shared: bool = False) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update({"SMSGW_SMSC_HOST": "127.0.0.1", "SMSGW_SMSC_PORT": str(port),
-                "SMSGW_REDIS_URL": settings.redis.url,
-                "SMSGW_REDIS_CLUSTER": str(settings.redis.cluster).lower(),
-                "SMSGW_SMSC_ORDER_ACROSS_BINDS": str(shared).lower(),
-                "SMSGW_SMSC_SUBMIT_RATE": str(settings.smsc.submit_rate),
-                "SMSGW_SMSC_WINDOW": str(settings.smsc.window),
-                "SMSGW_SECURITY_HASH_KEY": settings.security.hash_key,
-                "SMSGW_HTTP_PORT": str(free_port()),
-                "SMSGW_LOG_DIR": tempfile.mkdtemp(prefix="smsgw-loadtest-"),
-                "SMSGW_LOG_FORMAT": "json", "SMSGW_LOG_LEVEL": "warning"})
-    env.update(extra_env)
-    return subprocess.Popen([sys.executable, "-m", "smsgw", "run"], env=env,
-                            stdout=subprocess.DEVNULL)
-
+def _host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise click.BadParameter("expected HOST:PORT", param_hint="--smsc")
+    if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
+        raise click.BadParameter("load tests send traffic to loopback only", param_hint="--smsc")
+    return host, int(port)

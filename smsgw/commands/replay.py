@@ -1,4 +1,5 @@
-"""The replay command's I/O: files, progress display, summary, exit status."""
+"""`smsgw replay`: its options and I/O (files, progress display, summary, exit status);
+the replay itself is transport/log_replay.py."""
 
 from __future__ import annotations
 
@@ -8,10 +9,19 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import TextIO
 
+import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from smsgw import admin
 from smsgw.app import build_app
+from smsgw.commands.options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    config_options,
+    load,
+    run_async,
+)
 from smsgw.config import Settings
 from smsgw.core.clock import now
 from smsgw.store import StoreUnavailable
@@ -19,7 +29,29 @@ from smsgw.subscribers import BadInputFile, read_subscriber_file
 from smsgw.transport.log_replay import ReplaySummary, previous_replies, replay
 from smsgw.transport.msglog import split_lines
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+@click.command(name="replay")
+@config_options
+@click.argument("log", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Where the replies go (a message log). Default: stdout.")
+@click.option("--subscribers", "subscriber_file",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A subscriber CSV to load first (new subscribers only; known ones keep "
+                   "their balance).")
+@click.option("--compare", is_flag=True,
+              help="Report every inbound record whose replies now differ from the replies "
+                   "recorded in the log.")
+@click.option("--strict", is_flag=True, help="Exit 2 if any line is malformed.")
+def command(config_file: Path | None, redis_url: str | None, log: str, out_file: Path | None,
+            subscriber_file: Path | None, compare: bool, strict: bool) -> None:
+    """Feed a message log's inbound records through the router, clocked by each `ts`.
+
+    Replies are written as a message log. Replaying the same log twice against the same
+    store applies nothing twice. Malformed lines are reported on stderr and skipped.
+    """
+    settings = load(config_file, redis_url)
+    sys.exit(run_async(run_replay(settings, log, out_file, subscriber_file, compare, strict)))
 
 
 def _read_lines(log: str) -> list[str]:
@@ -44,7 +76,7 @@ async def run_replay(settings: Settings, log: str, out_file: Path | None,
                            if out_file else sys.stdout)
             progress = _progress(stack, len(lines))
             summary = await replay(
-                app.pipeline, app.hasher, lines, out, sys.stderr,
+                app.router, app.hasher, lines, out, sys.stderr,
                 before=previous_replies(lines) if compare else None,
                 on_line=progress,
                 remember_seconds=settings.redis.processed_ttl_seconds,

@@ -6,10 +6,14 @@ import asyncio
 import gc
 import os
 import signal
+import sys
+from pathlib import Path
 
+import click
 from aiohttp import web
 
 from smsgw.app import App, build_app
+from smsgw.commands.options import EXIT_FAILED, EXIT_OK, config_options, load, run_async
 from smsgw.config import Settings
 from smsgw.console.web import mount as mount_console
 from smsgw.core.clock import now
@@ -18,8 +22,23 @@ from smsgw.store import WrongStoreMode
 from smsgw.transport.gateway import Gateway
 from smsgw.transport.http_api import make_app
 from smsgw.transport.msglog import MessageLog
+from smsgw.transport.smpp.client import SmppClient
+from smsgw.workers.recovery import start_recovery
 
 log = get_logger("smsgw.run")
+
+
+@click.command(name="run")
+@config_options
+def command(config_file: Path | None, redis_url: str | None) -> None:
+    """Run the gateway: bind to the SMSC in the config and serve until SIGTERM/SIGINT.
+
+    On a signal it stops taking messages, finishes those in flight, sends queued replies,
+    unbinds and exits 0. Needs a real hash key (SMSGW_SECURITY_HASH_KEY) and, for real
+    work, Redis (--redis or SMSGW_REDIS_URL).
+    """
+    settings = load(config_file, redis_url, strict_key=True)
+    sys.exit(run_async(serve(settings)))
 
 
 async def serve(settings: Settings) -> int:
@@ -28,6 +47,38 @@ async def serve(settings: Settings) -> int:
     # collector's full passes, which otherwise walk it all (pauses of up to ~60 ms).
     gc.collect()
     gc.freeze()
+    if not await _store_usable(app):
+        await app.close()
+        return EXIT_FAILED
+    message_log = MessageLog(settings.log.dir, settings.log.max_bytes, settings.log.backups)
+    gateway = Gateway(app, SmppClient.from_settings(settings), message_log)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    if os.environ.get("SMSGW_DEBUG_MEMORY"):
+        _memory_debugging(loop)
+    http = await start_http(app, gateway)
+    running = asyncio.create_task(gateway.run())
+    recovery = start_recovery(app)
+    log.info("smsgw running", smsc=f"{settings.smsc.host}:{settings.smsc.port}",
+             short_codes=sorted(app.router.short_codes))
+    await stop.wait()
+    log.info("stopping: finishing messages in flight, then unbinding")
+    await gateway.stop(drain_timeout=10.0)
+    await running
+    if recovery is not None:
+        recovery.cancel()
+    await http.cleanup()
+    message_log.close()
+    await app.close()
+    log.info("stopped")
+    return EXIT_OK
+
+
+async def _store_usable(app: App) -> bool:
+    """False for a store of the wrong mode (a cluster node without [redis] cluster, or
+    the reverse); a store that does not answer yet is usable: it may come up."""
     if app.store.embedded:
         log.warning("no Redis URL: using the embedded store; nothing survives this process")
     elif not await app.store.ping():
@@ -37,29 +88,8 @@ async def serve(settings: Settings) -> int:
             await app.store.check_mode()
         except WrongStoreMode as exc:
             log.error(str(exc))
-            await app.close()
-            return 1
-    message_log = MessageLog(settings.log.dir, settings.log.max_bytes, settings.log.backups)
-    gateway = Gateway(app, message_log)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    if os.environ.get("SMSGW_DEBUG_MEMORY"):
-        _memory_debugging(loop)
-    http = await start_http(app, gateway)
-    running = asyncio.create_task(gateway.run())
-    log.info("smsgw running", smsc=f"{settings.smsc.host}:{settings.smsc.port}",
-             short_codes=sorted(app.pipeline.short_codes))
-    await stop.wait()
-    log.info("stopping: finishing messages in flight, then unbinding")
-    await gateway.stop(drain_timeout=10.0)
-    await running
-    await http.cleanup()
-    message_log.close()
-    await app.close()
-    log.info("stopped")
-    return 0
+            return False
+    return True
 
 
 async def start_http(app: App, gateway: Gateway) -> web.AppRunner:

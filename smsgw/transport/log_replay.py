@@ -1,4 +1,4 @@
-"""`smsgw replay`: feed a message log's inbound records through the pipeline.
+"""`smsgw replay`: feed a message log's inbound records through the router.
 
 Each record is clocked by its own `ts`. A record is identified by (from, id), else by
 (from, ts, text); the store remembers identities, so replaying twice applies nothing
@@ -18,9 +18,9 @@ from typing import TextIO
 from smsgw.core import masking
 from smsgw.core.hashing import Hasher
 from smsgw.messages import Inbound, Outbound
-from smsgw.pipeline import Pipeline
+from smsgw.router import Router
 from smsgw.store import StoreUnavailable
-from smsgw.transport.msglog import BadLine, LogRecord, format_record, read_records
+from smsgw.transport.msglog import BadLine, LoggedMessage, read_records, reply_line
 
 
 @dataclass
@@ -32,13 +32,13 @@ class ReplaySummary:
     compared: int = 0
 
 
-def record_identity(hasher: Hasher, record: LogRecord) -> str:
+def record_identity(hasher: Hasher, record: LoggedMessage) -> str:
     if record.id is not None:
         return hasher.message_identity("id", record.sender, record.id)
     return hasher.message_identity("ts", record.sender, record.ts.isoformat(), record.text)
 
 
-def inbound_of(hasher: Hasher, record: LogRecord, remember_seconds: int) -> Inbound:
+def inbound_of(hasher: Hasher, record: LoggedMessage, remember_seconds: int) -> Inbound:
     identity = record_identity(hasher, record)
     return Inbound(
         sender=record.sender,
@@ -56,13 +56,13 @@ def previous_replies(lines: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
     """The outbound records of a log, as (to, text) lists by the inbound id they answer."""
     by_inbound: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for item in read_records(lines):
-        if isinstance(item, LogRecord) and item.in_reply_to is not None:
+        if isinstance(item, LoggedMessage) and item.in_reply_to is not None:
             by_inbound[item.in_reply_to].append((item.to, item.text))
     return by_inbound
 
 
 async def replay(
-    pipeline: Pipeline,
+    router: Router,
     hasher: Hasher,
     lines: Iterable[str],
     out: TextIO,
@@ -83,7 +83,7 @@ async def replay(
             continue
         message = inbound_of(hasher, item, remember_seconds)
         try:
-            replies = await pipeline.handle(message)
+            replies = await router.handle(message)
         except StoreUnavailable:
             raise
         except Exception as exc:  # one unusable record must not stop the replay
@@ -98,15 +98,15 @@ async def replay(
             summary.compared += 1
             if not _same(before[message.msg_id], replies):
                 summary.differing += 1
-                shown = masking.inbound_text(message, pipeline.log_view(message), hasher)
+                shown = masking.inbound_text(message, router.log_view(message), hasher)
                 _report_difference(report, item, shown, before[message.msg_id], replies)
     return summary
 
 
 def _write_replies(out: TextIO, message: Inbound, replies: list[Outbound]) -> None:
     for number, reply in enumerate(replies, start=1):
-        out.write(format_record(message.at, reply.sender, reply.to, masking.reply_text(reply),
-                                f"{message.msg_id}.{number}", in_reply_to=message.msg_id))
+        out.write(reply_line(message.at, reply, f"{message.msg_id}.{number}",
+                             in_reply_to=message.msg_id))
         out.write("\n")
 
 
@@ -114,7 +114,7 @@ def _same(before: list[tuple[str, str]], replies: list[Outbound]) -> bool:
     return sorted(before) == sorted((reply.to, masking.reply_text(reply)) for reply in replies)
 
 
-def _report_difference(report: TextIO, record: LogRecord, shown_text: str,
+def _report_difference(report: TextIO, record: LoggedMessage, shown_text: str,
                        before: list[tuple[str, str]], replies: list[Outbound]) -> None:
     """Texts as the message log shows them: the inbound masked, no OTP in a reply."""
     report.write(f"line {record.line} (id {record.id}): replies differ\n")

@@ -7,7 +7,7 @@ Reading tolerates nothing silently: each bad line comes back with its number and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,14 +15,21 @@ from typing import Any
 
 import orjson
 
-from smsgw.core.clock import parse_timestamp
+from smsgw.core import masking
+from smsgw.core.clock import now, parse_timestamp
+from smsgw.core.hashing import Hasher
 from smsgw.core.text import any_number_to_canonical
+from smsgw.messages import Inbound, Outbound
+from smsgw.transport.heartbeat import RecentTraffic
 
 MAX_LINE_CHARS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
-class LogRecord:
+class LoggedMessage:
+    """One line of a message log read back: a message received (no `in_reply_to`) or a
+    reply sent."""
+
     line: int
     ts: datetime
     sender: str
@@ -47,7 +54,7 @@ def split_lines(content: str) -> list[str]:
     return [line.removesuffix("\r") for line in content.split("\n")]
 
 
-def read_records(lines: Iterable[str]) -> Iterator[LogRecord | BadLine]:
+def read_records(lines: Iterable[str]) -> Iterator[LoggedMessage | BadLine]:
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -57,7 +64,7 @@ def read_records(lines: Iterable[str]) -> Iterator[LogRecord | BadLine]:
             yield BadLine(number, str(exc))
 
 
-def _record(number: int, raw: str) -> LogRecord:
+def _record(number: int, raw: str) -> LoggedMessage:
     if len(raw) > MAX_LINE_CHARS:
         raise ValueError(f"line longer than {MAX_LINE_CHARS} characters")
     try:
@@ -73,7 +80,7 @@ def _record(number: int, raw: str) -> LogRecord:
         ts = parse_timestamp(data["ts"])
     except ValueError:
         raise ValueError("field 'ts' is no ISO 8601 time with an offset") from None
-    return LogRecord(
+    return LoggedMessage(
         line=number,
         ts=ts,
         sender=any_number_to_canonical(data["from"]),
@@ -101,6 +108,13 @@ def format_record(
     if in_reply_to is not None:
         record["in_reply_to"] = in_reply_to
     return orjson.dumps(record).decode("utf-8")  # UTF-8 as is, like ensure_ascii=False
+
+
+def reply_line(at: datetime, reply: Outbound, message_id: str,
+               in_reply_to: str | None) -> str:
+    """A reply's record, its secret (an OTP) masked."""
+    return format_record(at, reply.sender, reply.to, masking.reply_text(reply), message_id,
+                         in_reply_to=in_reply_to)
 
 
 class MessageLog:
@@ -150,3 +164,39 @@ class MessageLog:
     def close(self) -> None:
         self.flush()
         self._file.close()
+
+
+class MessageRecorder:
+    """What the gateway received and sent, as the log may show it (core/masking.py):
+    written to its message log (with no log, not written) and kept among the recent
+    traffic that the heartbeat reports (the console shows it)."""
+
+    def __init__(self, message_log: MessageLog | None,
+                 log_view: Callable[[Inbound], masking.LogView | None], hasher: Hasher,
+                 recent: RecentTraffic) -> None:
+        self._log = message_log
+        self._log_view = log_view
+        self._hasher = hasher
+        self._recent = recent
+
+    def _shown(self, inbound: Inbound) -> str:
+        return masking.inbound_text(inbound, self._log_view(inbound), self._hasher)
+
+    def inbound(self, inbound: Inbound) -> None:
+        self._recent.inbound(inbound, self._shown)  # masked only when a heartbeat is made
+        if self._log is not None:
+            self._log.write(format_record(inbound.at, inbound.sender, inbound.to,
+                                          self._shown(inbound), inbound.msg_id or ""))
+
+    def reply(self, inbound: Inbound | None, reply: Outbound, message_id: str) -> None:
+        """`inbound`: what it answers; None for a message asked for over HTTP (an OTP):
+        an empty in_reply_to still marks it outbound, so that replay never takes it for
+        a message from the short code."""
+        self._recent.outbound(reply, masking.reply_text)
+        if self._log is not None:
+            in_reply_to = inbound.msg_id if inbound is not None else ""
+            self._log.write(reply_line(now(), reply, message_id, in_reply_to))
+
+    def flush(self) -> None:
+        if self._log is not None:
+            self._log.flush()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import secrets
 import time
 from collections import OrderedDict, deque
@@ -25,7 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from smsgw.config import SmscSettings
+from smsgw.config import Settings, SmscSettings
+from smsgw.core.backoff import Backoff
 from smsgw.observability.logs import get_logger
 from smsgw.transport.smpp.builders import bind_pdu, enquire_link_pdu, fast_submit_sm_pdu, unbind_pdu
 from smsgw.transport.smpp.connection import Connection, ConnectionClosed
@@ -52,15 +52,18 @@ log = get_logger("smsgw.transport.smpp")
 RESPONSE_TIMEOUT = 10.0
 MAX_INBOUND_TASKS = 2500
 MAX_PENDING_PARTS = 3000
-CONFIRM_GRACE_SECONDS = 1.0
+ANSWER_SAFE_AFTER_SECONDS = 1.0
 MIN_SLEEP_SECONDS = 0.001
+RECONNECT_FIRST_SECONDS = 1.0
+LASTING_SESSION_SECONDS = 30.0  # after a session this long, reconnects start fast again
 BIND_COMMANDS = {"transceiver": BIND_TRANSCEIVER, "receiver": BIND_RECEIVER,
                  "transmitter": BIND_TRANSMITTER}
 
 
 @dataclass(frozen=True, slots=True)
-class MoMessage:
-    """A mobile-originated message as the transport hands it up (one part or whole)."""
+class WireMessage:
+    """A deliver_sm's mobile-originated message as the session hands it up: a whole
+    message or one part of a concatenated one (the gateway makes an Inbound of it)."""
 
     source: str
     destination: str
@@ -93,11 +96,14 @@ class BoundedMap(OrderedDict[str, str]):
 RECEIPT_MEMORY = 100_000
 
 
-Confirm = Callable[[], None]
+# Called once a deliver_sm_resp is safe: written, and the link stayed up a moment after
+# it (ANSWER_SAFE_AFTER_SECONDS), so the SMSC surely read it and will not deliver again.
+OnAnswerSafe = Callable[[], None]
 
 
 class Handler(Protocol):
-    async def on_message(self, message: MoMessage, session: str) -> tuple[int, Confirm | None]:
+    async def on_message(self, message: WireMessage,
+                         session: str) -> tuple[int, OnAnswerSafe | None]:
         """Return the deliver_sm_resp status, and what to do once the answer is safe."""
 
     async def on_receipt(self, receipt: Receipt) -> None: ...
@@ -137,10 +143,11 @@ class _PartJob:
 @dataclass
 class _Session:
     id: str
+    handler: Handler
     connections: list[Connection]
     receiver: Connection | None
     transmitter: Connection | None
-    answered: deque[tuple[float, Confirm]] = field(default_factory=deque)
+    answered: deque[tuple[float, OnAnswerSafe]] = field(default_factory=deque)
 
 
 class TokenBucket:
@@ -192,11 +199,12 @@ class Window:
 
 
 class SmppClient:
-    def __init__(self, settings: SmscSettings, password: str, handler: Handler,
-                 smsc_id_tag: int = 0) -> None:
+    """Built by whoever runs it (commands, tests, bench) and handed to its handler, as
+    aiosmtpd's Controller builds the server: `run(handler)` serves that handler."""
+
+    def __init__(self, settings: SmscSettings, password: str, smsc_id_tag: int = 0) -> None:
         self._cfg = settings
         self._password = password
-        self._handler = handler
         self._smsc_id_tag = smsc_id_tag
         self._queue: asyncio.Queue[_PartJob] = asyncio.Queue()
         self._window = Window(settings.window)
@@ -214,6 +222,12 @@ class SmppClient:
         self.stats: dict[str, int] = {"binds": 0, "bind_failures": 0, "link_drops": 0,
                                       "throttled": 0, "submit_retries": 0,
                                       "submit_failed": 0, "garbled": 0, "shed": 0}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SmppClient:
+        """The gateway's client: the [smsc] table, its password, its message id TLV."""
+        smsc = settings.smsc
+        return cls(smsc, settings.smsc_password, smsc.message_id_tlv)
 
     # -- public -------------------------------------------------------------------------
 
@@ -266,26 +280,31 @@ class SmppClient:
     def pending_submits(self) -> int:
         return self._queue.qsize() + self._in_window
 
-    async def run(self) -> None:
-        """Bind, serve, and on any loss reconnect with exponential backoff and jitter."""
-        delay = 1.0
+    async def run(self, handler: Handler) -> None:
+        """Bind, serve `handler`, and on any loss reconnect with exponential backoff and
+        jitter (from the first delay again after a session that lasted a while)."""
+        backoff = self._reconnect_backoff()
         while not self._stopping:
             started = time.monotonic()
             try:
-                await self._serve_one_session()
+                await self._serve_one_session(handler)
             except (OSError, ConnectionClosed, TimeoutError, BindRefused) as exc:
                 self.stats["bind_failures" if isinstance(exc, BindRefused) else "link_drops"] += 1
                 log.warning("smsc link lost", error=str(exc) or type(exc).__name__,
                             host=self._cfg.host, port=self._cfg.port)
             if self._stopping:
                 break
-            if time.monotonic() - started > 30:
-                delay = 1.0
-            wait = min(delay, self._cfg.reconnect_max_seconds) * random.uniform(0.5, 1.0)
+            if time.monotonic() - started > LASTING_SESSION_SECONDS:
+                backoff.reset()
+            wait = backoff.next_delay()
             log.info("reconnecting", in_seconds=round(wait, 2))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), wait)
-            delay = min(delay * 2, self._cfg.reconnect_max_seconds)
+
+    def _reconnect_backoff(self) -> Backoff:
+        """From a second (or [smsc] reconnect_max_seconds if less), doubling up to it."""
+        ceiling = max(self._cfg.reconnect_max_seconds, MIN_SLEEP_SECONDS)
+        return Backoff(min(RECONNECT_FIRST_SECONDS, ceiling), ceiling, jitter=0.5)
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
         """Stop taking messages, finish those in flight, send queued replies, unbind."""
@@ -301,17 +320,17 @@ class SmppClient:
                  replies_queued=self.pending_submits)
         session = self._session
         if session is not None:
-            self._confirm_answered(session, force=True)
+            self._answers_safe(session, force=True)
             await self._unbind(session)
         self._stopped.set()
 
     # -- one session --------------------------------------------------------------------
 
-    async def _serve_one_session(self) -> None:
+    async def _serve_one_session(self, handler: Handler) -> None:
         kinds = (["transceiver"] if self._cfg.bind == "transceiver"
                  else ["receiver", "transmitter"])
         connections: list[Connection] = []
-        session = _Session(secrets.token_hex(6), connections, None, None)
+        session = _Session(secrets.token_hex(6), handler, connections, None, None)
         try:
             for kind in kinds:
                 conn = await self._open(session)
@@ -357,7 +376,7 @@ class SmppClient:
 
     async def _run_session(self, session: _Session) -> None:
         workers = [asyncio.create_task(self._enquire_links(session)),
-                   asyncio.create_task(self._confirmer(session))]
+                   asyncio.create_task(self._watch_answers(session))]
         if session.transmitter is not None:
             workers.append(asyncio.create_task(self._sender(session.transmitter)))
         ends = [asyncio.create_task(conn.closed.wait()) for conn in session.connections]
@@ -422,60 +441,61 @@ class SmppClient:
             conn.write(response_pdu(DELIVER_SM, ESME_RX_T_APPN, raw.sequence, b"\x00"))
             return
         if pdu.is_receipt:
-            task = asyncio.create_task(self._receipt(conn, raw.sequence, pdu))
+            task = asyncio.create_task(self._receipt(conn, session, raw.sequence, pdu))
         else:
             message = self._mo_message(pdu)
             task = asyncio.create_task(self._message(conn, session, raw.sequence, message))
         self._inbound_tasks.add(task)
         task.add_done_callback(self._inbound_tasks.discard)
 
-    def _mo_message(self, pdu: ShortMessage) -> MoMessage:
+    def _mo_message(self, pdu: ShortMessage) -> WireMessage:
         part = pdu.segment if pdu.segment is not None and pdu.segment[2] > 1 else None
         smsc_id = None
         if self._smsc_id_tag and self._smsc_id_tag in pdu.tlvs:
             smsc_id = pdu.tlvs[self._smsc_id_tag].rstrip(b"\x00").decode("ascii", "replace")
-        return MoMessage(pdu.source, pdu.destination, pdu.text, smsc_id, part)
+        return WireMessage(pdu.source, pdu.destination, pdu.text, smsc_id, part)
 
     async def _message(self, conn: Connection, session: _Session, sequence: int,
-                       message: MoMessage) -> None:
-        confirm: Confirm | None = None
+                       message: WireMessage) -> None:
+        on_safe: OnAnswerSafe | None = None
         try:
-            status, confirm = await self._handler.on_message(message, session.id)
+            status, on_safe = await session.handler.on_message(message, session.id)
         except Exception:  # never let one message kill the session
             log.exception("message handler failed")
             status = ESME_RX_T_APPN
         try:
             conn.write(response_pdu(DELIVER_SM, status, sequence, b"\x00"))
         except ConnectionClosed:
-            return  # unanswered: the SMSC will deliver it again; `confirm` is not called
-        if confirm is not None:
-            session.answered.append((time.monotonic(), confirm))
+            return  # unanswered: the SMSC will deliver it again; `on_safe` is not called
+        if on_safe is not None:
+            session.answered.append((time.monotonic(), on_safe))
 
-    async def _receipt(self, conn: Connection, sequence: int, pdu: ShortMessage) -> None:
+    async def _receipt(self, conn: Connection, session: _Session, sequence: int,
+                       pdu: ShortMessage) -> None:
         data = pdu.receipt_fields()
         message_id = str(data.get("id", ""))
         receipt = Receipt(message_id, str(data.get("stat", "")), str(data.get("err", "")),
                           self._receipt_tags.pop(message_id, None))
         status = ESME_ROK
         try:
-            await self._handler.on_receipt(receipt)
+            await session.handler.on_receipt(receipt)
         except Exception:
             log.exception("receipt handler failed")
             status = ESME_RX_T_APPN
         with contextlib.suppress(ConnectionClosed):
             conn.write(response_pdu(DELIVER_SM, status, sequence, b"\x00"))
 
-    async def _confirmer(self, session: _Session) -> None:
+    async def _watch_answers(self, session: _Session) -> None:
         """An answer counts as delivered once the link stayed up a moment after it."""
         while True:
-            await asyncio.sleep(CONFIRM_GRACE_SECONDS / 2)
-            self._confirm_answered(session)
+            await asyncio.sleep(ANSWER_SAFE_AFTER_SECONDS / 2)
+            self._answers_safe(session)
 
-    def _confirm_answered(self, session: _Session, force: bool = False) -> None:
-        limit = time.monotonic() - CONFIRM_GRACE_SECONDS
+    def _answers_safe(self, session: _Session, force: bool = False) -> None:
+        limit = time.monotonic() - ANSWER_SAFE_AFTER_SECONDS
         while session.answered and (force or session.answered[0][0] <= limit):
-            _, confirm = session.answered.popleft()
-            confirm()
+            _, on_safe = session.answered.popleft()
+            on_safe()
 
     # -- outbound -----------------------------------------------------------------------
 

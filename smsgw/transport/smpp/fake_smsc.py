@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from aiosmpplib.protocol import BindTransceiver
 from aiosmpplib.state import RECEIPTED_MESSAGE_ID, OptionalParam
 
+from smsgw.core.backoff import Backoff
 from smsgw.transport.smpp.builders import deliver_sm_pdu, enquire_link_pdu
 from smsgw.transport.smpp.connection import Connection, ConnectionClosed
 from smsgw.transport.smpp.fastcodec import ShortMessage, decode_short_message
@@ -61,7 +62,9 @@ GSM_MAX_SEPTETS = 160
 
 
 @dataclass
-class Mo:
+class InjectedMo:
+    """A mobile-originated message given to the fake SMSC, and how its delivery went."""
+
     id: str
     source: str
     destination: str
@@ -115,7 +118,7 @@ class FakeSmsc:
         self.response_timeout = response_timeout
         self.receipt_delay = receipt_delay
         self.faults = Faults()
-        self.mo: dict[str, Mo] = {}
+        self.mo: dict[str, InjectedMo] = {}
         self.mt: list[Mt] = []
         self.violations: list[str] = []
         self.stats = {"binds": 0, "binds_refused": 0, "generic_nacks": 0, "deliver_attempts": 0,
@@ -126,7 +129,7 @@ class FakeSmsc:
         self._server: asyncio.Server | None = None
         self._mo_ids = itertools.count(1)
         self._mt_ids = itertools.count(1)
-        self._pending: asyncio.Queue[Mo] = asyncio.Queue()
+        self._pending: asyncio.Queue[InjectedMo] = asyncio.Queue()
         self._deliver_slots = asyncio.Semaphore(deliver_window)
         self._partial: dict[tuple[str, str, int, int], dict[int, tuple[str, str, int]]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -169,9 +172,10 @@ class FakeSmsc:
     # -- what tests and people use ------------------------------------------------------
 
     def inject_mo(self, source: str, destination: str, text: str, *,
-                  parts: list[Part] | None = None, tlvs: list[OptionalParam] | None = None) -> Mo:
+                  parts: list[Part] | None = None,
+                  tlvs: list[OptionalParam] | None = None) -> InjectedMo:
         """Queue a mobile-originated message; it is delivered until answered ESME_ROK."""
-        mo = Mo(f"mo-{next(self._mo_ids)}", source, destination, text,
+        mo = InjectedMo(f"mo-{next(self._mo_ids)}", source, destination, text,
                 parts or encode_reply(text), tlvs or [], time.monotonic())
         self.mo[mo.id] = mo
         self._pending.put_nowait(mo)
@@ -192,7 +196,7 @@ class FakeSmsc:
                 await asyncio.wait_for(self._mt_event.wait(), remaining)
         return self.mt
 
-    async def wait_answered(self, mo: Mo, timeout: float = 10.0) -> None:
+    async def wait_answered(self, mo: InjectedMo, timeout: float = 10.0) -> None:
         await asyncio.wait_for(mo.answered.wait(), timeout)
 
     def drop_links(self) -> None:
@@ -421,7 +425,7 @@ class FakeSmsc:
             task = self._spawn(self._deliver_mo(mo))
             task.add_done_callback(lambda _t: self._deliver_slots.release())
 
-    async def _deliver_mo(self, mo: Mo) -> None:
+    async def _deliver_mo(self, mo: InjectedMo) -> None:
         delivery = _Delivery(mo.source, mo.destination, mo.parts, mo.tlvs, 0, mo)
         await self._deliver_until_answered(delivery)
         mo.answered.set()
@@ -432,7 +436,7 @@ class FakeSmsc:
         """Deliver until answered ESME_ROK, backing off as real SMSCs do (doubling from
         `redeliver_after`, at most 30 s), so a struggling gateway is not flooded."""
         pending = list(range(len(delivery.parts)))
-        delay = self.redeliver_after
+        backoff = Backoff(self.redeliver_after, max(self.redeliver_after, MAX_REDELIVER_SECONDS))
         while pending:
             session = await self._receiver()
             still = []
@@ -441,8 +445,7 @@ class FakeSmsc:
                     still.append(index)
             pending = still
             if pending:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_REDELIVER_SECONDS)
+                await asyncio.sleep(backoff.next_delay())
 
     async def _receiver(self) -> _Session:
         """The next receiving bind, in turn (round robin, as SMSCs spread an ESME's
@@ -485,4 +488,4 @@ class _Delivery:
     parts: list[Part]
     tlvs: list[OptionalParam]
     esm_class: int
-    mo: Mo | None = None
+    mo: InjectedMo | None = None

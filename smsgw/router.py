@@ -1,6 +1,6 @@
 """One message, one straight line: route by short code, hand to its service, return replies.
 
-`run`, `replay`, `demo` and `loadtest` all call `Pipeline.handle`.
+`run`, `replay`, `demo` and `loadtest` all call `Router.handle`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from smsgw.services import Service
 from smsgw.store import Store
 
 
-class Pipeline:
+class Router:
     def __init__(self, services: Iterable[Service], store: Store, default_language: str) -> None:
         self._routes = {service.short_code: service for service in services}
         # what each service declares safe to show of its texts (masking.py): optional

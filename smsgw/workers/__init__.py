@@ -1,0 +1,1 @@
+"""Background loops that run beside the gateway (journal recovery; later webhooks)."""
