@@ -3,17 +3,16 @@
 -- card's own limits are otp_request.lua's; a refusal there gives this reservation back:
 -- Store.release_mobile_request.) A request that will send no SMS reserves on a decoy
 -- mobile of its card's, by the same commands.
--- KEYS: 1 mobile request times (zset), 2 the mobile's subscriber hash
--- ARGV: 1 now (epoch s), 2 request id, 3 max per mobile per hour
+-- Keys and arguments: ReserveKeys, ReserveArgs (../store.py).
 -- Returns {wait (0: reserved), language ('' = none chosen)}
 
-local now = tonumber(ARGV[1])
-local language = redis.call('HGET', KEYS[2], 'lang') or ''
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 3600)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local now = tonumber(A.now)
+local language = redis.call('HGET', K.subscriber, 'lang') or ''
+redis.call('ZREMRANGEBYSCORE', K.requests, '-inf', now - 3600)
+if redis.call('ZCARD', K.requests) >= tonumber(A.max_per_hour) then
+  local first = redis.call('ZRANGE', K.requests, 0, 0, 'WITHSCORES')
   return {math.max(1, math.ceil(tonumber(first[2]) + 3600 - now)), language}
 end
-redis.call('ZADD', KEYS[1], now, ARGV[2])
-redis.call('EXPIRE', KEYS[1], 3600)
+redis.call('ZADD', K.requests, now, A.request_id)
+redis.call('EXPIRE', K.requests, 3600)
 return {0, language}
