@@ -5,8 +5,8 @@ The order is written once, here, as two NamedTuples (keys, arguments): the store
 KEYS and ARGV in their field order, and generates a header in front of the script that
 names them, so that the Lua refers to `K.sender` and `A.amount`, never to a position:
 
-    local K = named('K', {sender = KEYS[3], day = KEYS[4], ...})
-    local A = named('A', {pin = ARGV[7], amount = ARGV[8], ...})
+    local K = named({sender = KEYS[3], day = KEYS[4], ...})
+    local A = named({pin = ARGV[7], amount = ARGV[8], ...})
 
 A name the script reads but the tuple lacks is an error, not a nil. A command script
 (`envelope=True`) is also handed the message's envelope first (table `E`: the processed
@@ -43,11 +43,10 @@ _LUA_WORDS = frozenset({
 _HEADER = """\
 local MONEY_CEILING = {ceiling}
 local HISTORY_LENGTH = {history}
-local function named(what, values)
-  return setmetatable(values, {{__index = function(_, name)
-    error(what .. ' has no ' .. tostring(name), 2)
-  end}})
-end
+local named_only = {{__index = function(_, name)
+  error('no key or argument named ' .. tostring(name), 2)
+end}}
+local function named(values) return setmetatable(values, named_only) end
 """
 
 
@@ -118,7 +117,7 @@ def _positions(fields_of: type, array: str, before: int) -> list[tuple[str, str]
 
 def _table(name: str, entries: list[tuple[str, str]]) -> str:
     fields = ", ".join(f"{field} = {value}" for field, value in entries)
-    return f"local {name} = named('{name}', {{{fields}}})\n"
+    return f"local {name} = named({{{fields}}})\n"
 
 
 def envelope(message: Inbound) -> tuple[EnvelopeKeys, EnvelopeArgs]:

@@ -109,7 +109,7 @@ class OtpService:
     # Nothing here may tell a requester whether a card exists, is the bank's, or is
     # enabled: not the answer, not the metrics, and not the work (which shows in the
     # timing). A request that will send no SMS does the same store calls, hashing and SMS
-    # rendering as one that does, on decoy keys of its card's (store/scripts/otp_*.lua),
+    # rendering as one that does, on decoy keys of its card's (scripts/otp_*.lua),
     # and only the SMS itself is not handed on.
 
     async def request_for_payment(self, card: str, amount: int, merchant: str,

@@ -18,13 +18,14 @@
 -- link dropped, or the gateway restarted) claims the oldest candidate: it gets that
 -- outcome, and nothing is applied again. A message on the same session never claims.
 
--- Money. MONEY_CEILING (in the header) is core/money.py's. Every balance, bill, amount, fee and counter is a whole
--- number of rials within +-MONEY_CEILING (10^15). Lua numbers here are doubles, exact
--- for whole numbers up to 2^53 (about 9 * 10^15): any sum of two or three values within
--- the ceiling is exact, so the checks below compare true values. Redis does not roll
--- back a script that fails half-way, so a money script reads and checks everything
--- before its first write, and never HINCRBYs a value it has not checked (an overflow
--- past 2^63 is an error, raised after whatever was written before it).
+-- Money. MONEY_CEILING (in the header) is core/money.py's. Every balance, bill, amount,
+-- fee and counter is a whole number of rials within +-MONEY_CEILING (10^15). Lua numbers
+-- here are doubles, exact for whole numbers up to 2^53 (about 9 * 10^15): any sum of two
+-- or three values within the ceiling is exact, so the checks below compare true values.
+-- Redis does not roll back a script that fails half-way, so a money script reads and
+-- checks everything before its first write, and never HINCRBYs a value it has not
+-- checked (an overflow past 2^63 is an error, raised after whatever was written before
+-- it).
 
 -- The whole number of rials a stored or given text (or a number decoded from JSON)
 -- holds, if it is one within +-bound (MONEY_CEILING unless given); nil for anything else
@@ -70,8 +71,8 @@ local function to_json(record)
   return '{' .. table.concat(parts, ',') .. '}'
 end
 
--- Writes a script has decided, done by `finish` once the outcome is encoded: a script
--- that checks first and writes through `later` cannot fail half-way.
+-- Writes a script has decided, done by `finish` (or `apply_pending`) once the outcome is
+-- encoded: a script that checks first and writes through `later` cannot fail half-way.
 local pending = {}
 local function later(...)
   pending[#pending + 1] = {...}

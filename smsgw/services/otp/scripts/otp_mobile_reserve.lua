@@ -1,7 +1,7 @@
 -- Count one OTP request against the registered mobile's hourly limit, atomically, or say
 -- how long to wait; and the mobile's reply language (the same slot), for the SMS. (The
 -- card's own limits are otp_request.lua's; a refusal there gives this reservation back:
--- Store.release_mobile_request.) A request that will send no SMS reserves on a decoy
+-- CardStore.release_mobile_request.) A request that will send no SMS reserves on a decoy
 -- mobile of its card's, by the same commands.
 -- Keys and arguments: ReserveKeys, ReserveArgs (../store.py).
 -- Returns {wait (0: reserved), language ('' = none chosen)}
