@@ -11,6 +11,7 @@ from smsgw.core.clock import period_of
 from smsgw.core.hashing import Hasher
 from smsgw.core.money import MONEY_CEILING
 from smsgw.services.otp.cards import last_four
+from smsgw.services.otp.store import CardStore
 from smsgw.store import Store, SubscriberRow
 
 
@@ -110,7 +111,7 @@ class CardProblem(Exception):
 async def card_add(store: Store, hasher: Hasher, number: str, mobile: str, card_type: str,
                    static_password: str, at: datetime) -> None:
     card_hash = hasher.card_digest(number)
-    result = await store.card_action(
+    result = await CardStore(store).card_action(
         "add", card_hash, at.isoformat(), last4=last_four(number), card_type=card_type,
         mobile=mobile, static_digest=hasher.static_digest(card_hash, static_password))
     if result["status"] == "exists":
@@ -126,7 +127,7 @@ async def card_action(store: Store, hasher: Hasher, number: str, action: str, at
 async def card_action_by_digest(store: Store, card_hash: str, last4: str, action: str,
                                 at: datetime, mobile: str = "") -> None:
     """The same, for a card known by its digest (the console never holds the number)."""
-    result = await store.card_action(action, card_hash, at.isoformat(), mobile=mobile)
+    result = await CardStore(store).card_action(action, card_hash, at.isoformat(), mobile=mobile)
     if result["status"] == "unknown":
         raise CardProblem(f"card …{last4} is not registered")
 

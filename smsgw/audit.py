@@ -64,12 +64,12 @@ async def record(store: Store, actor: Actor, action: str, subject: str, at: date
                  before: dict[str, Any], after: dict[str, Any]) -> None:
     entry = {"at": at.isoformat(), "who": actor.name, "action": action, "subject": subject,
              "reason": actor.reason, "before": before, "after": after}
-    await store.read(store.redis.xadd(AUDIT_KEY, {"entry": json.dumps(entry, ensure_ascii=False)}))
+    await store.plain(store.redis.xadd(AUDIT_KEY, {"entry": json.dumps(entry, ensure_ascii=False)}))
 
 
 async def trail(store: Store, subject: str | None = None) -> list[dict[str, Any]]:
     """The whole trail, oldest first (of one subject, when given)."""
-    found = await store.read(store.redis.xrange(AUDIT_KEY))
+    found = await store.plain(store.redis.xrange(AUDIT_KEY))
     entries = [cast(dict[str, Any], json.loads(fields["entry"])) for _, fields in found]
     return [e for e in entries if subject is None or e["subject"] == subject]
 

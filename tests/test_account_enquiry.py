@@ -15,7 +15,8 @@ from smsgw.core import masking
 from smsgw.core.clock import parse_timestamp
 from smsgw.messages import Inbound, Outbound
 from smsgw.services.account.history import Direction, last_transfers
-from smsgw.store import Store, SubscriberRow, subscriber_key
+from smsgw.store import Store, SubscriberRow
+from smsgw.store.keys import subscriber_key
 from smsgw.transport.smpp.fake_smsc import Mt
 from smsgw.transport.smpp.sms_text import encode_reply
 from tests.attacks import tried

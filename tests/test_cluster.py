@@ -19,14 +19,10 @@ from smsgw import admin
 from smsgw.app import App, build_app
 from smsgw.core.clock import parse_timestamp
 from smsgw.messages import Inbound, Outbound
-from smsgw.store import (
-    CrossSlotCall,
-    Store,
-    credited_key,
-    journal_index_key,
-    journal_key,
-    subscriber_key,
-)
+from smsgw.store import CrossSlotCall, Store
+from smsgw.store.keys import credited_key, journal_index_key, journal_key, subscriber_key
+from smsgw.store.script import Script
+from smsgw.store.shared import CONFIRM
 from tests.conftest import CLUSTER_PREFIX, add_subscribers, make_settings
 
 ALI = "989361111111"
@@ -143,15 +139,15 @@ async def test_a_crash_between_credit_and_settlement_credits_once(
     app = journaled
     before = await app.store.money()
     store = app.store
-    original = store.run_json_script
+    original = store.run
 
-    async def die_at_settlement(name: str, keys: list[str], args: list[Any]) -> dict[str, Any]:
-        if name == "transfer_settle":
+    async def die_at_settlement(script: Script[Any, Any, Any], keys: Any, args: Any) -> Any:
+        if script.name == "transfer_settle":
             raise ConnectionResetError("the gateway died here")
-        return await original(name, keys, args)
+        return await original(script, keys, args)
 
     with monkeypatch.context() as patch:
-        patch.setattr(store, "run_json_script", die_at_settlement)
+        patch.setattr(store, "run", die_at_settlement)
         with pytest.raises(ConnectionResetError):
             await app.router.handle(wire_message(app, "09351234567:2000:55555"))
     (txid,) = await store.journal_entries(ALI)
@@ -188,8 +184,7 @@ async def test_single_slot_mode_refuses_a_call_across_slots(redis_url: str) -> N
     store = Store.connect(redis_url, single_slot=True)
     try:
         with pytest.raises(CrossSlotCall):
-            await store.run_script("confirm", [subscriber_key(ALI), subscriber_key(SARA)],
-                                   ["a", "b"])
+            await store.run(CONFIRM, [subscriber_key(ALI), subscriber_key(SARA)], ["a", "b"])
     finally:
         await store.close()
 

@@ -8,7 +8,8 @@ import random
 from smsgw import admin
 from smsgw.app import App
 from smsgw.messages import Inbound
-from smsgw.store import money_total, subscriber_key
+from smsgw.store import money_total
+from smsgw.store.keys import subscriber_key
 from tests.conftest import add_subscribers
 from tests.test_transfer_rules import NOON
 

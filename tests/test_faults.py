@@ -22,7 +22,8 @@ from smsgw import admin
 from smsgw.app import build_app
 from smsgw.core.clock import now
 from smsgw.messages import Inbound
-from smsgw.store import HISTORY_LENGTH, money_total, subscriber_key
+from smsgw.store import HISTORY_LENGTH, money_total
+from smsgw.store.keys import subscriber_key
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
 from tests.conftest import CLUSTER_PREFIX, TEST_KEY, add_subscribers, free_port, make_settings
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from smsgw.store import subscriber_key
+from smsgw.store.keys import subscriber_key
 from smsgw.transport.smpp.fake_smsc import InjectedMo
 from smsgw.transport.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
 from tests.conftest import RedisServer, add_subscribers, free_port

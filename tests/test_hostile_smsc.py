@@ -229,7 +229,8 @@ async def test_parts_on_every_store(any_store_url: str) -> None:
 
 async def test_parts_expire_a_fixed_time_after_the_first(redis_url: str) -> None:
     from smsgw.app import build_app
-    from smsgw.store import PartLimits, parts_key
+    from smsgw.store import PartLimits
+    from smsgw.store.keys import parts_key
     from tests.conftest import make_settings
 
     app = build_app(make_settings(redis_url))

@@ -33,7 +33,7 @@ from smsgw.services.transfer.parse import (
     command_fields,
     parse_transfer_command,
 )
-from smsgw.store import subscriber_key
+from smsgw.store.keys import subscriber_key
 from smsgw.transport.log_replay import inbound_of
 from smsgw.transport.msglog import LoggedMessage
 from tests.attacks import tried

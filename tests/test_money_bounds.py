@@ -22,9 +22,16 @@ from smsgw.app import App, build_app
 from smsgw.core.clock import parse_timestamp, period_of
 from smsgw.core.money import MONEY_CEILING
 from smsgw.messages import Inbound
-from smsgw.store import (
-    HISTORY_LENGTH,
-    SubscriberRow,
+from smsgw.services.transfer.store import (
+    TRANSFER_CREDIT,
+    TRANSFER_SETTLE,
+    CreditArgs,
+    CreditKeys,
+    SettleArgs,
+    SettleKeys,
+)
+from smsgw.store import SubscriberRow
+from smsgw.store.keys import (
     credited_key,
     day_counter_key,
     history_key,
@@ -33,6 +40,7 @@ from smsgw.store import (
     reversed_key,
     subscriber_key,
 )
+from smsgw.store.script import Script
 from tests.attacks import tried
 from tests.conftest import add_subscribers, make_settings
 
@@ -136,15 +144,15 @@ async def test_a_recipient_filled_between_debit_and_credit_gets_the_transfer_rev
         journaled: App, monkeypatch: pytest.MonkeyPatch) -> None:
     app = journaled
     before = await app.store.money()
-    original = app.store.run_json_script
+    original = app.store.run
 
-    async def fill_recipient_first(name: str, keys: list[str], args: list[Any]) -> Any:
-        if name == "transfer_credit":  # a top-up lands between the debit and the credit
+    async def fill_recipient_first(script: Script[Any, Any, Any], keys: Any, args: Any) -> Any:
+        if script.name == "transfer_credit":  # a top-up lands between debit and credit
             await app.store.redis.hset(subscriber_key(SARA), "balance", str(C - 1000))
-        return await original(name, keys, args)
+        return await original(script, keys, args)
 
     with monkeypatch.context() as patch:
-        patch.setattr(app.store, "run_json_script", fill_recipient_first)
+        patch.setattr(app.store, "run", fill_recipient_first)
         assert await send(app, "09351234567:2000:55555", msg_id="m1") == [
             "transfer.recipient_limit"]
     ali = await fields(app, ALI)
@@ -344,16 +352,16 @@ async def call(app: App, script: str, plan: str, balance: str, bill: str, amount
     if script in ("topup", "unblock"):  # the script itself, without admin.care's checks
         return str((await store.care_action(ALI, script, NOON.isoformat(), amount))["status"])
     if script == "credit":
-        answer = await store.run_json_script(
-            "transfer_credit", [subscriber_key(ALI), history_key(ALI), credited_key(ALI)],
-            [txid, amount, SARA, "R", NOON.isoformat(), HISTORY_LENGTH, 3600])
+        answer = await store.run(
+            TRANSFER_CREDIT, CreditKeys(subscriber_key(ALI), history_key(ALI), credited_key(ALI)),
+            CreditArgs(txid, amount, SARA, "R", NOON.isoformat(), 3600))
         return str(answer["status"])
     if script == "reverse":
-        answer = await store.run_json_script(
-            "transfer_settle",
-            [subscriber_key(ALI), journal_key(ALI), history_key(ALI), *counter_keys(app),
-             reversed_key(ALI, txid)],
-            [txid, "reverse", NOON.isoformat(), HISTORY_LENGTH, 60, "recipient_limit"])
+        answer = await store.run(
+            TRANSFER_SETTLE,
+            SettleKeys(subscriber_key(ALI), journal_key(ALI), history_key(ALI), *counter_keys(app),
+                       reversed_key(ALI, txid)),
+            SettleArgs(txid, "reverse", NOON.isoformat(), 60, "recipient_limit"))
         return str(answer["status"])
     outcomes = await store.upsert_subscribers(
         [SubscriberRow(ALI, plan, number(balance) or 0, number(bill) or 0, "fa")],

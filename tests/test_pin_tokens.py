@@ -18,7 +18,7 @@ from smsgw.core.hashing import Hasher
 from smsgw.messages import Inbound
 from smsgw.services.transfer.parse import FormatError, parse_transfer_command
 from smsgw.services.transfer.service import TEMPLATES as TRANSFER_TEMPLATES
-from smsgw.store import subscriber_key
+from smsgw.store.keys import subscriber_key
 from smsgw.transport.log_replay import inbound_of
 from smsgw.transport.msglog import LoggedMessage
 from tests.attacks import tried

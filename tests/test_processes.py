@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from smsgw.store import subscriber_key
+from smsgw.store.keys import subscriber_key
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
 from tests.conftest import TEST_KEY, add_subscribers, free_port, make_settings
 

@@ -25,7 +25,7 @@ from smsgw.messages import Inbound
 from smsgw.services.otp.parse import parse_otp_request
 from smsgw.services.transfer.parse import FormatError, Transfer, parse_transfer_command
 from smsgw.services.transfer.service import TEMPLATES as TRANSFER_TEMPLATES
-from smsgw.store import subscriber_key
+from smsgw.store.keys import subscriber_key
 from smsgw.transport.msglog import split_lines
 from tests.attacks import tried
 from tests.conftest import TEST_KEY, add_subscribers, make_settings

@@ -16,7 +16,8 @@ from smsgw import admin
 from smsgw.app import App, build_app
 from smsgw.core.clock import now
 from smsgw.observability import metrics
-from smsgw.store import StoreUnavailable, subscriber_key
+from smsgw.store import StoreUnavailable
+from smsgw.store.keys import subscriber_key
 from smsgw.transport.gateway import Gateway
 from smsgw.transport.msglog import MessageLog
 from smsgw.transport.smpp.client import SmppClient

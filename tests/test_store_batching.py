@@ -7,12 +7,13 @@ import asyncio
 import pytest
 
 from smsgw.store import Store
+from smsgw.store.shared import CONFIRM
 
 
 async def test_a_burst_on_a_fresh_store_is_answered(store_url: str) -> None:
     store = Store.connect(store_url)  # scripts not loaded yet: several batches load at once
     try:
-        calls = [store.run_script("confirm", [f"s:{{98936{n:07d}}}:r:x"], ["f"])
+        calls = [store.run(CONFIRM, [f"s:{{98936{n:07d}}}:r:x"], ["f"])
                  for n in range(700)]
         results = await asyncio.wait_for(asyncio.gather(*calls), 20)
         assert results == [1] * 700
@@ -23,9 +24,9 @@ async def test_a_burst_on_a_fresh_store_is_answered(store_url: str) -> None:
 async def test_scripts_are_reloaded_after_a_flush(redis_url: str) -> None:
     store = Store.connect(redis_url)
     try:
-        assert await store.run_script("confirm", ["s:{989360000000}:r:x"], ["f"]) == 1
+        assert await store.run(CONFIRM, ["s:{989360000000}:r:x"], ["f"]) == 1
         await store.redis.script_flush()  # as after a Redis restart
-        assert await store.run_script("confirm", ["s:{989360000000}:r:x"], ["f"]) == 1
+        assert await store.run(CONFIRM, ["s:{989360000000}:r:x"], ["f"]) == 1
     finally:
         await store.close()
 

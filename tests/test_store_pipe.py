@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from smsgw.store import Store, StoreUnavailable
 from smsgw.store.pipe import ScriptPipe
+from smsgw.store.shared import CONFIRM
 from tests.attacks import tried
 from tests.conftest import RedisServer, free_port
 
@@ -34,9 +35,9 @@ async def test_script_calls_land_in_the_database_the_url_names(redis_url: str) -
     redis.Redis.from_url(url).flushdb()
     store = Store.connect(url)
     try:
-        assert await store.run_script("confirm", ["s:{989360000001}:r:x"], ["f"]) == 1
+        assert await store.run(CONFIRM, ["s:{989360000001}:r:x"], ["f"]) == 1
         await store.redis.hset("s:{989360000001}:r:x", "f", "1")
-        assert await store.run_script("confirm", ["s:{989360000001}:r:x"], ["f"]) == 1
+        assert await store.run(CONFIRM, ["s:{989360000001}:r:x"], ["f"]) == 1
     finally:
         await store.close()
     assert redis.Redis.from_url(url).dbsize() == 0  # confirm deleted the field it was given
@@ -49,7 +50,7 @@ async def test_a_wrong_password_is_a_store_error_not_a_hang(redis_url: str) -> N
     store = Store.connect(url)
     try:
         with pytest.raises(StoreUnavailable):
-            await asyncio.wait_for(store.run_script("confirm", ["s:{1}:r:x"], ["f"]), 10)
+            await asyncio.wait_for(store.run(CONFIRM, ["s:{1}:r:x"], ["f"]), 10)
     finally:
         await store.close()
 
@@ -104,11 +105,11 @@ async def test_a_server_still_loading_its_data_is_unavailable_not_a_script_error
 
     server, port, _ = await _server(b"-LOADING Redis is loading the dataset in memory\r\n")
     pipe = ScriptPipe({"host": "127.0.0.1", "port": port, "decode_responses": True})
-    batcher = ScriptBatcher(None, {}, pipe)  # type: ignore[arg-type]
-    batcher._shas = {"transfer": "f" * 40}  # as if loaded before the restart
+    batcher = ScriptBatcher(None, pipe)  # type: ignore[arg-type]
+    batcher._loaded = {CONFIRM}  # as if loaded before the restart
     try:
         with pytest.raises(StoreUnavailable):
-            await asyncio.wait_for(batcher.call("transfer", ["s:{1}"], ["x"]), 5)
+            await asyncio.wait_for(batcher.call(CONFIRM, ["s:{1}"], ["x"]), 5)
     finally:
         pipe.close()
         server.close()
@@ -133,11 +134,11 @@ async def test_the_first_script_call_after_a_redis_restart_succeeds(
     store = Store.connect(own_redis.url)
     try:
         await store.load_scripts()
-        assert await store.run_script("confirm", ["s:{1}:r:x"], ["f"]) == 1
+        assert await store.run(CONFIRM, ["s:{1}:r:x"], ["f"]) == 1
         for _ in range(2):
             own_redis.stop()
             own_redis.start()
-            assert await store.run_script("confirm", ["s:{1}:r:x"], ["f"]) == 1
+            assert await store.run(CONFIRM, ["s:{1}:r:x"], ["f"]) == 1
             assert await store.subscriber("989360000001") == {}  # a pooled read, too
     finally:
         await store.close()

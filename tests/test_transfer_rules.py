@@ -11,7 +11,8 @@ from smsgw import admin
 from smsgw.app import App, build_app
 from smsgw.core.clock import parse_timestamp
 from smsgw.messages import Inbound, Outbound
-from smsgw.store import money_total, subscriber_key
+from smsgw.store import money_total
+from smsgw.store.keys import subscriber_key
 from tests.conftest import add_subscribers, make_settings
 
 ALI = "989361111111"  # the spec's first subscriber

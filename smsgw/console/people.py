@@ -20,9 +20,11 @@ import secrets
 from dataclasses import dataclass
 from enum import Enum
 from functools import cache
-from typing import Any, cast
+from pathlib import Path
+from typing import Any, NamedTuple, cast
 
 from smsgw.store import Store
+from smsgw.store.script import Script
 
 ROLES = ("viewer", "care", "supervisor")
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,31}")
@@ -35,6 +37,18 @@ USERS_INDEX_KEY = "console:users:{index}"
 SCRYPT_LOG2_N = 15
 SCRYPT_R = 8
 SCRYPT_P = 1
+
+
+class FailureKeys(NamedTuple):
+    counter: str  # the name's failed sign-ins in a row
+
+
+class FailureArgs(NamedTuple):
+    lock_seconds: int  # how long the count, and a lock, last
+
+
+COUNT_FAILURE = Script(Path(__file__).with_name("scripts") / "console_fail.lua", FailureKeys,
+                       FailureArgs, int)
 
 
 class BadUser(ValueError):
@@ -128,43 +142,44 @@ class People:
         """Add a person, or replace the role and password of one: True if new."""
         name = check_new_user(name, role, password)
         fields = {"role": role, "password": hash_password(password), "created": at}
-        existed = await self._store.read(self._redis.exists(user_key(name)))
-        await self._store.read(self._redis.hset(user_key(name), mapping=cast(Any, fields)))
-        await self._store.read(self._redis.sadd(USERS_INDEX_KEY, name))
+        existed = await self._store.plain(self._redis.exists(user_key(name)))
+        await self._store.plain(self._redis.hset(user_key(name), mapping=cast(Any, fields)))
+        await self._store.plain(self._redis.sadd(USERS_INDEX_KEY, name))
         return not existed
 
     async def remove(self, name: str) -> bool:
         name = normalise_name(name)
-        removed = await self._store.read(self._redis.delete(user_key(name)))
-        await self._store.read(self._redis.srem(USERS_INDEX_KEY, name))
+        removed = await self._store.plain(self._redis.delete(user_key(name)))
+        await self._store.plain(self._redis.srem(USERS_INDEX_KEY, name))
         return bool(removed)
 
     async def get(self, name: str) -> Person | None:
         name = normalise_name(name)
         if not NAME_PATTERN.fullmatch(name):
             return None
-        fields = await self._store.read(self._redis.hgetall(user_key(name)))
+        fields = await self._store.plain(self._redis.hgetall(user_key(name)))
         if not fields or fields.get("role") not in ROLES:
             return None
         return Person(name, fields["role"], fields.get("created", ""))
 
     async def all(self) -> list[Person]:
-        names = sorted(await self._store.read(self._redis.smembers(USERS_INDEX_KEY)))
+        names = sorted(await self._store.plain(self._redis.smembers(USERS_INDEX_KEY)))
         found = [await self.get(name) for name in names]
         return [person for person in found if person is not None]
 
     async def sign_in(self, name: str, password: str) -> tuple[SignIn, Person | None]:
         name = normalise_name(name)[:MAX_PASSWORD_CHARS]
         counter = failures_key(name)
-        if int(await self._store.read(self._redis.get(counter)) or 0) >= MAX_FAILURES:
+        if int(await self._store.plain(self._redis.get(counter)) or 0) >= MAX_FAILURES:
             return SignIn.LOCKED, None
         fields: dict[str, str] = {}
         if NAME_PATTERN.fullmatch(name):
-            fields = await self._store.read(self._redis.hgetall(user_key(name)))
+            fields = await self._store.plain(self._redis.hgetall(user_key(name)))
         encoded = fields.get("password") or _dummy_hash(SCRYPT_LOG2_N)
         matched = password_matches(password[:MAX_PASSWORD_CHARS], encoded)
         if matched and fields.get("role") in ROLES:
-            await self._store.read(self._redis.delete(counter))
+            await self._store.plain(self._redis.delete(counter))
             return SignIn.OK, Person(name, fields["role"], fields.get("created", ""))
-        failures = int(await self._store.run_script("console_fail", [counter], [LOCK_SECONDS]))
+        failures = await self._store.run(COUNT_FAILURE, FailureKeys(counter),
+                                         FailureArgs(LOCK_SECONDS))
         return (SignIn.LOCKED if failures >= MAX_FAILURES else SignIn.FAILED), None

@@ -54,7 +54,7 @@ class Sessions:
         async with self._store.redis.pipeline(transaction=False) as pipe:
             pipe.hset(key, mapping=cast(Any, fields))
             pipe.expire(key, IDLE_SECONDS)
-            await self._store.read(pipe.execute())
+            await self._store.plain(pipe.execute())
         return Session(token, person, csrf)
 
     async def find(self, token: str) -> Session | None:
@@ -62,7 +62,7 @@ class Sessions:
         if not token or len(token) > MAX_TOKEN_CHARS:
             return None
         key = session_key(token)
-        fields = await self._store.read(self._store.redis.hgetall(key))
+        fields = await self._store.plain(self._store.redis.hgetall(key))
         if not fields:
             return None
         if time.time() - float(fields.get("created") or 0) > ABSOLUTE_SECONDS:
@@ -72,8 +72,8 @@ class Sessions:
         if person is None:  # removed since
             await self.close(token)
             return None
-        await self._store.read(self._store.redis.expire(key, IDLE_SECONDS))
+        await self._store.plain(self._store.redis.expire(key, IDLE_SECONDS))
         return Session(token, person, fields.get("csrf", ""))
 
     async def close(self, token: str) -> None:
-        await self._store.read(self._store.redis.delete(session_key(token)))
+        await self._store.plain(self._store.redis.delete(session_key(token)))

@@ -11,12 +11,16 @@ Each script stays atomic on its own; the order of calls is kept. A NOSCRIPT answ
 restarted Redis) loads the scripts and sends those calls again. A lost connection fails
 every call of the batch with StoreUnavailable: none of them is known to have run, and the
 callers answer "deliver again" (the envelope makes a repeat of one that did run harmless).
+
+Scripts are sent by the SHA their object computed; before a batch that names a script not
+loaded yet, every script made so far (script.registered) is loaded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -28,7 +32,9 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from smsgw.store.errors import StoreUnavailable
 from smsgw.store.pipe import ScriptPipe, pack_command
+from smsgw.store.script import Script, registered
 
 MAX_BATCH = 512
 # What means "the store can't be reached now" (a node down, a cluster failing over).
@@ -37,10 +43,10 @@ UNAVAILABLE = (aioredis.ConnectionError, aioredis.TimeoutError, OSError,
 MAX_FLUSHES = 8  # pipelines in flight; while all are busy, calls gather into bigger batches
 
 
-Call = tuple[str, list[str], list[Any], "asyncio.Future[Any]"]
+Call = tuple[Script[Any, Any, Any], Sequence[str], Sequence[Any], "asyncio.Future[Any]"]
 
 
-def pack_evalsha(sha: str, keys: list[str], args: list[Any]) -> bytes:
+def pack_evalsha(sha: str, keys: Sequence[str], args: Sequence[Any]) -> bytes:
     """One EVALSHA command in RESP (str as UTF-8, int in decimal, float by repr, as
     redis-py encodes them)."""
     parts = [b"EVALSHA", sha.encode(), b"%d" % len(keys)]
@@ -62,20 +68,19 @@ def pack_evalsha(sha: str, keys: list[str], args: list[Any]) -> bytes:
 
 
 class ScriptBatcher:
-    def __init__(self, client: aioredis.Redis, sources: dict[str, str],
-                 pipe: ScriptPipe | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, pipe: ScriptPipe | None = None) -> None:
         self._redis = client
         self._pipe = pipe  # a plain server: write RESP ourselves (see the module's doc)
-        self._sources = sources
-        self._shas: dict[str, str] = {}
-        self._queue: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]] = []
+        self._loaded: set[Script[Any, Any, Any]] = set()  # since the last NOSCRIPT
+        self._queue: list[Call] = []
         self._scheduled = False
         self._flushes: set[asyncio.Task[None]] = set()
         self._loading = asyncio.Lock()
 
-    def call(self, name: str, keys: list[str], args: list[Any]) -> asyncio.Future[Any]:
+    def call(self, script: Script[Any, Any, Any], keys: Sequence[str],
+             args: Sequence[Any]) -> asyncio.Future[Any]:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((name, keys, args, future))
+        self._queue.append((script, keys, args, future))
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._start_flush)
@@ -95,17 +100,17 @@ class ScriptBatcher:
             self._start_flush()
 
     async def _flush(self, batch: list[Call], retried: bool = False) -> None:
-        from smsgw.store import StoreUnavailable
-
         try:
-            shas = self._shas or await self._load()
+            loaded = self._loaded
+            if not all(item[0] in loaded for item in batch):
+                await self._load(item[0] for item in batch)
             if self._pipe is not None:
-                results = await self._send_raw(self._pipe, shas, batch)
+                results = await self._send_raw(self._pipe, batch)
             else:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    for name, keys, args, _ in batch:
+                    for script, keys, args, _ in batch:
                         # (execute_command: a cluster pipeline blocks the evalsha() helper)
-                        pipe.execute_command("EVALSHA", shas[name], len(keys), *keys, *args)
+                        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
                     results = await pipe.execute(raise_on_error=False)
         except UNAVAILABLE as exc:
             self._fail(batch, StoreUnavailable(str(exc) or type(exc).__name__))
@@ -127,13 +132,13 @@ class ScriptBatcher:
             else:
                 future.set_result(result)
         if missing:
-            self._shas = {}
+            self._loaded = set()
             await self._flush(missing, retried=True)
 
     @staticmethod
-    async def _send_raw(pipe: ScriptPipe, shas: dict[str, str], batch: list[Call]) -> list[Any]:
+    async def _send_raw(pipe: ScriptPipe, batch: list[Call]) -> list[Any]:
         futures = await pipe.send(
-            b"".join(pack_evalsha(shas[name], keys, args) for name, keys, args, _ in batch),
+            b"".join(pack_evalsha(script.sha, keys, args) for script, keys, args, _ in batch),
             len(batch))
         with contextlib.suppress(ConnectionError):
             await futures[-1]  # answers come in order: the last one done, all are
@@ -146,8 +151,7 @@ class ScriptBatcher:
         return results
 
     @staticmethod
-    def _fail(batch: list[tuple[str, list[str], list[Any], asyncio.Future[Any]]],
-              error: Exception) -> None:
+    def _fail(batch: list[Call], error: Exception) -> None:
         for *_, future in batch:
             if not future.done():
                 future.set_exception(error)
@@ -158,15 +162,17 @@ class ScriptBatcher:
 
     async def load(self) -> None:
         """Load the scripts now, so that the first messages don't wait for it."""
-        if not self._shas:
-            await self._load()
+        await self._load(())
 
-    async def _load(self) -> dict[str, str]:
-        """Load every script once (concurrent flushes wait for the same load); the map is
-        published whole, never half-filled."""
+    async def _load(self, wanted: Iterable[Script[Any, Any, Any]]) -> None:
+        """Load every script made so far, and those `wanted`, that is not loaded yet
+        (concurrent flushes wait for the same load); the set is published whole, never
+        half-filled."""
         async with self._loading:
-            if not self._shas:
-                loaded = {name: await self._redis.script_load(source)
-                          for name, source in self._sources.items()}
-                self._shas = loaded
-            return self._shas
+            missing = {*registered(), *wanted} - self._loaded
+            for script in missing:
+                sha = await self._redis.script_load(script.source)
+                if sha != script.sha:
+                    raise RuntimeError(f"{script.name}: Redis computed another SHA")
+            if missing:
+                self._loaded = self._loaded | missing

@@ -31,7 +31,8 @@ from smsgw.core.clock import now
 from smsgw.core.hashing import Hasher
 from smsgw.core.text import canonical_msisdn, to_persian_digits
 from smsgw.services.otp.cards import with_luhn
-from smsgw.store import Store, SubscriberRow, subscriber_key
+from smsgw.store import Store, SubscriberRow
+from smsgw.store.keys import subscriber_key
 from smsgw.testing import free_port
 from smsgw.transport.smpp.client import Receipt, SmppClient, WireMessage
 from smsgw.transport.smpp.fake_smsc import DRIVER_SYSTEM_ID, FakeSmsc, Mt

@@ -112,10 +112,10 @@ class Heartbeat:
             return
         key = gateway_key(self.id)
         try:
-            await self._store.read(self._store.redis.set(
+            await self._store.plain(self._store.redis.set(
                 key, json.dumps(report, ensure_ascii=False), ex=KEEP_SECONDS))
-            await self._store.read(self._store.redis.zadd(INDEX_KEY, {self.id: report["at"]}))
-            await self._store.read(self._store.redis.zremrangebyscore(
+            await self._store.plain(self._store.redis.zadd(INDEX_KEY, {self.id: report["at"]}))
+            await self._store.plain(self._store.redis.zremrangebyscore(
                 INDEX_KEY, "-inf", report["at"] - KEEP_SECONDS))
         except StoreUnavailable as exc:
             log.warning("heartbeat not written: store unavailable", error=str(exc))
@@ -187,10 +187,10 @@ async def gateway_reports(store: Store) -> list[dict[str, Any]]:
     reporting with its binds down and its rates 0. Sorted by id."""
     redis = store.redis
     at = time.time()
-    ids = await store.read(redis.zrangebyscore(INDEX_KEY, at - KEEP_SECONDS, "+inf"))
+    ids = await store.plain(redis.zrangebyscore(INDEX_KEY, at - KEEP_SECONDS, "+inf"))
     reports = []
     for gateway_id in sorted(ids):
-        raw = await store.read(redis.get(gateway_key(gateway_id)))
+        raw = await store.plain(redis.get(gateway_key(gateway_id)))
         if raw is None:
             continue
         report = json.loads(raw)

@@ -24,16 +24,14 @@ from smsgw.messages import Inbound, Outbound
 from smsgw.observability import metrics
 from smsgw.services.otp.cards import is_our_card
 from smsgw.services.otp.parse import parse_otp_request
-from smsgw.store import (
-    HISTORY_LENGTH,
-    Store,
-    card_decoy_history_key,
-    card_decoy_key,
-    card_history_key,
-    card_key,
-    card_requests_key,
-    card_static_key,
+from smsgw.services.otp.store import (
+    CardStore,
+    OtpCheckArgs,
+    OtpRequestArgs,
+    ReserveArgs,
+    StaticArgs,
 )
+from smsgw.store import Store
 
 MERCHANT_SHOWN_CHARS = 30
 VERIFY_REASONS = ("wrong_code", "expired", "used", "too_many_attempts")
@@ -62,6 +60,7 @@ class OtpService:
         self._cfg = settings
         self._tz = timezone
         self._store = store
+        self._cards = CardStore(store)
         self._hasher = hasher
         self._default_language = default_language
 
@@ -73,10 +72,10 @@ class OtpService:
         request = parse_otp_request(message.text)
         if request is None:
             return [self._reply(message.sender, language, "usage")]
-        cards = await self._store.cards_of_mobile(message.sender)
+        cards = await self._cards.cards_of_mobile(message.sender)
         if request.last_four is not None:
             cards = {h: l4 for h, l4 in cards.items() if l4 == request.last_four}
-        active = await self._store.active_cards(list(cards), message.sender)
+        active = await self._cards.active_cards(list(cards), message.sender)
         if request.last_four is None and len(active) > 1:
             shown = "، ".join(sorted(replies.show_digits(cards[h], language) for h in active))
             return [self._reply(message.sender, language, "which_card", cards=shown)]
@@ -110,13 +109,13 @@ class OtpService:
     # Nothing here may tell a requester whether a card exists, is the bank's, or is
     # enabled: not the answer, not the metrics, and not the work (which shows in the
     # timing). A request that will send no SMS does the same store calls, hashing and SMS
-    # rendering as one that does, on decoy keys of its card's (store/scripts/otp_*.lua),
+    # rendering as one that does, on decoy keys of its card's (scripts/otp_*.lua),
     # and only the SMS itself is not handed on.
 
     async def request_for_payment(self, card: str, amount: int, merchant: str,
                                   at: datetime) -> OtpRequestAnswer:
         card_hash = self._hasher.card_digest(card)
-        state, mobile = await self._store.card_route(card_hash)
+        state, mobile = await self._cards.card_route(card_hash)
         deliverable = is_our_card(card, self._cfg.bins) and state == "active"
         return await self._issue(card_hash, deliverable, mobile if deliverable else None,
                                  amount, merchant, at)
@@ -133,24 +132,21 @@ class OtpService:
         cfg = self._cfg
         decoy_mobile = self._hasher.digest("otp-decoy-mobile", card_hash)
         counted_on = mobile or decoy_mobile
-        wait, language = await self._store.reserve_mobile_request(
-            counted_on, at.timestamp(), request_id, cfg.max_per_mobile_per_hour)
+        wait, language = await self._cards.reserve_mobile_request(counted_on, ReserveArgs(
+            now=at.timestamp(), request_id=request_id,
+            max_per_hour=cfg.max_per_mobile_per_hour))
         if wait:
             return self._refused(wait)
-        outcome = await self._store.run_json_script(
-            "otp_request",
-            [card_key(card_hash), card_requests_key(card_hash), card_history_key(card_hash),
-             card_decoy_key(card_hash), card_decoy_history_key(card_hash)],
-            [at.timestamp(), request_id, self._hasher.otp_digest(card_hash, code),
-             "" if amount is None else amount, merchant, cfg.ttl_seconds,
-             cfg.resend_after_seconds, cfg.max_per_card_per_hour, int(deliverable),
-             at.isoformat(),
-             HISTORY_LENGTH, requested_by],
-        )
+        outcome = await self._cards.issue(card_hash, OtpRequestArgs(
+            now=at.timestamp(), request_id=request_id,
+            otp=self._hasher.otp_digest(card_hash, code),
+            amount="" if amount is None else amount, merchant=merchant, ttl=cfg.ttl_seconds,
+            resend_gap=cfg.resend_after_seconds, max_per_hour=cfg.max_per_card_per_hour,
+            deliverable=int(deliverable), at=at.isoformat(), requested_by=requested_by))
         if outcome["status"] == "rate_limited":
-            await self._store.release_mobile_request(counted_on, request_id)
+            await self._cards.release_mobile_request(counted_on, request_id)
             return self._refused(int(outcome["wait"]))
-        await self._store.record_request(request_id, card_hash)
+        await self._cards.record_request(request_id, card_hash)
         issued = outcome["status"] == "issued"
         sms = self._otp_sms(outcome["mobile"] if issued else counted_on, code,
                             outcome["last4"] if issued else "0000", amount, merchant,
@@ -181,7 +177,7 @@ class OtpService:
         """A made-up request id is checked on a decoy card derived from it, so it counts,
         voids and expires like the id of a request that sent no SMS."""
         decoy_card = self._hasher.digest("otp-unknown-request", request_id)
-        card_hash = await self._store.request_card(request_id) or decoy_card
+        card_hash = await self._cards.request_card(request_id) or decoy_card
         status = await self._check(card_hash, request_id, code, None, "", at)
         return self._verdict(status)
 
@@ -193,13 +189,12 @@ class OtpService:
 
     async def _check(self, card_hash: str, request_id: str, code: str, amount: int | None,
                      merchant: str, at: datetime) -> str:
-        outcome = await self._store.run_json_script(
-            "otp_check",
-            [card_key(card_hash), card_history_key(card_hash), card_decoy_key(card_hash),
-             card_decoy_history_key(card_hash)],
-            [at.timestamp(), request_id, self._hasher.otp_digest(card_hash, code),
-             "" if amount is None else amount, merchant, self._cfg.max_attempts,
-             at.isoformat(), HISTORY_LENGTH, self._cfg.ttl_seconds])
+        outcome = await self._cards.check(card_hash, OtpCheckArgs(
+            now=at.timestamp(), request_id=request_id,
+            otp=self._hasher.otp_digest(card_hash, code),
+            amount="" if amount is None else amount, merchant=merchant,
+            max_attempts=self._cfg.max_attempts, at=at.isoformat(),
+            ttl=self._cfg.ttl_seconds))
         return str(outcome["status"])
 
     async def authorize(self, card: str, amount: int, merchant: str, otp: str | None,
@@ -211,12 +206,9 @@ class OtpService:
             return (True, "") if status == "ok" else (False, "otp_invalid")
         assert static_password is not None
         day = period_of(at, self._tz, "gregorian").day
-        outcome = await self._store.run_json_script(
-            "static_authorize",
-            [card_key(card_hash), card_static_key(card_hash, day), card_history_key(card_hash),
-             card_decoy_key(card_hash), card_decoy_history_key(card_hash)],
-            [amount, self._hasher.static_digest(card_hash, static_password),
-             self._cfg.static_daily_limit, day, at.isoformat(), HISTORY_LENGTH,
-             self._cfg.max_attempts, int(is_our_card(card, self._cfg.bins))])
+        outcome = await self._cards.authorize_static(card_hash, StaticArgs(
+            amount=amount, password=self._hasher.static_digest(card_hash, static_password),
+            daily_limit=self._cfg.static_daily_limit, day=day, at=at.isoformat(),
+            max_wrong=self._cfg.max_attempts, ours=int(is_our_card(card, self._cfg.bins))))
         status = str(outcome["status"])
         return (True, "") if status == "approved" else (False, status)

@@ -40,29 +40,13 @@ from smsgw.services.transfer.parse import (
     command_fields,
     parse_transfer_command,
 )
-from smsgw.store import (
-    DAY_COUNTER_TTL,
-    HISTORY_LENGTH,
-    MONTH_COUNTER_TTL,
-    Store,
-    credited_key,
-    day_counter_key,
-    history_key,
-    journal_key,
-    month_counter_key,
-    reversed_key,
-    subscriber_key,
-    unused_key,
-)
+from smsgw.services.transfer.store import Outcome, PinChangeArgs, TransferArgs, TransferStore
+from smsgw.store import Store
 
-# How long a recipient remembers a credited transfer id. A credit is only attempted right
-# after reading the sender's journal entry, so this need only outlast that gap (seconds).
-CREDITED_KEEP_SECONDS = 3600
 RECOVER_AFTER_SECONDS = 30
 # why a transfer_credit.lua answer means the transfer must be reversed: the refusal
 # its sender is told
 REVERSE_BECAUSE = {"no_recipient": "unknown_recipient", "no_room": "recipient_limit"}
-REVERSAL_MEMORY_SECONDS = 7 * 24 * 3600  # as long as a processed message is remembered
 HELP_WORDS = frozenset({"help", "راهنما", "?", "؟"})  # any case, spaces ignored
 Journaled = tuple[str, str, dict[str, Any] | None]  # sender, txid, journal entry (if any)
 
@@ -110,6 +94,7 @@ class TransferService:
         self.short_code = settings.short_code
         self._cfg = settings
         self._store = store
+        self._scripts = TransferStore(store)
         self._hasher = hasher
         self._default_language = default_language
         self._prefixes = parse_prefix_ranges(settings.prefixes)
@@ -177,63 +162,45 @@ class TransferService:
             kind=f"{section}.{name}",
         )
 
-    async def _apply_transfer(self, message: Inbound, command: Transfer) -> dict[str, Any]:
+    async def _apply_transfer(self, message: Inbound, command: Transfer) -> Outcome:
         sender, recipient = message.sender, command.recipient
         period = period_of(message.at, self._cfg.timezone, self._cfg.calendar)
         cfg = self._cfg
-        keys = [
-            subscriber_key(sender),
-            subscriber_key(recipient),
-            day_counter_key(sender, period.day),
-            month_counter_key(sender, period.month),
-            history_key(sender),
-            history_key(recipient),
-        ]
-        args: list[Any] = [
-            self._pin_digest(sender, command.pin),
+        args = TransferArgs(
+            pin=self._pin_digest(sender, command.pin),
             # beyond the ceiling every amount is refused alike (the parser already
             # refuses such amounts; this keeps the script's argument bounded regardless)
-            min(command.amount, MONEY_CEILING + 1),
-            cfg.fee,
-            cfg.min_amount,
-            cfg.max_amount,
-            cfg.daily_cap,
-            cfg.monthly_cap,
-            DAY_COUNTER_TTL,
-            MONTH_COUNTER_TTL,
-            message.at.isoformat(),
-            transfer_ref(message.identity),
-            int(in_prefixes(recipient, self._prefixes)),
-            cfg.max_pin_attempts,
-            HISTORY_LENGTH,
-            sender,
-            recipient,
-        ]
+            amount=min(command.amount, MONEY_CEILING + 1),
+            fee=cfg.fee, min_amount=cfg.min_amount, max_amount=cfg.max_amount,
+            daily_cap=cfg.daily_cap, monthly_cap=cfg.monthly_cap,
+            at=message.at.isoformat(), ref=transfer_ref(message.identity),
+            in_range=int(in_prefixes(recipient, self._prefixes)),
+            max_attempts=cfg.max_pin_attempts, sender=sender, recipient=recipient)
         if not self._store.single_slot:
-            return await self._store.run_command("transfer", message, keys, [*args, "whole"])
-        keys[1], keys[5] = journal_key(sender), unused_key(sender)
+            return await self._scripts.transfer(message, period, args)
         txid = message.identity or secrets.token_hex(16)
         # indexed before the debit, so that recovery finds it without a keyspace scan
         recipient_fields, _ = await asyncio.gather(
-            self._store.subscriber_fields(recipient, "plan", "lang", "balance", "bill"),
+            self._scripts.recipient_fields(recipient),
             self._store.index_journal(sender, txid, int(message.at.timestamp() * 1000)))
-        plan, language, balance, bill = (value or "" for value in recipient_fields)
-        outcome = await self._store.run_command(
-            "transfer", message, keys,
-            [*args, "debit", plan, language, txid, balance, bill])
+        outcome, entry = await self._scripts.debit(message, period, args, txid,
+                                                   recipient_fields)
         if outcome["status"] != "ok":
             await self._store.unindex_journal(sender, txid)
             return outcome
-        # the entry transfer.lua wrote, when it debited just now; else read it back
-        entry = ({"recipient": recipient, "amount": command.amount, "ref": outcome["ref"],
-                  "at": outcome["at"], "day_key": keys[2], "month_key": keys[3]}
-                 if outcome.pop("debited_now", False) else None)
-        finished = await self.complete(sender, outcome["txid"], entry)
+        return await self._finish_debited(sender, outcome, entry)
+
+    async def _finish_debited(self, sender: str, outcome: Outcome,
+                              entry: dict[str, Any] | None) -> Outcome:
+        """Credit and settle a transfer just debited (`entry`: its journal entry, if the
+        debit wrote it just now; else it is read back)."""
+        txid = outcome["txid"]
+        finished = await self.complete(sender, txid, entry)
         if finished == "stuck":  # left indexed: recovery tries it again
             return {"status": "account_error", "lang": outcome["lang"]}
-        await self._store.unindex_journal(sender, outcome["txid"])
+        await self._store.unindex_journal(sender, txid)
         if finished == "reversed":
-            reason = await self._store.reversal_reason(sender, outcome["txid"])
+            reason = await self._scripts.reversal_reason(sender, txid)
             return {"status": reason or "unknown_recipient", "lang": outcome["lang"]}
         return outcome
 
@@ -247,21 +214,11 @@ class TransferService:
         if entry is None:
             entry = (await self._store.journal_entries(sender, txid)).get(txid)
         if entry is None:
-            was_reversed = await self._store.reversal_reason(sender, txid) is not None
+            was_reversed = await self._scripts.reversal_reason(sender, txid) is not None
             return "reversed" if was_reversed else "gone"
-        recipient = entry["recipient"]
-        credit = await self._store.run_json_script(
-            "transfer_credit",
-            [subscriber_key(recipient), history_key(recipient), credited_key(recipient)],
-            [txid, entry["amount"], sender, entry["ref"], entry["at"], HISTORY_LENGTH,
-             CREDITED_KEEP_SECONDS])
+        credit = await self._scripts.credit(sender, txid, entry)
         reason = REVERSE_BECAUSE.get(credit["status"], "")
-        settled = await self._store.run_json_script(
-            "transfer_settle",
-            [subscriber_key(sender), journal_key(sender), history_key(sender),
-             entry["day_key"], entry["month_key"], reversed_key(sender, txid)],
-            [txid, "reverse" if reason else "done", entry["at"], HISTORY_LENGTH,
-             REVERSAL_MEMORY_SECONDS, reason])
+        settled = await self._scripts.settle(sender, txid, entry, reason)
         return str(settled["status"])
 
     async def recover(self, at: datetime, older_than_seconds: float = RECOVER_AFTER_SECONDS,
@@ -306,23 +263,15 @@ class TransferService:
         """A log's token (only parsed from a text read back from a log) is the digest."""
         return pin.digest if isinstance(pin, LoggedPin) else self._hasher.pin_digest(sender, pin)
 
-    async def _apply_pin_change(self, message: Inbound, command: PinChange) -> dict[str, Any]:
+    async def _apply_pin_change(self, message: Inbound, command: PinChange) -> Outcome:
         sender = message.sender
-        return await self._store.run_command(
-            "pin_change",
-            message,
-            [subscriber_key(sender), history_key(sender)],
-            [
-                self._pin_digest(sender, command.old_pin),
-                self._pin_digest(sender, command.new_pin),
-                self._cfg.max_pin_attempts,
-                message.at.isoformat(),
-                HISTORY_LENGTH,
-            ],
-        )
+        return await self._scripts.change_pin(message, PinChangeArgs(
+            old_pin=self._pin_digest(sender, command.old_pin),
+            new_pin=self._pin_digest(sender, command.new_pin),
+            max_attempts=self._cfg.max_pin_attempts, at=message.at.isoformat()))
 
     def _transfer_replies(
-        self, message: Inbound, command: Transfer, outcome: dict[str, Any]
+        self, message: Inbound, command: Transfer, outcome: Outcome
     ) -> list[Outbound]:
         if outcome["status"] != "ok":
             return [self._refusal_or_notice(message, outcome, command.amount, command.recipient)]
@@ -345,7 +294,7 @@ class TransferService:
         to: str,
         message: Inbound,
         command: Transfer,
-        outcome: dict[str, Any],
+        outcome: Outcome,
         at: datetime,
         language: str,
         name: str,
@@ -365,7 +314,7 @@ class TransferService:
         return Outbound(to, self.short_code, text, f"transfer.{name}", receipt=self._cfg.receipts)
 
     def _refusal_or_notice(
-        self, message: Inbound, outcome: dict[str, Any], command_amount: int, recipient: str
+        self, message: Inbound, outcome: Outcome, command_amount: int, recipient: str
     ) -> Outbound:
         language = replies.pick_language(outcome.get("lang", ""), self._default_language)
         cfg = self._cfg

@@ -1,9 +1,9 @@
 -- A message is done (applied, or refused): its ticket leaves its sender's queue.
--- KEYS: 1 the sender's queue; ARGV: 1 ticket
-local entries = redis.call('LRANGE', KEYS[1], 0, -1)
+-- K.queue: the sender's queue; A.ticket
+local entries = redis.call('LRANGE', K.queue, 0, -1)
 for _, entry in ipairs(entries) do
-  if string.sub(entry, 1, #ARGV[1] + 1) == ARGV[1] .. '|' then
-    redis.call('LREM', KEYS[1], 1, entry)
+  if string.sub(entry, 1, #A.ticket + 1) == A.ticket .. '|' then
+    redis.call('LREM', K.queue, 1, entry)
     return 1
   end
 end

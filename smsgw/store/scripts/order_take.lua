@@ -3,11 +3,10 @@
 -- is applied once its ticket is at the head (order_head.lua); then it leaves
 -- (order_leave.lua). A ticket holds a lease: a gateway that died holding the head is
 -- skipped once its lease is over, so the others are never stuck.
--- KEYS: 1 the sender's queue (a list of "<ticket>|<lease end, ms>")
--- ARGV: 1 ticket, 2 lease (ms)
+-- K.queue: a list of "<ticket>|<lease end, ms>"; A.ticket, A.lease_ms (../shared.py)
 local t = redis.call('TIME')
 local now_ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('RPUSH', KEYS[1], ARGV[1] .. '|' .. (now_ms + tonumber(ARGV[2])))
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
-local head = redis.call('LINDEX', KEYS[1], 0)
+redis.call('RPUSH', K.queue, A.ticket .. '|' .. (now_ms + tonumber(A.lease_ms)))
+redis.call('PEXPIRE', K.queue, tonumber(A.lease_ms) * 2)
+local head = redis.call('LINDEX', K.queue, 0)
 return string.sub(head, 1, string.find(head, '|', 1, true) - 1)

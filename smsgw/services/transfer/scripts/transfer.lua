@@ -12,17 +12,12 @@
 -- written to the sender's journal; transfer_credit.lua and transfer_settle.lua finish it
 -- (and check the recipient's room again: it may have changed since).
 --
--- K: 1 sender hash, 2 recipient hash (debit: the sender's journal), 3 sender day counter,
---    4 sender month counter, 5 sender history, 6 recipient history (debit: unused)
--- A: 1 pin digest, 2 amount, 3 fee, 4 min, 5 max, 6 daily cap, 7 monthly cap,
---    8 day-counter ttl, 9 month-counter ttl, 10 moment (ISO), 11 transfer ref,
---    12 recipient in operator range (1/0), 13 max PIN attempts, 14 history length,
---    15 sender, 16 recipient, 17 mode (whole | debit), and in debit mode:
---    18 recipient plan ('' = unknown), 19 recipient language, 20 transfer id,
---    21 recipient balance, 22 recipient bill ('' = none)
+-- Keys and arguments: their names are TransferKeys and TransferArgs (../store.py). In
+-- debit mode K.recipient and K.recipient_history are placeholders (another slot), and
+-- the recipient's fields come as arguments; in whole mode K.journal is one.
 
-local fee, min_amount, max_amount = rials(A(3)), rials(A(4)), rials(A(5))
-local daily_cap, monthly_cap = rials(A(6)), rials(A(7))
+local fee, min_amount, max_amount = rials(A.fee), rials(A.min_amount), rials(A.max_amount)
+local daily_cap, monthly_cap = rials(A.daily_cap), rials(A.monthly_cap)
 if not (fee and min_amount and max_amount and daily_cap and monthly_cap and fee >= 0) then
   return redis.error_reply('transfer: fee, min, max and caps must be whole rials within the ceiling')
 end
@@ -30,14 +25,8 @@ end
 local seen = already_answered()
 if seen then return seen end
 
-local function record(history_key, entry)
-  entry.at = A(10)
-  later('LPUSH', history_key, to_json(entry))
-  later('LTRIM', history_key, 0, tonumber(A(14)) - 1)
-end
-
 -- 2. sender
-local sender = redis.call('HMGET', K(1), 'plan', 'balance', 'pin', 'strikes', 'blocked', 'lang',
+local sender = redis.call('HMGET', K.sender, 'plan', 'balance', 'pin', 'strikes', 'blocked', 'lang',
                           'fees_paid')
 if not sender[1] then return finish({status = 'unknown_sender'}) end
 local lang = sender[6] or ''
@@ -45,46 +34,37 @@ if sender[1] ~= 'prepaid' then return finish({status = 'postpaid_sender', lang =
 if sender[5] == '1' then return finish({status = 'blocked', lang = lang}) end
 
 -- 3. PIN (before one exists, the given PIN is accepted and stored on success)
-local max_attempts = tonumber(A(13))
-redis.call('LLEN', K(5))  -- the history, written below: WRONGTYPE now, not after a write
+redis.call('LLEN', K.sender_history)  -- written below: WRONGTYPE now, not after a write
 local strikes = rials(sender[4], 0)
 if not strikes then return finish({status = 'account_error', lang = lang}) end
-if sender[3] and sender[3] ~= A(1) then
-  strikes = strikes + 1
-  later('HSET', K(1), 'strikes', whole(strikes))
-  if strikes >= max_attempts then
-    later('HSET', K(1), 'blocked', '1')
-    record(K(5), {kind = 'blocked', by = 'wrong_pin', strikes = strikes})
-    return finish({status = 'blocked_now', lang = lang, max_attempts = max_attempts})
-  end
-  record(K(5), {kind = 'wrong_pin', strikes = strikes})
-  return finish({status = 'wrong_pin', lang = lang, attempts_left = max_attempts - strikes})
-end
-if strikes ~= 0 then later('HSET', K(1), 'strikes', '0') end
+local refused = pin_strike(K.sender, K.sender_history, sender[3], A.pin, strikes,
+                           tonumber(A.max_attempts), A.at, lang)
+if refused then return finish(refused) end
 
 -- 4. recipient, amount, caps, credit
-local debit_only = A(17) == 'debit'
+local debit_only = A.mode == 'debit'
 local recipient
 if debit_only then
-  recipient = {A(18) ~= '' and A(18) or nil, A(19), A(21) ~= '' and A(21) or nil,
-               A(22) ~= '' and A(22) or nil}
+  recipient = {A.recipient_plan ~= '' and A.recipient_plan or nil, A.recipient_lang,
+               A.recipient_balance ~= '' and A.recipient_balance or nil,
+               A.recipient_bill ~= '' and A.recipient_bill or nil}
 else
-  recipient = redis.call('HMGET', K(2), 'plan', 'lang', 'balance', 'bill')
+  recipient = redis.call('HMGET', K.recipient, 'plan', 'lang', 'balance', 'bill')
 end
-if A(12) ~= '1' or not recipient[1] then
+if A.in_range ~= '1' or not recipient[1] then
   return finish({status = 'unknown_recipient', lang = lang})
 end
-if A(15) == A(16) then return finish({status = 'self_transfer', lang = lang}) end
+if A.sender == A.recipient then return finish({status = 'self_transfer', lang = lang}) end
 
 -- an amount beyond the ceiling (the caller sends any such as MONEY_CEILING + 1) is
 -- above any maximum
-local amount = rials(A(2))
+local amount = rials(A.amount)
 if amount and (amount < min_amount or amount < 0) then
   return finish({status = 'below_min', lang = lang})
 end
 if not amount or amount > max_amount then return finish({status = 'above_max', lang = lang}) end
 
-local sent_today, sent_month = rials(redis.call('GET', K(3)), 0), rials(redis.call('GET', K(4)), 0)
+local sent_today, sent_month = rials(redis.call('GET', K.day), 0), rials(redis.call('GET', K.month), 0)
 local balance, fees_paid = rials(sender[2], 0), rials(sender[7], 0)
 if not (sent_today and sent_month and balance and fees_paid) then
   return finish({status = 'account_error', lang = lang})
@@ -114,31 +94,32 @@ end
 
 -- apply (a key about to be written that holds another type raises WRONGTYPE now, not
 -- half-way through the writes)
-if debit_only then redis.call('HLEN', K(2)) else redis.call('LLEN', K(6)) end
+if debit_only then redis.call('HLEN', K.journal) end
 local new_balance = balance - amount - fee
-later('HSET', K(1), 'balance', whole(new_balance), 'fees_paid', whole(fees_paid + fee))
-if not sender[3] then later('HSET', K(1), 'pin', A(1)) end
-later('SET', K(3), whole(sent_today + amount), 'EX', A(8))
-later('SET', K(4), whole(sent_month + amount), 'EX', A(9))
+later('HSET', K.sender, 'balance', whole(new_balance), 'fees_paid', whole(fees_paid + fee))
+if not sender[3] then later('HSET', K.sender, 'pin', A.pin) end
+later('SET', K.day, whole(sent_today + amount), 'EX', A.day_ttl)
+later('SET', K.month, whole(sent_month + amount), 'EX', A.month_ttl)
 
 if debit_only then
-  later('HSET', K(2), A(20), to_json({
-    recipient = A(16), amount = amount, fee = fee, ref = A(11), at = A(10),
-    day_key = K(3), month_key = K(4)}))
+  later('HSET', K.journal, A.txid, to_json({
+    recipient = A.recipient, amount = amount, fee = fee, ref = A.ref, at = A.at,
+    day_key = K.day, month_key = K.month}))
 else
-  later('HSET', K(2), credited_field, whole(credited_to))
+  later('HSET', K.recipient, credited_field, whole(credited_to))
 end
 
-record(K(5), {kind = 'transfer_out', ref = A(11), to = A(16), amount = amount,
-              fee = fee, balance = new_balance, pin_set = (not sender[3])})
+record(K.sender_history, {kind = 'transfer_out', ref = A.ref, to = A.recipient,
+                          amount = amount, fee = fee, balance = new_balance,
+                          pin_set = (not sender[3])}, A.at)
 if not debit_only then
-  record(K(6), {kind = 'transfer_in', ref = A(11), from = A(15), amount = amount,
-                plan = recipient_plan})
+  record(K.recipient_history, {kind = 'transfer_in', ref = A.ref, from = A.sender,
+                               amount = amount, plan = recipient_plan}, A.at)
 end
 local outcome = {status = 'ok', lang = lang, recipient_lang = recipient[2] or '',
-                 recipient_plan = recipient_plan, ref = A(11), at = A(10),
+                 recipient_plan = recipient_plan, ref = A.ref, at = A.at,
                  amount = amount, fee = fee, balance = new_balance,
-                 pin_set = (not sender[3]), txid = debit_only and A(20) or nil}
+                 pin_set = (not sender[3]), txid = debit_only and A.txid or nil}
 local stored = finish(outcome)
 if not debit_only then return stored end
 -- debited just now (not an earlier outcome answered again): the caller knows the journal

@@ -11,14 +11,11 @@
 -- that finds none is expired, as for a card whose last OTP is long gone. Every path runs
 -- the same commands for a real card as for a decoy.
 --
--- KEYS: 1 card hash, 2 card history, 3 the card's decoy hash, 4 the decoy's history
--- ARGV: 1 now (epoch s), 2 request id ('' = whichever is current), 3 OTP digest,
---       4 amount ('' = no payment given), 5 merchant, 6 max attempts, 7 moment (ISO),
---       8 history length, 9 ttl (of a decoy OTP begun now)
+-- Keys and arguments: OtpCheckKeys, OtpCheckArgs (../store.py).
 
 local DECOY_TTL = 3600
 local FIELDS = {'rid', 'otp', 'amount', 'merchant', 'expires', 'attempts', 'otp_state'}
-local now = tonumber(ARGV[1])
+local now = tonumber(A.now)
 
 local function read(key)
   local values = redis.call('HMGET', key, unpack(FIELDS))
@@ -30,41 +27,40 @@ local function read(key)
   return otp
 end
 
-local real = read(KEYS[1])
-local decoy = read(KEYS[3])
-local active = redis.call('HGET', KEYS[1], 'state') == 'active'
+local real = read(K.card)
+local decoy = read(K.decoy)
+local active = redis.call('HGET', K.card, 'state') == 'active'
 
-local otp, key, history, is_real = real, KEYS[1], KEYS[2], true
+local otp, key, history, is_real = real, K.card, K.history, true
 if decoy and (not real or decoy.expires > real.expires) then
-  otp, key, history, is_real = decoy, KEYS[3], KEYS[4], false
+  otp, key, history, is_real = decoy, K.decoy, K.decoy_history, false
 end
-if otp == nil and ARGV[2] == '' then  -- by card, and it has no OTP: as if long expired
+if otp == nil and A.request_id == '' then  -- by card, and it has no OTP: as if long expired
   return cjson.encode({status = 'expired'})
 end
 local fresh = otp == nil
 if fresh then
-  otp = {rid = ARGV[2], otp = '-', amount = '', merchant = '', expires = now + tonumber(ARGV[9]),
+  otp = {rid = A.request_id, otp = '-', amount = '', merchant = '', expires = now + tonumber(A.ttl),
          attempts = 0, otp_state = 'live'}
-  key, history, is_real = KEYS[3], KEYS[4], false
+  key, history, is_real = K.decoy, K.decoy_history, false
 end
 
-if ARGV[2] ~= '' and otp.rid ~= ARGV[2] then return cjson.encode({status = 'expired'}) end
+if A.request_id ~= '' and otp.rid ~= A.request_id then return cjson.encode({status = 'expired'}) end
 if otp.otp_state == 'used' then return cjson.encode({status = 'used'}) end
 if otp.otp_state == 'void' then return cjson.encode({status = 'too_many_attempts'}) end
 if now > otp.expires then return cjson.encode({status = 'expired'}) end
 
-local function record(kind)
-  local entry = {kind = kind, at = ARGV[7], request = otp.rid}
-  redis.call('LPUSH', history, cjson.encode(entry))
-  redis.call('LTRIM', history, 0, tonumber(ARGV[8]) - 1)
-  redis.call('EXPIRE', KEYS[4], DECOY_TTL)
+local function note(kind)  -- written now (the other writes of this script are direct)
+  record(history, {kind = kind, request = otp.rid}, A.at)
+  later('EXPIRE', K.decoy_history, DECOY_TTL)
+  apply_pending()
 end
 
-local bound_elsewhere = ARGV[4] ~= '' and otp.amount ~= ''
-  and (otp.amount ~= ARGV[4] or otp.merchant ~= ARGV[5])
-if not (is_real and active) or otp.otp ~= ARGV[3] or bound_elsewhere then
+local bound_elsewhere = A.amount ~= '' and otp.amount ~= ''
+  and (otp.amount ~= A.amount or otp.merchant ~= A.merchant)
+if not (is_real and active) or otp.otp ~= A.otp or bound_elsewhere then
   local attempts = otp.attempts + 1
-  local void = attempts >= tonumber(ARGV[6])
+  local void = attempts >= tonumber(A.max_attempts)
   local changes = {'attempts', attempts}
   if void then table.insert(changes, 'otp_state'); table.insert(changes, 'void') end
   if fresh then
@@ -73,15 +69,15 @@ if not (is_real and active) or otp.otp ~= ARGV[3] or bound_elsewhere then
     end
   end
   redis.call('HSET', key, unpack(changes))
-  redis.call('EXPIRE', KEYS[3], DECOY_TTL)
+  redis.call('EXPIRE', K.decoy, DECOY_TTL)
   if void then
-    record('otp_voided')
+    note('otp_voided')
     return cjson.encode({status = 'too_many_attempts'})
   end
   return cjson.encode({status = 'wrong_code'})
 end
 
 redis.call('HSET', key, 'otp_state', 'used')
-redis.call('EXPIRE', KEYS[3], DECOY_TTL)
-record('otp_used')
+redis.call('EXPIRE', K.decoy, DECOY_TTL)
+note('otp_used')
 return cjson.encode({status = 'ok'})

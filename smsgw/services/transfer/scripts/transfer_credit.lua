@@ -5,20 +5,18 @@
 -- Everything is checked before the first write: a recipient that is gone (`no_recipient`)
 -- or whose balance or bill would pass the ceiling (`no_room`) is left as it was, and the
 -- caller reverses the transfer.
--- KEYS: 1 recipient hash, 2 recipient history, 3 credited ids (zset)
--- ARGV: 1 transfer id, 2 amount, 3 sender, 4 ref, 5 moment (ISO), 6 history length,
---       7 keep (s)
+-- Keys and arguments: CreditKeys, CreditArgs (../store.py).
 
-local amount = rials(ARGV[2])
+local amount = rials(A.amount)
 if not amount or amount < 0 then return redis.error_reply('transfer_credit: bad amount') end
 local time = redis.call('TIME')
 local now = tonumber(time[1])
-local keep = tonumber(ARGV[7])
-local credited_at = redis.call('ZSCORE', KEYS[3], ARGV[1])
+local keep = tonumber(A.keep)
+local credited_at = redis.call('ZSCORE', K.credited, A.txid)
 if credited_at and tonumber(credited_at) > now - keep then
   return cjson.encode({status = 'already'})
 end
-local recipient = redis.call('HMGET', KEYS[1], 'plan', 'balance', 'bill')
+local recipient = redis.call('HMGET', K.recipient, 'plan', 'balance', 'bill')
 local plan = recipient[1]
 if not plan then return cjson.encode({status = 'no_recipient'}) end
 
@@ -28,14 +26,12 @@ if value then value = field == 'balance' and value + amount or value - amount en
 if not value or value > MONEY_CEILING or value < -MONEY_CEILING then
   return cjson.encode({status = 'no_room'})
 end
-redis.call('LLEN', KEYS[2])  -- WRONGTYPE now, not after the first write
 
-later('ZREMRANGEBYSCORE', KEYS[3], '-inf', now - keep)
-later('HSET', KEYS[1], field, whole(value))
-later('LPUSH', KEYS[2], to_json({kind = 'transfer_in', ref = ARGV[4], from = ARGV[3],
-                                 amount = amount, plan = plan, at = ARGV[5]}))
-later('LTRIM', KEYS[2], 0, tonumber(ARGV[6]) - 1)
-later('ZADD', KEYS[3], now, ARGV[1])
-later('EXPIRE', KEYS[3], ARGV[7])
+later('ZREMRANGEBYSCORE', K.credited, '-inf', now - keep)
+later('HSET', K.recipient, field, whole(value))
+record(K.history, {kind = 'transfer_in', ref = A.ref, from = A.sender, amount = amount,
+                   plan = plan}, A.at)
+later('ZADD', K.credited, now, A.txid)
+later('EXPIRE', K.credited, A.keep)
 apply_pending()
 return cjson.encode({status = 'credited', plan = plan})

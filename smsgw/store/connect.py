@@ -1,0 +1,51 @@
+"""The Redis client for a store URL: a server, one node of a cluster, or the embedded
+in-process fakeredis (for "")."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+MAX_CONNECTIONS = 64
+MAX_CLUSTER_CONNECTIONS = 256  # per node; the cluster client fails (not waits) beyond it
+
+
+def cluster_client(url: str) -> aioredis.Redis:
+    nodes = RedisCluster.from_url(
+        url, decode_responses=True, max_connections=MAX_CLUSTER_CONNECTIONS,
+        socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
+    )
+    return cast(aioredis.Redis, nodes)
+
+
+def server_client(url: str) -> aioredis.Redis:
+    # A bounded pool that waits for a free connection rather than failing a burst.
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=10,
+        socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
+        **_checked_pool_options(),
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+def embedded_client() -> aioredis.Redis:
+    import fakeredis
+
+    return fakeredis.FakeAsyncRedis(
+        decode_responses=True, max_connections=MAX_CONNECTIONS,
+        connection_pool_class=aioredis.BlockingConnectionPool,
+    )
+
+
+def _checked_pool_options() -> dict[str, Any]:
+    """redis-py 8 hands out a pooled connection without checking that the server has not
+    closed it (a restarted Redis) while its maintenance notifications are on, as they are
+    by default ("auto"): the first command after a restart failed. Off, the pool checks
+    each connection before a command goes to it and replaces a dead one."""
+    try:
+        from redis.maint_notifications import MaintNotificationsConfig
+    except ImportError:  # a redis-py without them: it always checks
+        return {}
+    return {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
