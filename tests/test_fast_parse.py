@@ -4,6 +4,8 @@ spaces, PIN tokens, keywords), the fast parse gives what the Lark parse gives.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lark
 import pytest
 from hypothesis import given, settings
@@ -68,15 +70,29 @@ texts = st.one_of(
     otp_requests, st.lists(pieces, max_size=10).map("".join))
 
 
-def lark_transfer(text: str, from_log: bool) -> TransferCommand | None:
-    """The grammar's parse, and the rules it cannot say (a mobile number, the money
-    ceiling, PIN lengths, tokens only from a log, the new PIN twice): None if refused."""
+def lark_parse(grammar: Path, text: str) -> lark.Tree[lark.Token] | None:
     try:
-        tree = lalr_parser(transfer.GRAMMAR).parse(normalise_compact(text))
+        return lalr_parser(grammar).parse(text)
     except lark.exceptions.LarkError:
+        return None
+
+
+def lark_command(grammar: Path, text: str) -> lark.Tree[lark.Token] | None:
+    """The rule `start` chose, by the Lark parse of the compact text."""
+    tree = lark_parse(grammar, normalise_compact(text))
+    if tree is None:
         return None
     command = tree.children[0]
     assert isinstance(command, lark.Tree)
+    return command
+
+
+def lark_transfer(text: str, from_log: bool) -> TransferCommand | None:
+    """The grammar's parse, and the rules it cannot say (a mobile number, the money
+    ceiling, PIN lengths, tokens only from a log, the new PIN twice): None if refused."""
+    command = lark_command(transfer.GRAMMAR, text)
+    if command is None:
+        return None
     values = [leaf(child) for child in command.children]
     pins = values[2:] if command.data == "transfer" else values[1:]
     if not all(is_pin(pin) or (from_log and is_pin_token(pin)) for pin in pins):
@@ -91,22 +107,16 @@ def lark_transfer(text: str, from_log: bool) -> TransferCommand | None:
 
 
 def lark_otp(text: str) -> otp.OtpRequest | None:
-    try:
-        tree = lalr_parser(otp.GRAMMAR).parse(normalise(text))
-    except lark.exceptions.LarkError:
+    tree = lark_parse(otp.GRAMMAR, normalise(text))
+    if tree is None:
         return None
     digits = [str(t) for t in tree.children if getattr(t, "type", "") == "LAST_FOUR"]
     return otp.OtpRequest(digits[0] if digits else None)
 
 
 def lark_enquiry(text: str) -> account.Enquiry | None:
-    try:
-        tree = lalr_parser(account.GRAMMAR).parse(normalise_compact(text))
-    except lark.exceptions.LarkError:
-        return None
-    command = tree.children[0]
-    assert isinstance(command, lark.Tree)
-    return account.Enquiry(command.data)
+    command = lark_command(account.GRAMMAR, text)
+    return None if command is None else account.Enquiry(command.data)
 
 
 @settings(max_examples=3000, deadline=None)
