@@ -78,6 +78,10 @@ class Kannel:
                 stderr=subprocess.DEVNULL))
             await asyncio.sleep(1.0)  # smsbox connects to bearerbox once it listens
 
+    @property
+    def pids(self) -> list[int]:
+        return [process.pid for process in self._processes]
+
     async def stop(self) -> None:
         for process in reversed(self._processes):
             process.terminate()

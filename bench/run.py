@@ -1,10 +1,14 @@
-"""The benchmark: (a) transport ceiling, (b) gateway + real Redis, (b2) two gateway
-processes (own binds, one order per subscriber across them) + real Redis, (c) gateway +
-embedded store, side by side over a sweep of offered loads, on this machine. Writes
-bench/results.json, bench/results.md and bench/throughput.png.
+"""The benchmark: (a) the wire ceiling (an echo ESME doing a transfer's wire work),
+(b) gateway + real Redis, (b2) two gateway processes (own binds, one order per
+subscriber across them) + real Redis, (c) gateway + embedded store, (d) gateway + a local
+3-node Redis Cluster, side by side over a sweep of offered loads, on this machine; then
+(a) and (b) each held at its sustainable rate, and (b) at 80 % of it. The headline is
+(b)/(a) held, both in this run, and the CPU µs per transfer of each process. Traffic as
+loadtest's `Traffic` makes it: every text different, over 100,000 subscribers. Writes
+bench/results.json, bench/results.md and bench/throughput.png. ~15 minutes by default.
 
-    .venv/bin/python bench/run.py [--rates 250,500,...] [--seconds 10] [--sustain 60]
-                                  [--hold 2500] [--soak 600]
+    .venv/bin/python bench/run.py [--rates 500,1000,...] [--seconds 10] [--sustain 60]
+                                  [--hold 2500] [--soak 600] [--no-cluster]
                                   [--redis redis://127.0.0.1:6379/15]
 """
 
@@ -19,14 +23,18 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import uvloop
 
 from smsgw.config import load_settings
+from smsgw.testing import RedisCluster
 from smsgw.testing.load import (
+    CpuMeter,
     LoadTestOptions,
     Population,
     Progress,
@@ -46,41 +54,50 @@ HERE = Path(__file__).parent
 MIX = parse_mix("transfer=100")
 BENCH_SUBMIT_RATE = 100_000.0
 C_MAX_RATE = 2000.0
+POPULATION = 100_000  # the held runs'; a sweep's point fills what its rate needs
+MIN_POPULATION = 20_000
+EMBEDDED_POPULATION = 20_000  # (c) fills its in-process store by Lua in fakeredis: slow
+MISSES_TO_STOP = 2  # a row stops after this many unsustainable points in a row
 
 
-async def peer_point(rate: float, seconds: float,
-                     start_peer: Callable[[int], Awaitable[Callable[[], Awaitable[None]]]],
+Peer = tuple[Callable[[], Awaitable[None]], list[int]]  # its stop, its processes
+
+
+async def peer_point(rate: float, seconds: float, start_peer: Callable[[int], Awaitable[Peer]],
                      settle: float = 0.0) -> dict[str, object]:
     """Drive a stateless peer (no store) bound to a fresh fake SMSC: `start_peer(port)`
-    starts it and gives back its stop."""
+    starts it and gives back its stop and its pids (their CPU is measured)."""
     smsc = await FakeSmsc(redeliver_after=2.0, deliver_window=5000, keep_history=False).start()
-    stop_peer = await start_peer(smsc.port)
+    stop_peer, pids = await start_peer(smsc.port)
     try:
         await smsc.wait_bound(30)
         await asyncio.sleep(settle)
-        people = [synthetic(i) for i in range(5000)]
+        people = [synthetic(i) for i in range(population_for(rate, seconds))]
         inject, attach = in_process(smsc)
+        meter = CpuMeter({"peer": pids, "fake_smsc_and_driver": [os.getpid()]})
+        meter.start()
         results = await drive(inject, attach, Population(people, people[:1], people[:1]), rate,
                               seconds, MIX, progress=Progress())
+        results.cpu_seconds = meter.stop()
         return results.as_json()
     finally:
         await stop_peer()
         await smsc.stop()
 
 
-async def start_echo(port: int) -> Callable[[], Awaitable[None]]:
+async def start_echo(port: int) -> Peer:
     process = subprocess.Popen([sys.executable, str(HERE / "echo_esme.py"), str(port)])
 
     async def stop() -> None:
         process.send_signal(signal.SIGTERM)
         await asyncio.to_thread(process.wait, 30)
-    return stop
+    return stop, [process.pid]
 
 
-async def start_kannel(port: int) -> Callable[[], Awaitable[None]]:
+async def start_kannel(port: int) -> Peer:
     kannel = Kannel(port)
     await kannel.start()
-    return kannel.stop
+    return kannel.stop, kannel.pids
 
 
 async def echo_point(rate: float, seconds: float) -> dict[str, object]:
@@ -91,15 +108,26 @@ async def kannel_point(rate: float, seconds: float) -> dict[str, object]:
     return await peer_point(rate, seconds, start_kannel, settle=1.0)
 
 
+def population_for(rate: float, seconds: float) -> int:
+    """Subscribers enough that a sender rarely makes more than a transfer or two in a run
+    (the daily cap allows about nine), at most POPULATION: each run fills its own."""
+    return int(min(POPULATION, max(MIN_POPULATION, 2 * rate * seconds)))
+
+
 async def gateway_point(rate: float, seconds: float, redis_url: str, mode: str,
-                        population: int = 5000, gateways: int = 1) -> dict[str, object]:
+                        population: int = 0, gateways: int = 1,
+                        cluster: bool = False, check_money: bool = False) -> dict[str, object]:
+    """One run of `smsgw loadtest`; the money is counted (~20 s a read of 100,000
+    subscribers) only where asked: on the long runs, not on each point of the sweep."""
     # the gateway may send as fast as the fake SMSC takes (as the echo ESME of (a) does);
     # the shipped 5,000 submit_sm/s would cap it at about 1,700 commands/s
-    settings = load_settings(None, {"redis": {"url": redis_url},
+    settings = load_settings(None, {"redis": {"url": redis_url, "cluster": cluster},
                                     "smsc": {"submit_rate": BENCH_SUBMIT_RATE},
                                     "security": {"hash_key": secrets.token_hex(16)},
                                     "log": {"level": "warning"}})
-    options = LoadTestOptions(rate, seconds, population, MIX, mode, 0, gateways=gateways)
+    options = LoadTestOptions(rate, seconds, population or population_for(rate, seconds), MIX,
+                              mode, 0, gateways=gateways,
+                              check_money=check_money)
     return (await run_loadtest(settings, options, Progress(), say=lambda _: None)).as_json()
 
 
@@ -117,66 +145,134 @@ def machine() -> dict[str, object]:
                                     text=True).stdout.split(" ")[2:3]}
 
 
-async def sweep(rates: list[float], seconds: float, redis_url: str) -> dict[str, list[dict]]:
-    rows: dict[str, list[dict]] = {"a_transport": [], "b_gateway_redis": [],
-                                   "b2_two_gateways_redis": [],
-                                   "c_gateway_embedded_inprocess": []}
+Point = Callable[[float], Awaitable[dict[str, object]]]
+
+
+def setups(seconds: float, redis_url: str, cluster_url: str | None) -> dict[str, Point]:
+    """Each row of the sweep: how to measure it at one offered rate."""
+    rows: dict[str, Point] = {
+        "a_transport": lambda rate: echo_point(rate, seconds),
+        "b_gateway_redis": lambda rate: gateway_point(rate, seconds, redis_url, "spawn"),
+        "b2_two_gateways_redis": lambda rate: gateway_point(rate, seconds, redis_url, "spawn",
+                                                            gateways=2),
+        "c_gateway_embedded_inprocess": lambda rate: gateway_point(
+            rate, seconds, "", "inprocess", population=EMBEDDED_POPULATION),
+    }
+    if cluster_url is not None:
+        rows["d_gateway_redis_cluster"] = lambda rate: gateway_point(
+            rate, seconds, cluster_url, "spawn", cluster=True)
     if kannel_available():
-        rows["k_kannel_fixed_text"] = []
+        rows["k_kannel_fixed_text"] = lambda rate: kannel_point(rate, seconds)
+    return rows
+
+
+async def sweep(rates: list[float], rows: dict[str, Point]) -> dict[str, list[dict]]:
+    """Every row at each rate in turn (so (a) and (b) run under the same conditions); a
+    row stops once it has failed MISSES_TO_STOP rates in a row: beyond, a point only
+    measures a backlog."""
+    points: dict[str, list[dict]] = {setup: [] for setup in rows}
+    misses = dict.fromkeys(rows, 0)
     for rate in rates:
         print(f"\n== offered {rate}/s", file=sys.stderr)
-        rows["a_transport"].append(await echo_point(rate, seconds))
-        if "k_kannel_fixed_text" in rows:
-            rows["k_kannel_fixed_text"].append(await kannel_point(rate, seconds))
-        rows["b_gateway_redis"].append(await gateway_point(rate, seconds, redis_url, "spawn"))
-        rows["b2_two_gateways_redis"].append(
-            await gateway_point(rate, seconds, redis_url, "spawn", gateways=2))
-        if rate <= C_MAX_RATE:  # far past its ceiling a point only measures a backlog
-            rows["c_gateway_embedded_inprocess"].append(
-                await gateway_point(rate, seconds, "", "inprocess"))
-    return rows
+        for setup, measure in rows.items():
+            if misses[setup] >= MISSES_TO_STOP or (setup.startswith("c_") and rate > C_MAX_RATE):
+                continue
+            point = await measure(rate)
+            points[setup].append(point)
+            misses[setup] = 0 if is_sustainable(point) else misses[setup] + 1
+    return points
+
+
+@contextmanager
+def local_cluster(wanted: bool) -> Iterator[str | None]:
+    """A 3-node Redis Cluster of our own for row (d), for the length of the run."""
+    if not wanted:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="smsgw-bench-cluster-") as workdir:
+        cluster = RedisCluster(Path(workdir))
+        cluster.start()
+        try:
+            yield cluster.url
+        finally:
+            cluster.stop()
 
 
 SUSTAINABLE_P99_MS = 250.0
 
 
+def is_sustainable(point: dict) -> bool:
+    """Answered as it came: at least 97 % of the offered rate per second, no errors, and
+    p99 under SUSTAINABLE_P99_MS (not merely drained later)."""
+    return (not point["errors"] and point["commands_per_s"] >= 0.97 * point["offered_rate"]
+            and point["latency_ms"]["p99"] < SUSTAINABLE_P99_MS)
+
+
 def sustainable(points: list[dict]) -> dict | None:
-    """The highest offered load answered as it came: at least 97 % of the offered rate
-    per second, no errors, and p99 under SUSTAINABLE_P99_MS (not merely drained later)."""
-    good = [p for p in points if not p["errors"]
-            and p["commands_per_s"] >= 0.97 * p["offered_rate"]
-            and p["latency_ms"]["p99"] < SUSTAINABLE_P99_MS]
-    return max(good, key=lambda p: p["offered_rate"], default=None)
+    """The highest offered load answered as it came."""
+    return max((p for p in points if is_sustainable(p)), key=lambda p: p["offered_rate"],
+               default=None)
+
+
+CPU_GROUPS = (("peer", "echo ESME"), ("gateway", "gateway"),
+              ("fake_smsc_and_driver", "SMSC+driver"),
+              ("gateway_fake_smsc_and_driver", "all in one"), ("redis", "Redis"))
+
+
+def cpu_cells(point: dict) -> str:
+    """CPU µs per command of each process group, as loadtest measured them from /proc."""
+    cpu = point.get("cpu_us_per_command") or {}
+    return ", ".join(f"{label} {cpu[group]:.0f}" for group, label in CPU_GROUPS if group in cpu)
+
+
+def headline(report: dict) -> list[str]:
+    m = report["machine"]
+    held = report.get("held") or {}
+    lines = ["# smsgw benchmark", "",
+             f"Run: {report['when']}, {m['cores']} cores ({m['cpu']}), Python {m['python']}, "
+             f"Redis {''.join(m['redis'])}; fake SMSC, driver, gateway and Redis on one box. "
+             "Absolute rates move from box to box (and with whatever else the box runs): "
+             "the ratio to (a), measured in the same run, is the figure to compare.", ""]
+    if held.get("ratio_b_over_a") is not None:
+        lines.append(f"**(b)/(a) held for {held['seconds']:.0f} s: {held['ratio_b_over_a']}** "
+                     f"((a) {held['a']['commands_per_s']}/s, (b) "
+                     f"{held['b']['commands_per_s']}/s)")
+    lines.append(f"(b)/(a) of the sweep's sustainable rates: {report.get('ratio_b_over_a')}; "
+                 f"(b2)/(a) {report.get('ratio_b2_over_a')}; "
+                 f"(d)/(a) {report.get('ratio_d_over_a')}")
+    lines += ["", "CPU µs per transfer, by process, at each row's sustainable rate:", ""]
+    for setup, point in report["sustainable"].items():
+        if point:
+            lines.append(f"- {setup} at {point['offered_rate']:.0f}/s: {cpu_cells(point)}")
+    return [*lines, ""]
 
 
 def write_markdown(report: dict) -> None:
-    m = report["machine"]
-    lines = ["# smsgw benchmark", "",
-             f"Run: {report['when']}, {m['cores']} cores ({m['cpu']}), Python {m['python']}, "
-             f"Redis {''.join(m['redis'])}; fake SMSC, driver, gateway and Redis on one box.", "",
-             "Offered load (commands/s, open loop, each MO answered by two MT: the sender's "
-             "confirmation in 2 UCS2 parts and the recipient's in 1) against what was "
-             "answered. Latency: MO injected to its last reply.", "",
-             "| setup | offered/s | answered/s | p50 ms | p95 ms | p99 ms | max ms | errors |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [*headline(report),
+             "Offered load (commands/s, open loop, each MO a transfer answered by two MT: the "
+             "sender's confirmation in 2 UCS2 parts and the recipient's in 1; every text "
+             "different) against what was answered. Latency: MO "
+             "injected to its last reply. CPU: µs per answered command, per process group.",
+             "",
+             "| setup | offered/s | answered/s | p50 ms | p95 ms | p99 ms | max ms | errors "
+             "| CPU µs/command |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for setup, points in report["sweep"].items():
         for p in points:
             lat = p["latency_ms"]
             lines.append(f"| {setup} | {p['offered_rate']:.0f} | {p['commands_per_s']} | "
                          f"{lat['p50']} | {lat['p95']} | {lat['p99']} | {lat['max']} | "
-                         f"{p['errors'] or ''} |")
+                         f"{p['errors'] or ''} | {cpu_cells(p)} |")
     lines += ["", "Sustainable (highest offered load answered as it came: >= 97 % of it per "
               f"second, no errors, p99 < {SUSTAINABLE_P99_MS:.0f} ms):", ""]
     for setup, point in report["sustainable"].items():
         lines.append(f"- {setup}: {point['offered_rate'] if point else 'none'}/s"
                      + (f", p99 {point['latency_ms']['p99']} ms" if point else ""))
-    ratio, ratio2 = report.get("ratio_b_over_a"), report.get("ratio_b2_over_a")
-    top = max(p["offered_rate"] for p in report["sweep"]["a_transport"])
-    lines += ["", f"Ratio of sustainable rates: (b)/(a) {ratio}, (b2)/(a) {ratio2} (upper "
-              f"bounds when (a) was still keeping up at the sweep's top rate, {top:.0f}/s)",
-              ""]
+    top = max((p["offered_rate"] for p in report["sweep"]["a_transport"]), default=0)
+    lines += ["", f"(Upper bounds when (a) was still keeping up at the sweep's top rate, "
+              f"{top:.0f}/s.)", ""]
     lines += NOTES
-    for name in ("held_at_sustainable", "sustained", "sustained_two_gateways", "soak"):
+    for name in ("held", "sustained", "sustained_two_gateways", "soak"):
         if report.get(name):
             lines += [f"## {name}", "", "```", json.dumps(report[name], indent=2), "```", ""]
     lines += ["![throughput and p99 against offered load](throughput.png)", ""]
@@ -192,6 +288,17 @@ NOTES = [
     "others send three `submit_sm`), with the fast settings of notes/peers.md and its "
     "durable spool store (`store-type = spool`). Installed with `apt-get install kannel`; "
     "the row is left out where it is not installed.",
+    "- (a) is an ESME on smsgw's own SMPP client that answers each MO with the two "
+    "confirmations a transfer gets, rendered from smsgw's templates with the MO's numbers "
+    "and amount (the same 3 `submit_sm`, the same lengths), and nothing else (bench/"
+    "echo_esme.py).",
+    "- (d) is one gateway on a local 3-node Redis Cluster (smsgw.testing.RedisCluster) "
+    "in the store's single-slot mode: a transfer is a journaled debit, credit and settle.",
+    f"- Each point fills its own population: 2 x rate x seconds subscribers, at least "
+    f"{MIN_POPULATION:,}, at most {POPULATION:,} (the held runs), so that a sender "
+    "rarely makes more than a transfer or two and the daily caps rarely refuse. The "
+    "sweep's points do not count the money (two reads of every subscriber); the run at "
+    "80 % does (`money_conserved`).",
     "- (c) runs the fake SMSC, the driver and the gateway in one process on one core (an "
     "embedded store cannot be shared with another process), so it measures that topology, "
     f"not the store. It is measured up to {C_MAX_RATE:.0f}/s offered.",
@@ -203,7 +310,11 @@ NOTES = [
 
 
 def plot(report: dict) -> None:
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:  # the `bench` extra (bench/run installs it)
+        print("matplotlib is not installed: no plot", file=sys.stderr)
+        return
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -224,57 +335,81 @@ def plot(report: dict) -> None:
     fig.savefig(HERE / "throughput.png", dpi=100)
 
 
-async def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rates", default="1000,1500,2000,2500,3000,3500,4000,5000,6000")
+    parser.add_argument("--rates", default="500,1000,1500,2000,2500,3000,4000,5000,6000")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--sustain", type=float, default=0.0,
-                        help="then hold (b) at --hold this long, then at 80 %% of it, and "
-                             "(b2) at 80 %% of its sustainable rate")
+    parser.add_argument("--sustain", type=float, default=60.0,
+                        help="then hold (a) and (b) each at its sustainable rate this long "
+                             "(the headline ratio), and (b) at 80 %% of it (0: skip)")
     parser.add_argument("--hold", type=float, default=0.0,
                         help="the rate (b) is held at with --sustain (default: its "
                              "sustainable rate in the sweep); the next run is at 80 %% of it")
+    parser.add_argument("--two-gateways", action="store_true",
+                        help="with --sustain, also hold (b2) at 80 %% of its sustainable rate")
     parser.add_argument("--soak", type=float, default=0.0,
                         help="then a memory soak of (b) this long (start and end RSS)")
+    parser.add_argument("--no-cluster", action="store_true", help="leave out row (d)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--report-only", action="store_true",
                         help="re-render results.md and the plot from results.json")
     parser.add_argument("--sustain-only", action="store_true",
                         help="keep the sweep of results.json; only (re)run --sustain/--soak")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+async def main() -> None:
+    args = arguments()
     if args.report_only or args.sustain_only:
         report = json.loads((HERE / "results.json").read_text(encoding="utf-8"))
         if args.report_only:
             finish(report)
             return
     else:
-        rates = [float(r) for r in args.rates.split(",")]
         report = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                   "machine": machine()}
-        report["sweep"] = await sweep(rates, args.seconds, args.redis)
+        with local_cluster(not args.no_cluster) as cluster_url:
+            rows = setups(args.seconds, args.redis, cluster_url)
+            report["sweep"] = await sweep([float(r) for r in args.rates.split(",")], rows)
     judge(report)
-    b = report["sustainable"]["b_gateway_redis"]
+    await long_runs(report, args)
+    finish(report)
+
+
+async def long_runs(report: dict, args: argparse.Namespace) -> None:
+    """(a) and (b) held at their sustainable rates, one after the other: the headline;
+    (b) at 80 % of it (the p99 target), the money counted; then what else was asked."""
+    a, b = report["sustainable"]["a_transport"], report["sustainable"]["b_gateway_redis"]
     b2 = report["sustainable"]["b2_two_gateways_redis"]
-    if args.sustain and b:
+    if args.sustain and a and b:
         hold = args.hold or b["offered_rate"]
-        report["held_at_sustainable"] = await gateway_point(hold, args.sustain, args.redis,
-                                                            "spawn")
+        held_a = await echo_point(a["offered_rate"], args.sustain)
+        held_b = await gateway_point(hold, args.sustain, args.redis, "spawn",
+                                     population=POPULATION)
+        both = is_sustainable(held_a) and is_sustainable(held_b)
+        report["held"] = {"seconds": args.sustain, "a": held_a, "b": held_b,
+                          "both_sustained": both,
+                          "ratio_b_over_a": round(held_b["commands_per_s"]
+                                                  / held_a["commands_per_s"], 2)
+                          if both and held_a["commands_per_s"] else None}
         report["sustained"] = await gateway_point(0.8 * hold, args.sustain, args.redis,
-                                                  "spawn")
-    if args.sustain and b2:
+                                                  "spawn", POPULATION, check_money=True)
+    if args.sustain and args.two_gateways and b2:
         report["sustained_two_gateways"] = await gateway_point(
-            0.8 * b2["offered_rate"], args.sustain, args.redis, "spawn", gateways=2)
+            0.8 * b2["offered_rate"], args.sustain, args.redis, "spawn", POPULATION,
+            gateways=2, check_money=True)
     if args.soak and b:
         report["soak"] = await gateway_point(args.hold or 0.8 * b["offered_rate"], args.soak,
-                                             args.redis, "spawn", population=20000)
-    finish(report)
+                                             args.redis, "spawn", POPULATION,
+                                             check_money=True)
 
 
 def judge(report: dict) -> None:
     report["sustainable"] = {k: sustainable(v) for k, v in report["sweep"].items()}
     a = report["sustainable"]["a_transport"]
     for setup, name in (("b_gateway_redis", "ratio_b_over_a"),
-                        ("b2_two_gateways_redis", "ratio_b2_over_a")):
+                        ("b2_two_gateways_redis", "ratio_b2_over_a"),
+                        ("d_gateway_redis_cluster", "ratio_d_over_a")):
         b = report["sustainable"].get(setup)
         report[name] = round(b["offered_rate"] / a["offered_rate"], 2) if a and b else None
 

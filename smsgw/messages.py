@@ -7,7 +7,7 @@ message or one part as delivered; the message log's LoggedMessage: one line of t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,9 @@ class Inbound:
     remember_seconds: int = 0  # how long the outcome stays under `identity`
     redelivery: Redelivery | None = None
     from_log: bool = False  # read back from a message log (replay): PIN tokens count
+    # what its service parsed of `text`, by service: one parse per message, which the
+    # service's log view (masking.py) reads again instead of parsing twice
+    parsed: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

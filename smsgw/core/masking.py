@@ -8,7 +8,8 @@ it like the PIN and nobody else learns anything; a reply's secret (an OTP) is `*
 
 A service declares its view of a text as parts (`log_view`): `Shown` (safe as is: a
 valid recipient and amount, the last four digits of a card), `Secret` (a PIN), and plain
-strings (digits hidden). A service that declares nothing has every digit hidden. A
+strings (digits hidden); it reads the parse its service made of the message (kept on the
+Inbound), not a second one. A service that declares nothing has every digit hidden. A
 service's view must keep replay faithful: the masked text, read back from a log, gets
 the same replies as the original (tests/test_masking.py proves it for every service).
 """

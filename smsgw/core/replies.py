@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
-from functools import cache, lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,6 @@ def pick_language(*choices: str) -> str:
     return LANGUAGES[0]
 
 
-@lru_cache(maxsize=4096)
 def show_money(amount: int, language: str) -> str:
     text = f"{amount:,}"
     return to_persian_digits(text.replace(",", "٬")) if language == "fa" else text
@@ -65,7 +64,6 @@ def show_digits(digits: str, language: str) -> str:
     return to_persian_digits(digits) if language == "fa" else digits
 
 
-@lru_cache(maxsize=8192)
 def show_number(msisdn: str, language: str) -> str:
     national = national_form(msisdn)
     return to_persian_digits(national) if language == "fa" else national

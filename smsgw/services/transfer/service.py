@@ -30,15 +30,16 @@ from smsgw.core.hashing import Hasher
 from smsgw.core.masking import Part, Secret, Shown
 from smsgw.core.money import MONEY_CEILING
 from smsgw.core.pins import LoggedPin, Pin, pin_value
-from smsgw.core.text import in_prefixes, looks_like_digit, normalise_compact, parse_prefix_ranges
+from smsgw.core.text import in_prefixes, looks_like_digit, parse_prefix_ranges
 from smsgw.messages import Inbound, Outbound
 from smsgw.services.transfer.parse import (
+    CommandFields,
     FormatError,
     PinChange,
     Role,
     Transfer,
     command_fields,
-    parse_transfer_command,
+    command_of,
 )
 from smsgw.services.transfer.store import Outcome, PinChangeArgs, TransferArgs, TransferStore
 from smsgw.store import Store
@@ -79,6 +80,14 @@ def _field_view(role: Role, text: str, valid: bool, first: bool) -> list[Part]:
     return [text]
 
 
+def _fields(message: Inbound) -> CommandFields:
+    """The message's fields, parsed once: `handle` and `log_view` both read them."""
+    found = message.parsed.get("transfer")
+    if not isinstance(found, CommandFields):
+        found = message.parsed["transfer"] = command_fields(message.text, message.from_log)
+    return found
+
+
 def _optional_moment(value: str) -> datetime | None:
     return parse_timestamp(value) if value else None
 
@@ -102,11 +111,12 @@ class TransferService:
         self._open_until = _optional_moment(settings.open_until)
 
     async def handle(self, message: Inbound) -> list[Outbound]:
-        if normalise_compact(message.text).casefold() in HELP_WORDS:  # interfaces.md
+        parsed = _fields(message)
+        if parsed.compact.casefold() in HELP_WORDS:  # interfaces.md
             return [await self._reply_in_own_language(message, "help", "transfer_commands")]
         if not self._is_open(message.at):
             return [await self._reply_in_own_language(message, "transfer", "closed")]
-        command = parse_transfer_command(message.text, from_log=message.from_log)
+        command = command_of(parsed)
         if isinstance(command, FormatError):
             return [await self._reply_in_own_language(message, "format", command.value)]
         if isinstance(command, Transfer):
@@ -119,7 +129,7 @@ class TransferService:
         """What a log may show (masking.py): a valid recipient and amount, the command
         keyword, a valid PIN as its token; every other digit hidden. Each part keeps its
         role, its emptiness and its validity, so the masked text gets the same reply."""
-        parsed = command_fields(message.text, from_log=message.from_log)
+        parsed = _fields(message)
         parts: list[Part] = []
         for index, field in enumerate(parsed.fields):
             if index:
