@@ -40,9 +40,16 @@ local deliverable = ARGV[9] == '1' and card[1] == 'active'
   and (ARGV[12] == '' or ARGV[12] == card[2])
 local target, history, otp = KEYS[1], KEYS[3], ARGV[3]
 if not deliverable then target, history, otp = KEYS[4], KEYS[5], '-' end
+-- NIST SP 800-63B: a new OTP does not reset the failed attempts of the one it replaces
+-- (a success does; they lapse an hour after that OTP expired)
+local before = redis.call('HMGET', target, 'attempts', 'otp_state', 'expires')
+local failed = 0
+if before[2] ~= 'used' and (tonumber(before[3]) or 0) + 3600 > now then
+  failed = tonumber(before[1]) or 0
+end
 
 redis.call('HSET', target, 'rid', ARGV[2], 'otp', otp, 'amount', ARGV[4],
-           'merchant', ARGV[5], 'expires', expires, 'attempts', 0, 'otp_state', 'live')
+           'merchant', ARGV[5], 'expires', expires, 'attempts', failed, 'otp_state', 'live')
 redis.call('EXPIRE', KEYS[4], DECOY_TTL)
 local entry = {kind = deliverable and 'otp_issued' or 'otp_silent', at = ARGV[10],
                request = ARGV[2], by = (ARGV[12] == '' and 'payment' or 'sms')}
