@@ -147,6 +147,11 @@ def request_key(request_id: str) -> str:
     return f"q:{{{request_id}}}"
 
 
+def idempotency_record_key(key_digest: str) -> str:
+    """What an Idempotency-Key of the HTTP API holds (its own slot)."""
+    return f"ik:{{{key_digest}}}"
+
+
 def unused_key(msisdn: str) -> str:
     """A placeholder in the sender's slot, for an envelope key a message does not use."""
     return f"s:{{{msisdn}}}:-"
@@ -431,6 +436,20 @@ class Store:
     async def request_card(self, request_id: str) -> str | None:
         return cast(str | None, await self._read(self.redis.hget(request_key(request_id),
                                                                  "card")))
+
+    async def reserve_idempotency_key(self, key_digest: str, fingerprint: str, owner: str,
+                                      lease_seconds: int) -> tuple[str, str]:
+        """("reserved" | "mismatch" | "pending" | "done", the answer kept if done)."""
+        found = await self.run_script("idempotency_reserve", [idempotency_record_key(key_digest)],
+                                      [fingerprint, owner, lease_seconds])
+        return str(found[0]), str(found[1]) if len(found) > 1 else ""
+
+    async def finish_idempotency_key(self, key_digest: str, owner: str, answer: str,
+                                     lifetime_seconds: int) -> bool:
+        """Keep the answer (or, for "", give the key back) if `owner` still holds it."""
+        return bool(await self.run_script(
+            "idempotency_finish", [idempotency_record_key(key_digest)],
+            [owner, answer, lifetime_seconds]))
 
     async def card_history(
         self, card_hash: str, limit: int = HISTORY_LENGTH

@@ -65,6 +65,14 @@ class OtpService:
         self._hasher = hasher
         self._default_language = default_language
 
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def hasher(self) -> Hasher:
+        return self._hasher
+
     # -- SMS requests (short code 7000) -------------------------------------------------
 
     async def handle(self, message: Inbound) -> list[Outbound]:
