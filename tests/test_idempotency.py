@@ -128,10 +128,10 @@ async def test_concurrent_duplicates_do_the_work_once(api: Api) -> None:
 async def test_a_refused_answer_is_not_kept(api: Api) -> None:
     """429 gives the key back: a retry after the wait does the work."""
     await api.post("/v1/otp", ORDER)
-    status, body, _ = await api.post("/v1/otp", ORDER, key="later")
+    status, _, _ = await api.post("/v1/otp", ORDER, key="later")
     assert status == 429
     api.now = T0.replace(minute=T0.minute + 2)
-    status, body, _ = await api.post("/v1/otp", ORDER, key="later")
+    status, _, _ = await api.post("/v1/otp", ORDER, key="later")
     assert status == 202 and len(api.sent) == 2
 
 
@@ -152,7 +152,7 @@ async def test_any_text_up_to_255_characters_is_a_key(api: Api) -> None:
 async def test_a_request_still_in_progress_gets_409(api: Api) -> None:
     """A process that died between reserving and finishing: its lease holds the key."""
     hasher, store = api.app.hasher, api.app.store
-    digest = hasher.digest("idempotency-key", "stuck".encode().hex())
+    digest = hasher.digest("idempotency-key", b"stuck".hex())
     fingerprint = hasher.digest("idempotency-request", "/v1/otp", json.dumps(
         ORDER, sort_keys=True, separators=(",", ":")))
     assert (await store.reserve_idempotency_key(digest, fingerprint, "dead", 60))[0] == \

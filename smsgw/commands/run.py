@@ -18,6 +18,7 @@ from smsgw.store import WrongStoreMode
 from smsgw.transport.gateway import Gateway
 from smsgw.transport.http_api import make_app
 from smsgw.transport.msglog import MessageLog
+from smsgw.workers.webhooks import WebhookWorker
 
 log = get_logger("smsgw.run")
 
@@ -49,17 +50,30 @@ async def serve(settings: Settings) -> int:
         _memory_debugging(loop)
     http = await start_http(app, gateway)
     running = asyncio.create_task(gateway.run())
+    webhooks = _webhook_worker(app)
+    delivering = asyncio.create_task(webhooks.run()) if webhooks is not None else None
     log.info("smsgw running", smsc=f"{settings.smsc.host}:{settings.smsc.port}",
              short_codes=sorted(app.pipeline.short_codes))
     await stop.wait()
     log.info("stopping: finishing messages in flight, then unbinding")
     await gateway.stop(drain_timeout=10.0)
     await running
+    if webhooks is not None and delivering is not None:  # undelivered events stay stored
+        webhooks.stop()
+        await delivering
     await http.cleanup()
     message_log.close()
     await app.close()
     log.info("stopped")
     return 0
+
+
+def _webhook_worker(app: App) -> WebhookWorker | None:
+    otp = app.settings.otp
+    if not otp.webhook_url:
+        return None
+    log.info("webhooks on", url=otp.webhook_url)
+    return WebhookWorker(app.store, app.otp.events, otp.webhook_url, otp.webhook_secret)
 
 
 async def start_http(app: App, gateway: Gateway) -> web.AppRunner:

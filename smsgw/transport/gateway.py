@@ -22,6 +22,7 @@ from smsgw.core.text import any_number_to_canonical
 from smsgw.messages import Inbound, Outbound, Redelivery
 from smsgw.observability import metrics
 from smsgw.observability.logs import get_logger
+from smsgw.services.otp.events import request_of_receipt
 from smsgw.store import Assembly, PartLimits, StoreUnavailable
 from smsgw.transport.heartbeat import RecentTraffic, beating
 from smsgw.transport.msglog import MessageLog, format_record
@@ -83,6 +84,7 @@ class Gateway:
         self._part_limits = PartLimits(max(self._window, MIN_PARTS_TTL_SECONDS),
                                        MAX_OPEN_MESSAGES_PER_SENDER)
         self.recent = RecentTraffic()  # for the heartbeat (console, /v1/status)
+        self._sent_events: dict[str, asyncio.Task[None]] = {}  # otp.sent, by request id
 
     async def run(self) -> None:
         await self.app.store.load_scripts()
@@ -111,6 +113,8 @@ class Gateway:
         and the message log holds them all."""
         while self._reply_tasks:
             await asyncio.wait(set(self._reply_tasks))
+        if self._sent_events:
+            await asyncio.wait(set(self._sent_events.values()))
         if self._log is not None:
             self._log.flush()
 
@@ -283,6 +287,7 @@ class Gateway:
             await self.app.store.append_history(msisdn, {
                 "kind": "receipt", "at": now().isoformat(), "message_id": receipt.message_id,
                 "state": receipt.state, "error": receipt.error, "about": about})
+            await self._otp_receipt_event(about, receipt)
 
     # -- outbound -----------------------------------------------------------------------
 
@@ -311,6 +316,26 @@ class Gateway:
         ids = done.result()
         metrics.message_out(reply.kind, "accepted").inc()
         self._record_outbound(inbound, reply, ids[0] if ids else "")
+        self._otp_sent_event(reply, ids[0] if ids else "")
+
+    # -- webhook events (services/otp/events.py): off the SMS path ----------------------
+
+    def _otp_sent_event(self, reply: Outbound, message_id: str) -> None:
+        request_id = request_of_receipt(reply.receipt_about or "")
+        if request_id is None or not self.app.otp.events.enabled:
+            return
+        task = asyncio.create_task(self.app.otp.events.sent(request_id, message_id))
+        self._sent_events[request_id] = task
+        task.add_done_callback(lambda _: self._sent_events.pop(request_id, None))
+
+    async def _otp_receipt_event(self, about: str, receipt: Receipt) -> None:
+        request_id = request_of_receipt(about)
+        if request_id is None:
+            return
+        sent = self._sent_events.get(request_id)
+        if sent is not None:  # otp.sent first: events of a request go out in order
+            await asyncio.wait([sent])
+        await self.app.otp.events.receipt(request_id, receipt.state, receipt.error)
 
     # -- message log --------------------------------------------------------------------
 

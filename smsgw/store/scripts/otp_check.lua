@@ -9,7 +9,8 @@
 -- at all (a made-up one, whose card is a decoy the caller derived from it) begins a decoy
 -- OTP now, so that it too counts, voids and expires like a silent one. A check by card
 -- that finds none is expired, as for a card whose last OTP is long gone. Every path runs
--- the same commands for a real card as for a decoy.
+-- the same commands for a real card as for a decoy. A verdict ("ok", or the attempt that
+-- voids) names its request, for its webhook event (services/otp/events.py).
 --
 -- KEYS: 1 card hash, 2 card history, 3 the card's decoy hash, 4 the decoy's history
 -- ARGV: 1 now (epoch s), 2 request id ('' = whichever is current), 3 OTP digest,
@@ -76,7 +77,7 @@ if not (is_real and active) or otp.otp ~= ARGV[3] or bound_elsewhere then
   redis.call('EXPIRE', KEYS[3], DECOY_TTL)
   if void then
     record('otp_voided')
-    return cjson.encode({status = 'too_many_attempts'})
+    return cjson.encode({status = 'too_many_attempts', request = otp.rid})
   end
   return cjson.encode({status = 'wrong_code'})
 end
@@ -84,4 +85,4 @@ end
 redis.call('HSET', key, 'otp_state', 'used')
 redis.call('EXPIRE', KEYS[3], DECOY_TTL)
 record('otp_used')
-return cjson.encode({status = 'ok'})
+return cjson.encode({status = 'ok', request = otp.rid})

@@ -1,0 +1,1 @@
+"""Background workers of `smsgw run` that are off the SMS path (webhooks.py)."""
