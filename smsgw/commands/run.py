@@ -6,6 +6,7 @@ import asyncio
 import gc
 import os
 import signal
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -50,17 +51,14 @@ async def serve(settings: Settings) -> int:
         _memory_debugging(loop)
     http = await start_http(app, gateway)
     running = asyncio.create_task(gateway.run())
-    webhooks = _webhook_worker(app)
-    delivering = asyncio.create_task(webhooks.run()) if webhooks is not None else None
+    stop_webhooks = _start_webhooks(app)
     log.info("smsgw running", smsc=f"{settings.smsc.host}:{settings.smsc.port}",
              short_codes=sorted(app.pipeline.short_codes))
     await stop.wait()
     log.info("stopping: finishing messages in flight, then unbinding")
     await gateway.stop(drain_timeout=10.0)
     await running
-    if webhooks is not None and delivering is not None:  # undelivered events stay stored
-        webhooks.stop()
-        await delivering
+    await stop_webhooks()  # undelivered events stay in the store
     await http.cleanup()
     message_log.close()
     await app.close()
@@ -68,12 +66,24 @@ async def serve(settings: Settings) -> int:
     return 0
 
 
-def _webhook_worker(app: App) -> WebhookWorker | None:
+def _start_webhooks(app: App) -> Callable[[], Awaitable[None]]:
+    """The webhook delivery worker, with `[otp] webhook_url`; what stops it."""
     otp = app.settings.otp
     if not otp.webhook_url:
-        return None
+        return _nothing
+    worker = WebhookWorker(app.store, app.otp.events, otp.webhook_url, otp.webhook_secret)
+    task = asyncio.create_task(worker.run())
     log.info("webhooks on", url=otp.webhook_url)
-    return WebhookWorker(app.store, app.otp.events, otp.webhook_url, otp.webhook_secret)
+
+    async def stop() -> None:
+        worker.stop()
+        await task
+
+    return stop
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def start_http(app: App, gateway: Gateway) -> web.AppRunner:

@@ -17,6 +17,7 @@ a slow or dead receiver never slows the SMS path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -85,10 +86,8 @@ class WebhookWorker:
         return len(due)
 
     async def _pause(self) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), self._poll)
-        except TimeoutError:
-            pass
 
     async def _deliver(self, session: aiohttp.ClientSession, request_id: str) -> None:
         head = await self._hooks.head(request_id)
@@ -102,7 +101,7 @@ class WebhookWorker:
             await self._hooks.done(request_id, event_id, began)
         elif began - (head.first_attempt or began) >= self._retry_for:
             metrics.WEBHOOK_DELIVERIES.labels(outcome="given_up").inc()
-            log.error("webhook event given up", event=event_id, attempts=head.attempts + 1)
+            log.error("webhook event given up", event_id=event_id, attempts=head.attempts + 1)
             await self._hooks.done(request_id, event_id, began)
         else:
             metrics.WEBHOOK_DELIVERIES.labels(outcome="retried").inc()
