@@ -345,3 +345,37 @@ async def secrecy_bank(redis_url: str) -> AsyncIterator[App]:
     app = build_app(hooked_settings(redis_url, "http://127.0.0.1:9/hooks"))
     yield app
     await app.close()
+
+
+async def test_with_webhooks_on_the_http_caller_sees_the_same_for_every_card(
+        bank: App) -> None:
+    """Events differ (none for a card that got no SMS); answers, their headers and the
+    store round trips do not."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from smsgw.transport.http_api import make_app
+
+    async def healthy() -> dict[str, Any]:
+        return {"store": True}
+
+    client = TestClient(TestServer(make_app(bank.otp, "k", lambda _: None, lambda: T0,
+                                            healthy)))
+    await client.start_server()
+    auth = {"Authorization": "Bearer k"}
+    seen = []
+    try:
+        for card in (CARD, UNKNOWN, FOREIGN, DISABLED, BLOCKED):
+            order = {"card": card, "amount": 1_500_000, "merchant": "Digikala"}
+            steps = []
+            response = await client.post("/v1/otp", json=order, headers=auth)
+            request_id = (await response.json())["request_id"]
+            steps.append((response.status, sorted(response.headers)))
+            for _ in range(3):
+                response = await client.post("/v1/otp/verify", headers=auth, json={
+                    "request_id": request_id, "otp": "wrong!"})
+                steps.append((response.status, await response.json()))
+            seen.append(steps)
+    finally:
+        await client.close()
+    assert all(steps == seen[0] for steps in seen)
+    assert await WebhookStore(bank.store).backlog() == 1  # the real card's otp.voided
