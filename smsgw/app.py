@@ -8,6 +8,7 @@ from smsgw.config import Settings
 from smsgw.core.hashing import Hasher
 from smsgw.router import Router
 from smsgw.services.account import AccountService
+from smsgw.services.otp.events import OtpEvents
 from smsgw.services.otp.service import OtpService
 from smsgw.services.transfer.service import TransferService
 from smsgw.store import Store
@@ -31,7 +32,8 @@ def build_app(settings: Settings, store: Store | None = None) -> App:
     hasher = Hasher(settings.security.hash_key)
     language = settings.replies.language
     transfer = TransferService(settings.transfer, store, hasher, language)
-    otp = OtpService(settings.otp, settings.transfer.timezone, store, hasher, language)
+    events = OtpEvents(store, enabled=bool(settings.otp.webhook_url))
+    otp = OtpService(settings.otp, settings.transfer.timezone, store, hasher, language, events)
     router = Router([transfer, otp, AccountService(settings, store)], store, language)
     return App(settings=settings, store=store, hasher=hasher, router=router, otp=otp,
                transfer=transfer)

@@ -113,6 +113,16 @@ class OtpSettings(Table):
     max_per_card_per_hour: Annotated[int, Field(ge=1)] = 5
     max_per_mobile_per_hour: Annotated[int, Field(ge=1)] = 10
     static_daily_limit: int = 1_000_000
+    webhook_url: str = ""  # events of OTP requests (workers/webhooks.py); "" = none
+    webhook_secret: str = ""  # signs them: from SMSGW_OTP_WEBHOOK_SECRET
+
+    @model_validator(mode="after")
+    def _webhooks_are_signed(self) -> OtpSettings:
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError("webhook_url needs webhook_secret (SMSGW_OTP_WEBHOOK_SECRET)")
+        if self.webhook_url and not self.webhook_url.startswith(("http://", "https://")):
+            raise ValueError("webhook_url must be an http:// or https:// URL")
+        return self
 
     @field_validator("ttl_seconds")
     @classmethod

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient
 
 from smsgw.app import App, build_app
 from smsgw.config import Settings, load_settings
@@ -26,6 +28,25 @@ from smsgw.testing import (  # re-exported: tests import them from here
 )
 
 TEST_KEY = "test-hash-key-0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def answers_keep_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every answer a test's TestClient gets from a route of GET /openapi.json is checked
+    against that document (tests/contract.py): the suite's HTTP traffic is the check."""
+    from tests.contract import check_answer, documented
+
+    original = TestClient._request
+
+    async def checked(self: TestClient, method: str, path: object,  # type: ignore[type-arg]
+                      **kwargs: object) -> ClientResponse:
+        response = await original(self, method, path, **kwargs)  # type: ignore[arg-type]
+        if documented(response.method, response.url.path):
+            check_answer(response.method, response.url.path, response.status,
+                         response.content_type, await response.read())
+        return response
+
+    monkeypatch.setattr(TestClient, "_request", checked)
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +127,12 @@ async def add_subscribers(store: Store, *rows: tuple[str, str, int, int]) -> Non
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from tests.attacks import INPUTS_TRIED
+    from tests.contract import CHECKED
+
+    if CHECKED:
+        terminalreporter.write_line(
+            f"contract: {sum(CHECKED.values()):,} answers checked against GET /openapi.json ("
+            + ", ".join(f"{label}: {count}" for label, count in sorted(CHECKED.items())) + ")")
 
     for promise, count in sorted(INPUTS_TRIED.items()):
         terminalreporter.write_line(f"attack {promise}: {count:,} inputs tried")

@@ -17,8 +17,8 @@ from smsgw.core.pins import is_pin, is_pin_token, pin_value
 from smsgw.core.text import canonical_msisdn, normalise, normalise_compact
 from smsgw.services.account import parse as account
 from smsgw.services.otp import parse as otp
-from smsgw.services.transfer.parse import FormatError, PinChange, Role, Transfer, TransferCommand
 from smsgw.services.transfer import parse as transfer
+from smsgw.services.transfer.parse import FormatError, PinChange, Role, Transfer, TransferCommand
 from tests.attacks import tried
 
 PROMISE = "fast parse agrees with Lark"

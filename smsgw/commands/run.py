@@ -7,6 +7,7 @@ import gc
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import click
@@ -24,6 +25,7 @@ from smsgw.transport.http_api import make_app
 from smsgw.transport.msglog import MessageLog
 from smsgw.transport.smpp.client import SmppClient
 from smsgw.workers.recovery import start_recovery
+from smsgw.workers.webhooks import WebhookWorker
 
 log = get_logger("smsgw.run")
 
@@ -61,6 +63,7 @@ async def serve(settings: Settings) -> int:
     http = await start_http(app, gateway)
     running = asyncio.create_task(gateway.run())
     recovery = start_recovery(app)
+    stop_webhooks = _start_webhooks(app)
     log.info("smsgw running", smsc=f"{settings.smsc.host}:{settings.smsc.port}",
              short_codes=sorted(app.router.short_codes))
     await stop.wait()
@@ -69,6 +72,7 @@ async def serve(settings: Settings) -> int:
     await running
     if recovery is not None:
         recovery.cancel()
+    await stop_webhooks()  # undelivered events stay in the store
     await http.cleanup()
     message_log.close()
     await app.close()
@@ -90,6 +94,26 @@ async def _store_usable(app: App) -> bool:
             log.error(str(exc))
             return False
     return True
+
+
+def _start_webhooks(app: App) -> Callable[[], Awaitable[None]]:
+    """The webhook delivery worker, with `[otp] webhook_url`; what stops it."""
+    otp = app.settings.otp
+    if not otp.webhook_url:
+        return _nothing
+    worker = WebhookWorker(app.store, app.otp.events, otp.webhook_url, otp.webhook_secret)
+    task = asyncio.create_task(worker.run())
+    log.info("webhooks on", url=otp.webhook_url)
+
+    async def stop() -> None:
+        worker.stop()
+        await task
+
+    return stop
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def start_http(app: App, gateway: Gateway) -> web.AppRunner:

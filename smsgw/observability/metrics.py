@@ -32,6 +32,10 @@ UNCERTAIN_ANSWERS = Counter(
     "smsgw_uncertain_answers_total",
     "Messages whose answer may not have counted (store failed mid-call, or answered after "
     "the SMSC's response timer): their next delivery reuses the first outcome", ["cause"])
+WEBHOOK_DELIVERIES = Counter(
+    "smsgw_webhook_deliveries_total",
+    "Webhook delivery attempts: delivered, retried (non-2xx, none in 5 s) or given up",
+    ["outcome"])
 HTTP_REQUESTS = Histogram("smsgw_http_request_seconds", "HTTP API latency by route and status",
                           ["route", "status"])
 

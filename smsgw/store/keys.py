@@ -94,3 +94,8 @@ def card_history_key(card_hash: str) -> str:
 def mobile_cards_key(msisdn: str) -> str:
     """card digest -> last four, for every card registered to this mobile (a hash)."""
     return f"s:{{{msisdn}}}:cards"
+
+
+def idempotency_record_key(key_digest: str) -> str:
+    """What an Idempotency-Key of the HTTP API holds (its own slot)."""
+    return f"ik:{{{key_digest}}}"

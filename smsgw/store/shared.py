@@ -78,3 +78,25 @@ ORDER_LEAVE = Script(SCRIPTS / "order_leave.lua", QueueKeys, LeaveArgs, int)
 READ_FIELDS = Script(SCRIPTS / "read_fields.lua", HashKeys, list[str], list[str | None])
 CARE = Script(SCRIPTS / "care.lua", CareKeys, CareArgs, json_result(dict[str, Any]))
 UPSERT_SUBSCRIBER = Script(SCRIPTS / "upsert_subscriber.lua", CareKeys, UpsertArgs, str)
+
+
+class IdempotencyKeys(NamedTuple):
+    record: str  # what one Idempotency-Key holds (its own slot; transport/idempotency.py)
+
+
+class ReserveArgs(NamedTuple):
+    fingerprint: str  # the request's route and body, hashed
+    owner: str  # a token of the request doing the work
+    lease_seconds: int  # a pending record lapses if its owner dies before finishing
+
+
+class FinishArgs(NamedTuple):
+    owner: str
+    answer: str  # "" gives the key back
+    lifetime_seconds: int
+
+
+IDEMPOTENCY_RESERVE = Script(SCRIPTS / "idempotency_reserve.lua", IdempotencyKeys,
+                             ReserveArgs, list[str])
+IDEMPOTENCY_FINISH = Script(SCRIPTS / "idempotency_finish.lua", IdempotencyKeys, FinishArgs,
+                            int)

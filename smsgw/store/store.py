@@ -35,6 +35,7 @@ from smsgw.store.keys import (
     credited_key,
     day_counter_key,
     history_key,
+    idempotency_record_key,
     journal_index_key,
     journal_index_shard_key,
     journal_key,
@@ -51,6 +52,8 @@ from smsgw.store.shared import (
     ADD_PART,
     CARE,
     CONFIRM,
+    IDEMPOTENCY_FINISH,
+    IDEMPOTENCY_RESERVE,
     ORDER_HEAD,
     ORDER_LEAVE,
     ORDER_TAKE,
@@ -60,10 +63,13 @@ from smsgw.store.shared import (
     AddPartKeys,
     CareArgs,
     CareKeys,
+    FinishArgs,
     HashKeys,
+    IdempotencyKeys,
     LeaveArgs,
     NoArgs,
     QueueKeys,
+    ReserveArgs,
     TakeArgs,
     UpsertArgs,
 )
@@ -287,6 +293,22 @@ class Store:
             if key.endswith("}"):
                 found[key[3:-1]] = cast(dict[str, str], await self.redis.hgetall(key))
         return found
+
+    # -- Idempotency-Key records of the HTTP API (transport/idempotency.py) ------------
+
+    async def reserve_idempotency_key(self, key_digest: str, fingerprint: str, owner: str,
+                                      lease_seconds: int) -> tuple[str, str]:
+        """("reserved" | "mismatch" | "pending" | "done", the answer kept if done)."""
+        found = await self.run(IDEMPOTENCY_RESERVE, IdempotencyKeys(
+            idempotency_record_key(key_digest)), ReserveArgs(fingerprint, owner, lease_seconds))
+        return str(found[0]), str(found[1]) if len(found) > 1 else ""
+
+    async def finish_idempotency_key(self, key_digest: str, owner: str, answer: str,
+                                     lifetime_seconds: int) -> bool:
+        """Keep the answer (or, for "", give the key back) if `owner` still holds it."""
+        kept: int = await self.run(IDEMPOTENCY_FINISH, IdempotencyKeys(
+            idempotency_record_key(key_digest)), FinishArgs(owner, answer, lifetime_seconds))
+        return bool(kept)
 
     # -- cards (their scripts: services/otp/store.py) --------------------------------
 

@@ -26,7 +26,7 @@ from smsgw.transport.heartbeat import RecentTraffic, beating
 from smsgw.transport.msglog import MessageLog, MessageRecorder
 from smsgw.transport.ordering import KeyedOrder, SharedOrder
 from smsgw.transport.reassembly import PART_STATUSES, Reassembly
-from smsgw.transport.receipts import receipt_tag, record_receipt
+from smsgw.transport.receipts import DeliveryEvents, receipt_tag, record_receipt
 from smsgw.transport.redelivery import CONFIRM_BATCH_SECONDS, Redeliveries
 from smsgw.transport.smpp.client import OnAnswerSafe, Receipt, SmppClient, WireMessage
 from smsgw.transport.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
@@ -57,6 +57,7 @@ class Gateway:
         self._store_down_logged = float("-inf")
         self._store_down_count = 0
         self._short_codes = app.router.short_codes
+        self._delivery_events = DeliveryEvents(app.otp.events)  # for the webhooks
 
     async def run(self) -> None:
         await self.app.store.load_scripts()
@@ -79,6 +80,7 @@ class Gateway:
         and the message log holds them all."""
         while self._reply_tasks:
             await asyncio.wait(set(self._reply_tasks))
+        await self._delivery_events.drain()
         self._recorder.flush()
 
     async def health(self) -> dict[str, object]:
@@ -158,7 +160,7 @@ class Gateway:
             self._store_down_count = 0
 
     async def on_receipt(self, receipt: Receipt) -> None:
-        await record_receipt(self.app.store, receipt)
+        await record_receipt(self.app.store, receipt, self._delivery_events)
 
     # -- outbound -----------------------------------------------------------------------
 
@@ -184,3 +186,4 @@ class Gateway:
         ids = done.result()
         metrics.message_out(reply.kind, "accepted").inc()
         self._recorder.reply(inbound, reply, ids[0] if ids else "")
+        self._delivery_events.accepted(reply, ids[0] if ids else "")

@@ -7,6 +7,8 @@ NaN or Infinity, no duplicate key), lacks a field, has a wrong type, a non-posit
 non-integer or too large amount, text that is not valid Unicode, or a malformed card gets
 400 with a reason and changes nothing; one over MAX_BODY_BYTES gets 413. Everything else
 gets the same status and shape whether or not the card exists.
+`GET /openapi.json` is the contract of every /v1 answer (openapi.py); POST /v1/otp and
+POST /v1/payments/authorize take an `Idempotency-Key` (idempotency.py).
 TLS is terminated in front of smsgw by a reverse proxy.
 """
 
@@ -30,11 +32,18 @@ from smsgw.observability import metrics
 from smsgw.services.otp.cards import card_problem
 from smsgw.services.otp.service import OtpService
 from smsgw.store import StoreUnavailable
+from smsgw.transport import openapi
+from smsgw.transport.idempotency import Answer, Idempotency, InProgress, KeyReused, Work
+from smsgw.transport.openapi import (
+    MAX_CARD_CHARS,
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    MAX_MERCHANT_CHARS,
+    MAX_REQUEST_ID_CHARS,
+    MAX_SECRET_CHARS,
+)
 
 MAX_BODY_BYTES = 16 * 1024
-MAX_MERCHANT_CHARS = 64
 CARD_LIKE = re.compile(r"[0-9](?:[ .\-_/]?[0-9]){11,}")
-MAX_SECRET_CHARS = 64
 Deliver = Callable[[list[Outbound]], None]
 Health = Callable[[], Awaitable[dict[str, Any]]]
 # routes that check the key (or a console session) themselves: console/web.py
@@ -46,10 +55,11 @@ class BadBody(Exception):
 
 
 def make_app(otp: OtpService, api_key: str, deliver: Deliver, clock: Callable[[], datetime],
-             health: Health, metrics_key: str = "") -> web.Application:
+             health: Health, metrics_key: str = "",
+             idempotency: Idempotency | None = None) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES,
                           middlewares=[_timing, _errors, _auth(api_key)])
-    api = _Api(otp, deliver, clock)
+    api = _Api(otp, deliver, clock, idempotency or Idempotency(otp.store, otp.hasher))
     app.router.add_post("/v1/otp", api.request_otp)
     app.router.add_post("/v1/otp/verify", api.verify)
     app.router.add_post("/v1/payments/authorize", api.authorize)
@@ -65,8 +75,12 @@ def make_app(otp: OtpService, api_key: str, deliver: Deliver, clock: Callable[[]
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return response
 
+    async def contract(_: web.Request) -> web.Response:
+        return web.json_response(openapi.document())
+
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_text)
+    app.router.add_get("/openapi.json", contract)
     return app
 
 
@@ -103,6 +117,14 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except StoreUnavailable:
         return web.json_response({"error": "unavailable", "reason": "try again later"},
                                  status=503, headers={"Retry-After": "1"})
+    except KeyReused:
+        return web.json_response({"error": "idempotency_key_reused", "reason":
+                                  "this Idempotency-Key was used with another request"},
+                                 status=422)
+    except InProgress:
+        return web.json_response({"error": "in_progress", "reason": "a request with this "
+                                  "Idempotency-Key is still being answered"},
+                                 status=409, headers={"Retry-After": "1"})
 
 
 def _auth(api_key: str) -> Any:
@@ -130,25 +152,42 @@ def _bearer_is(request: web.Request, key: str) -> bool:
 
 
 class _Api:
-    def __init__(self, otp: OtpService, deliver: Deliver, clock: Callable[[], datetime]) -> None:
+    def __init__(self, otp: OtpService, deliver: Deliver, clock: Callable[[], datetime],
+                 idempotency: Idempotency) -> None:
         self._otp = otp
         self._deliver = deliver
         self._clock = clock
+        self._idempotency = idempotency
+
+    async def _once(self, request: web.Request, body: dict[str, Any], work: Work) -> web.Response:
+        """`work`'s answer, or with an Idempotency-Key the first answer given for it."""
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            answer = await work()
+        elif not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+            raise BadBody(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters")
+        else:
+            answer = await self._idempotency.answer(key, request.path, body, work)
+        return web.json_response(answer.body, status=answer.status, headers=answer.headers)
 
     async def request_otp(self, request: web.Request) -> web.Response:
         body = await _json_object(request)
         card, amount, merchant = _card(body), _amount(body), _merchant(body)
-        answer = await self._otp.request_for_payment(card, amount, merchant, self._clock())
-        if not answer.accepted:
-            return web.json_response(
-                {"error": "rate_limited", "retry_after_seconds": answer.retry_after},
-                status=429, headers={"Retry-After": str(answer.retry_after)})
-        self._deliver(answer.replies)
-        return web.json_response({"request_id": answer.request_id}, status=202)
+
+        async def work() -> Answer:
+            answer = await self._otp.request_for_payment(card, amount, merchant, self._clock())
+            if not answer.accepted:
+                return Answer(429, {"error": "rate_limited",
+                                    "retry_after_seconds": answer.retry_after},
+                              {"Retry-After": str(answer.retry_after)})
+            self._deliver(answer.replies)
+            return Answer(202, {"request_id": answer.request_id})
+
+        return await self._once(request, body, work)
 
     async def verify(self, request: web.Request) -> web.Response:
         body = await _json_object(request)
-        request_id = _string(body, "request_id", 64)
+        request_id = _string(body, "request_id", MAX_REQUEST_ID_CHARS)
         code = _string(body, "otp", MAX_SECRET_CHARS)
         valid, reason = await self._otp.verify(request_id, code, self._clock())
         return web.json_response({"valid": True} if valid else {"valid": False, "reason": reason})
@@ -161,9 +200,13 @@ class _Api:
             raise BadBody("give exactly one of otp and static_password")
         otp = _string(body, "otp", MAX_SECRET_CHARS) if has_otp else None
         static = _string(body, "static_password", MAX_SECRET_CHARS) if has_static else None
-        approved, reason = await self._otp.authorize(card, amount, merchant, otp, static,
-                                                     self._clock())
-        return web.json_response({"approved": approved, "reason": reason})
+
+        async def work() -> Answer:
+            approved, reason = await self._otp.authorize(card, amount, merchant, otp, static,
+                                                         self._clock())
+            return Answer(200, {"approved": approved, "reason": reason})
+
+        return await self._once(request, body, work)
 
 
 class _NotJson(ValueError):
@@ -227,7 +270,7 @@ def _string(body: dict[str, Any], field: str, limit: int) -> str:
 
 
 def _card(body: dict[str, Any]) -> str:
-    card = _string(body, "card", 32)
+    card = _string(body, "card", MAX_CARD_CHARS)
     problem = card_problem(card)
     if problem is not None:
         raise BadBody(problem)

@@ -1,1 +1,2 @@
-"""Background loops that run beside the gateway (journal recovery; later webhooks)."""
+"""Background loops that run beside the gateway, off the SMS path: journal recovery
+(recovery.py), webhook delivery (webhooks.py)."""

@@ -23,6 +23,7 @@ from smsgw.core.text import normalise
 from smsgw.messages import Inbound, Outbound
 from smsgw.observability import metrics
 from smsgw.services.otp.cards import is_our_card
+from smsgw.services.otp.events import OtpEvents
 from smsgw.services.otp.parse import parse_otp_request
 from smsgw.services.otp.store import (
     CardStore,
@@ -55,14 +56,23 @@ def printable(text: str, limit: int = MERCHANT_SHOWN_CHARS) -> str:
 
 class OtpService:
     def __init__(self, settings: OtpSettings, timezone: str, store: Store, hasher: Hasher,
-                 default_language: str) -> None:
+                 default_language: str, events: OtpEvents | None = None) -> None:
         self.short_code = settings.short_code
+        self.events = events or OtpEvents(store, enabled=False)  # webhooks
         self._cfg = settings
         self._tz = timezone
         self._store = store
         self._cards = CardStore(store)
         self._hasher = hasher
         self._default_language = default_language
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def hasher(self) -> Hasher:
+        return self._hasher
 
     # -- SMS requests (short code 7000) -------------------------------------------------
 
@@ -148,6 +158,9 @@ class OtpService:
             return self._refused(int(outcome["wait"]))
         await self._cards.record_request(request_id, card_hash)
         issued = outcome["status"] == "issued"
+        if not requested_by:  # the payment system's: webhook events, if it sent an SMS
+            await self.events.issued(request_id, outcome["last4"] if issued else "",
+                                     at.timestamp() + cfg.ttl_seconds, issued)
         sms = self._otp_sms(outcome["mobile"] if issued else counted_on, code,
                             outcome["last4"] if issued else "0000", amount, merchant,
                             replies.pick_language(language, self._default_language), request_id)
@@ -178,7 +191,7 @@ class OtpService:
         voids and expires like the id of a request that sent no SMS."""
         decoy_card = self._hasher.digest("otp-unknown-request", request_id)
         card_hash = await self._cards.request_card(request_id) or decoy_card
-        status = await self._check(card_hash, request_id, code, None, "", at)
+        status = await self._check(card_hash, request_id, code, None, "", at, "verify")
         return self._verdict(status)
 
     def _verdict(self, status: str) -> tuple[bool, str]:
@@ -188,20 +201,21 @@ class OtpService:
         return False, status if status in VERIFY_REASONS else "wrong_code"
 
     async def _check(self, card_hash: str, request_id: str, code: str, amount: int | None,
-                     merchant: str, at: datetime) -> str:
+                     merchant: str, at: datetime, by: str) -> str:
         outcome = await self._cards.check(card_hash, OtpCheckArgs(
             now=at.timestamp(), request_id=request_id,
             otp=self._hasher.otp_digest(card_hash, code),
             amount="" if amount is None else amount, merchant=merchant,
             max_attempts=self._cfg.max_attempts, at=at.isoformat(),
             ttl=self._cfg.ttl_seconds))
+        await self.events.checked(str(outcome.get("request", "")), outcome["status"], by)
         return str(outcome["status"])
 
     async def authorize(self, card: str, amount: int, merchant: str, otp: str | None,
                         static_password: str | None, at: datetime) -> tuple[bool, str]:
         card_hash = self._hasher.card_digest(card)
         if otp is not None:
-            status = await self._check(card_hash, "", otp, amount, merchant, at)
+            status = await self._check(card_hash, "", otp, amount, merchant, at, "authorize")
             metrics.OTP_EVENTS.labels(event="verified" if status == "ok" else status).inc()
             return (True, "") if status == "ok" else (False, "otp_invalid")
         assert static_password is not None

@@ -51,6 +51,7 @@ class Outcome(TypedDict, total=False):
     wait: int  # rate_limited: seconds
     mobile: str  # issued
     last4: str
+    request: str  # a verdict of otp_check: the request it was about (webhook events)
 
 
 class ReserveKeys(NamedTuple):

@@ -22,12 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from aiosmpplib.protocol import BindTransceiver
-from aiosmpplib.state import RECEIPTED_MESSAGE_ID, OptionalParam
+from aiosmpplib.state import MESSAGE_STATE, RECEIPTED_MESSAGE_ID, OptionalParam
 
 from smsgw.core.backoff import Backoff
 from smsgw.transport.smpp.builders import deliver_sm_pdu, enquire_link_pdu
 from smsgw.transport.smpp.connection import Connection, ConnectionClosed
-from smsgw.transport.smpp.fastcodec import ShortMessage, decode_short_message
+from smsgw.transport.smpp.fastcodec import MESSAGE_STATES, ShortMessage, decode_short_message
 from smsgw.transport.smpp.pdu import (
     BIND_RECEIVER,
     BIND_TRANSCEIVER,
@@ -117,6 +117,10 @@ class FakeSmsc:
         self.redeliver_after = redeliver_after
         self.response_timeout = response_timeout
         self.receipt_delay = receipt_delay
+        # what receipts report (a stat: of the text), and how: in the text and the TLVs,
+        # or in the TLVs only (receipted_message_id and message_state)
+        self.receipt_state = "DELIVRD"
+        self.receipt_in_text = True
         self.faults = Faults()
         self.mo: dict[str, InjectedMo] = {}
         self.mt: list[Mt] = []
@@ -407,11 +411,15 @@ class FakeSmsc:
     async def _send_receipt(self, submit: ShortMessage, message_id: str) -> None:
         await asyncio.sleep(self.receipt_delay)
         stamp = time.strftime("%y%m%d%H%M")
+        state = self.receipt_state
         text = (f"id:{message_id} sub:001 dlvrd:001 submit date:{stamp} done date:{stamp} "
-                f"stat:DELIVRD err:000 Text:")
+                f"stat:{state} err:000 Text:") if self.receipt_in_text else ""
         part = Part("gsm0338", text.encode("ascii"), 0)
-        receipt = _Delivery(submit.destination, submit.source, [part],
-                            [OptionalParam(RECEIPTED_MESSAGE_ID, message_id)],
+        tlvs = [OptionalParam(RECEIPTED_MESSAGE_ID, message_id)]
+        if not self.receipt_in_text:
+            code = next(c for c, name in MESSAGE_STATES.items() if name == state)
+            tlvs.append(OptionalParam(MESSAGE_STATE, code))
+        receipt = _Delivery(submit.destination, submit.source, [part], tlvs,
                             ESM_DELIVERY_RECEIPT)
         self.stats["receipts"] += 1
         await self._deliver_until_answered(receipt)

@@ -29,6 +29,10 @@ from smsgw.transport.smpp.sms_text import gsm_decode
 MESSAGE_PAYLOAD = 0x0424
 SAR_MSG_REF_NUM, SAR_TOTAL_SEGMENTS, SAR_SEGMENT_SEQNUM = 0x020C, 0x020E, 0x020F
 RECEIPTED_MESSAGE_ID = 0x001E
+MESSAGE_STATE = 0x0427
+# SMPP 3.4 5.2.28 message_state values, as the receipt text writes them (stat:...)
+MESSAGE_STATES = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UNDELIV",
+                  6: "ACCEPTD", 7: "UNKNOWN", 8: "REJECTD"}
 ESM_UDHI = 0x40
 
 
@@ -48,14 +52,19 @@ class ShortMessage:
         return (self.esm_class & 0b00111100) >> 2 == 1
 
     def receipt_fields(self) -> dict[str, str]:
+        """The receipt's fields (`id`, `stat`, `err`, ...): the receipted_message_id and
+        message_state TLVs where present, else the receipt text (`id:... stat:DELIVRD`)."""
         fields: dict[str, str] = {}
         for item in self.text.split(" "):
             key, sep, value = item.partition(":")
             if sep:
                 fields[key.lower()] = value
         receipted = self.tlvs.get(RECEIPTED_MESSAGE_ID)
-        if "id" not in fields and receipted:
+        if receipted and receipted.rstrip(b"\x00"):
             fields["id"] = receipted.rstrip(b"\x00").decode("ascii", "replace")
+        state = self.tlvs.get(MESSAGE_STATE)
+        if state and len(state) == 1 and state[0] in MESSAGE_STATES:
+            fields["stat"] = MESSAGE_STATES[state[0]]
         return fields
 
 

@@ -9,7 +9,8 @@
 -- at all (a made-up one, whose card is a decoy the caller derived from it) begins a decoy
 -- OTP now, so that it too counts, voids and expires like a silent one. A check by card
 -- that finds none is expired, as for a card whose last OTP is long gone. Every path runs
--- the same commands for a real card as for a decoy.
+-- the same commands for a real card as for a decoy. A verdict ("ok", or the attempt that
+-- voids) names its request, for its webhook event (services/otp/events.py).
 --
 -- Keys and arguments: OtpCheckKeys, OtpCheckArgs (../store.py).
 
@@ -72,7 +73,7 @@ if not (is_real and active) or otp.otp ~= A.otp or bound_elsewhere then
   redis.call('EXPIRE', K.decoy, DECOY_TTL)
   if void then
     note('otp_voided')
-    return cjson.encode({status = 'too_many_attempts'})
+    return cjson.encode({status = 'too_many_attempts', request = otp.rid})
   end
   return cjson.encode({status = 'wrong_code'})
 end
@@ -80,4 +81,4 @@ end
 redis.call('HSET', key, 'otp_state', 'used')
 redis.call('EXPIRE', K.decoy, DECOY_TTL)
 note('otp_used')
-return cjson.encode({status = 'ok'})
+return cjson.encode({status = 'ok', request = otp.rid})

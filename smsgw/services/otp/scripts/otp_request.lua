@@ -34,9 +34,16 @@ local deliverable = A.deliverable == '1' and card[1] == 'active'
   and (A.requested_by == '' or A.requested_by == card[2])
 local target, history, otp = K.card, K.history, A.otp
 if not deliverable then target, history, otp = K.decoy, K.decoy_history, '-' end
+-- NIST SP 800-63B: a new OTP does not reset the failed attempts of the one it replaces
+-- (a success does; they lapse an hour after that OTP expired)
+local before = redis.call('HMGET', target, 'attempts', 'otp_state', 'expires')
+local failed = 0
+if before[2] ~= 'used' and (tonumber(before[3]) or 0) + 3600 > now then
+  failed = tonumber(before[1]) or 0
+end
 
 redis.call('HSET', target, 'rid', A.request_id, 'otp', otp, 'amount', A.amount,
-           'merchant', A.merchant, 'expires', expires, 'attempts', 0, 'otp_state', 'live')
+           'merchant', A.merchant, 'expires', expires, 'attempts', failed, 'otp_state', 'live')
 redis.call('EXPIRE', K.decoy, DECOY_TTL)
 local entry = {kind = deliverable and 'otp_issued' or 'otp_silent', request = A.request_id,
                by = (A.requested_by == '' and 'payment' or 'sms')}
