@@ -368,3 +368,36 @@ async def test_a_full_recovery_finds_journals_the_index_does_not_know(
     assert (await app.transfer.recover(LATER))["settled"] == 0
     assert (await app.transfer.recover(LATER, full=True))["settled"] == 1
     assert (await balances(app))[SARA] == ("2000", "0")
+
+
+async def test_a_transfer_left_unsettled_past_the_credit_memory_is_never_credited_twice(
+        journaled: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The credit went through, then the sender's node stayed down longer than the
+    recipient remembers credited ids (an hour): recovery must not credit it again (money
+    would be created); it leaves the transfer in the journal, counted as in flight."""
+    import orjson
+
+    app = journaled
+    before = await app.store.money()
+    store = app.store
+    original = store.run
+
+    async def die_at_settlement(script: Script[Any, Any, Any], keys: Any, args: Any) -> Any:
+        if script.name == "transfer_settle":
+            raise ConnectionResetError("the gateway died here")
+        return await original(script, keys, args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "run", die_at_settlement)
+        with pytest.raises(ConnectionResetError):
+            await app.router.handle(wire_message(app, "09351234567:2000:55555"))
+    (txid, entry), = (await store.journal_entries(ALI)).items()
+    # two hours pass: the recipient's memory of the credit lapses (as its own pruning does)
+    await store.redis.zrem(credited_key(SARA), txid)
+    aged = {**entry, "debited_at": int(entry["debited_at"]) - 7200}
+    await store.redis.hset(journal_key(ALI), txid, orjson.dumps(aged).decode())
+
+    counts = await app.transfer.recover(LATER)
+    assert counts["settled"] == 0 and counts["stuck"] == 1
+    assert (await balances(app))[SARA] == ("2000", "0")  # credited once, not twice
+    assert len(await store.journal_entries(ALI)) == 1  # left for care staff

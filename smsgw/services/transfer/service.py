@@ -32,6 +32,7 @@ from smsgw.core.money import MONEY_CEILING
 from smsgw.core.pins import LoggedPin, Pin, pin_value
 from smsgw.core.text import in_prefixes, looks_like_digit, parse_prefix_ranges
 from smsgw.messages import Inbound, Outbound
+from smsgw.observability.logs import get_logger
 from smsgw.services.transfer.parse import (
     CommandFields,
     FormatError,
@@ -52,6 +53,8 @@ HELP_WORDS = frozenset({"help", "راهنما", "?", "؟"})  # any case, spaces 
 Journaled = tuple[str, str, dict[str, Any] | None]  # sender, txid, journal entry (if any)
 
 TEMPLATES = replies.Templates(Path(__file__).parent / "templates")
+
+log = get_logger("smsgw.services.transfer")
 
 
 _BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -227,6 +230,10 @@ class TransferService:
             was_reversed = await self._scripts.reversal_reason(sender, txid) is not None
             return "reversed" if was_reversed else "gone"
         credit = await self._scripts.credit(sender, txid, entry)
+        if credit["status"] == "stale":  # too late to know whether it was credited
+            log.error("a journaled transfer is too old to finish safely: left for care",
+                      sender=sender, txid=txid)
+            return "stuck"
         reason = REVERSE_BECAUSE.get(credit["status"], "")
         settled = await self._scripts.settle(sender, txid, entry, reason)
         return str(settled["status"])

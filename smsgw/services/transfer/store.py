@@ -30,7 +30,8 @@ SCRIPTS = Path(__file__).with_name("scripts")
 DAY_COUNTER_TTL = 3 * 24 * 3600
 MONTH_COUNTER_TTL = 70 * 24 * 3600
 # How long a recipient remembers a credited transfer id. A credit is only attempted right
-# after reading the sender's journal entry, so this need only outlast that gap (seconds).
+# after reading the sender's journal entry, and never for a transfer debited longer ago
+# than this (transfer_credit.lua: `stale`), so a repeat is always recognised.
 CREDITED_KEEP_SECONDS = 3600
 REVERSAL_MEMORY_SECONDS = 7 * 24 * 3600  # as long as a processed message is remembered
 
@@ -51,6 +52,7 @@ class Outcome(TypedDict, total=False):
     pin_set: bool
     txid: str
     debited_now: bool
+    debited_at: int  # debit mode, debited just now: the server's clock (epoch s)
     attempts_left: int
     max_attempts: int
     remaining: int
@@ -124,6 +126,7 @@ class CreditArgs(NamedTuple):
     ref: str
     at: str
     keep: int  # seconds a credited id is remembered
+    debited_at: str  # the debit's server time (epoch s); '' in a journal of before
 
 
 class SettleKeys(NamedTuple):
@@ -194,7 +197,8 @@ class TransferStore:
             return outcome, None
         return outcome, {"recipient": args.recipient, "amount": args.amount,
                          "ref": outcome["ref"], "at": outcome["at"],
-                         "day_key": keys.day, "month_key": keys.month}
+                         "day_key": keys.day, "month_key": keys.month,
+                         "debited_at": outcome.get("debited_at")}
 
     async def credit(self, sender: str, txid: str, entry: dict[str, Any]) -> StepOutcome:
         """Credit a journaled transfer's recipient, once per `txid`."""
@@ -204,7 +208,7 @@ class TransferStore:
             CreditKeys(subscriber_key(recipient), history_key(recipient),
                        credited_key(recipient)),
             CreditArgs(txid, entry["amount"], sender, entry["ref"], entry["at"],
-                       CREDITED_KEEP_SECONDS))
+                       CREDITED_KEEP_SECONDS, str(entry.get("debited_at") or "")))
 
     async def settle(self, sender: str, txid: str, entry: dict[str, Any],
                      reverse_because: str) -> StepOutcome:

@@ -101,10 +101,12 @@ if not sender[3] then later('HSET', K.sender, 'pin', A.pin) end
 later('SET', K.day, whole(sent_today + amount), 'EX', A.day_ttl)
 later('SET', K.month, whole(sent_month + amount), 'EX', A.month_ttl)
 
+local debited_at  -- the server's clock: how late a credit may still be checked for repeats
 if debit_only then
+  debited_at = tonumber(redis.call('TIME')[1])
   later('HSET', K.journal, A.txid, to_json({
     recipient = A.recipient, amount = amount, fee = fee, ref = A.ref, at = A.at,
-    day_key = K.day, month_key = K.month}))
+    day_key = K.day, month_key = K.month, debited_at = debited_at}))
 else
   later('HSET', K.recipient, credited_field, whole(credited_to))
 end
@@ -125,4 +127,5 @@ if not debit_only then return stored end
 -- debited just now (not an earlier outcome answered again): the caller knows the journal
 -- entry without reading it back
 outcome.debited_now = true
+outcome.debited_at = debited_at
 return to_json(outcome)

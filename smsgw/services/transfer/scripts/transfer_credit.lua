@@ -7,6 +7,7 @@
 -- caller reverses the transfer.
 -- Keys and arguments: CreditKeys, CreditArgs (../store.py).
 
+local CLOCK_MARGIN_SECONDS = 60
 local amount = rials(A.amount)
 if not amount or amount < 0 then return redis.error_reply('transfer_credit: bad amount') end
 local time = redis.call('TIME')
@@ -15,6 +16,14 @@ local keep = tonumber(A.keep)
 local credited_at = redis.call('ZSCORE', K.credited, A.txid)
 if credited_at and tonumber(credited_at) > now - keep then
   return cjson.encode({status = 'already'})
+end
+-- A credit made more than `keep` ago is forgotten: one attempted that late could repeat
+-- it. So a transfer debited that long ago is not credited here (`stale`): it stays in the
+-- journal, its money counted as in flight, for care staff (`smsgw admin recover` lists
+-- it). The margin covers the clocks of two cluster nodes.
+local debited_at = tonumber(A.debited_at)
+if debited_at and now - debited_at > keep - CLOCK_MARGIN_SECONDS then
+  return cjson.encode({status = 'stale'})
 end
 local recipient = redis.call('HMGET', K.recipient, 'plan', 'balance', 'bill')
 local plan = recipient[1]
