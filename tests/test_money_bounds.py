@@ -354,7 +354,7 @@ async def call(app: App, script: str, plan: str, balance: str, bill: str, amount
     if script == "credit":
         answer = await store.run(
             TRANSFER_CREDIT, CreditKeys(subscriber_key(ALI), history_key(ALI), credited_key(ALI)),
-            CreditArgs(txid, amount, SARA, "R", NOON.isoformat(), 3600))
+            CreditArgs(txid, amount, SARA, "R", NOON.isoformat(), 3600, ""))
         return str(answer["status"])
     if script == "reverse":
         answer = await store.run(
