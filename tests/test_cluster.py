@@ -378,7 +378,6 @@ async def test_a_transfer_left_unsettled_past_the_credit_memory_is_never_credite
     import orjson
 
     app = journaled
-    before = await app.store.money()
     store = app.store
     original = store.run
 

@@ -30,7 +30,16 @@ def test_loadtest_command_reports_throughput_latency_and_money(tmp_path: Path,
     assert set(data["latency_ms"]) == {"p50", "p95", "p99", "max"}
     assert data["money_conserved"] is True
     assert set(data["sent_by_kind"]) <= {"transfer", "wrong_pin", "bad_format", "limit",
-                                         "pin_change", "otp"}
+                                         "pin_change", "otp", "enquiry"}
+
+
+def test_the_load_tests_kinds_come_from_the_services_registry() -> None:
+    """Every service's declared kinds of traffic can be mixed in, and nothing else."""
+    from smsgw.services.registry import plugins
+
+    declared = {kind for plugin in plugins() for kind in plugin.load_kinds}
+    assert {"transfer", "otp", "enquiry"} <= declared
+    assert set(parse_mix(",".join(f"{kind}=1" for kind in declared))) == declared
 
 
 def test_loadtest_rejects_a_bad_mix_and_remote_targets() -> None:

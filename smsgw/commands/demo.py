@@ -18,7 +18,7 @@ from smsgw.commands.options import config_options, load, run_async
 from smsgw.config import Settings
 from smsgw.core.clock import now
 from smsgw.messages import Inbound, Outbound
-from smsgw.services.account import demo as account_demo
+from smsgw.services.registry import plugins
 from smsgw.store import SubscriberRow
 from smsgw.transport.gateway import Gateway
 from smsgw.transport.smpp.client import SmppClient
@@ -38,7 +38,8 @@ def command(config_file: Path | None, redis_url: str | None, language: str | Non
     transfer with both confirmations, a PIN change, a lockout and an operator unblock,
     a bad format. The first thing to run.
     """
-    settings = load(config_file, redis_url)
+    # the chat is the output: the service log only says what went wrong
+    settings = load(config_file, redis_url, log={"level": "warning"})
     sys.exit(run_async(run_demo(settings, language)))
 
 
@@ -88,7 +89,8 @@ SCRIPT: list[Step | CareStep | BankStep] = [
     Step(ALI, "09351234567:1000:55555", note="blocked: even the right PIN is refused"),
     CareStep(ALI, "unblock", note="customer care unblocks Ali"),
     Step(ALI, "09351234567:1000:55555", note="and the transfer goes through"),
-    *(Step(ALI, text, to="1113", note=note) for text, note in account_demo.DEMO_LINES),
+    *(Step(ALI, text, to=plugin.name, note=note)  # to the service's short code
+      for plugin in plugins() for text, note in plugin.demo_lines),
     Step(SARA, "hello", to="3000", note="a text to a number with no service"),
     BankStep("add-card", note="a branch registers Ali's bank card with his mobile"),
     Step(ALI, "رمز پویا", to="7000", note="Ali asks for a dynamic password by SMS"),
@@ -113,10 +115,17 @@ async def play(app: App, converse: Converse, deliver: Deliver, chat: ChatPrinter
             await admin.care(app.store, step.msisdn, step.action.replace("-", "_"), at)
             chat.operator(at, f"smsgw admin {step.action} {step.msisdn}")
             continue
-        chat.inbound(at, step.sender, step.to, step.text)
-        message = Inbound(step.sender, step.to, step.text, at, msg_id=f"demo-{number}")
+        to = short_code(app, step.to)
+        chat.inbound(at, step.sender, to, step.text)
+        message = Inbound(step.sender, to, step.text, at, msg_id=f"demo-{number}")
         for sender, to, text in await converse(message):
             chat.outbound(now(), sender, to, text)
+
+
+def short_code(app: App, to: str) -> str:
+    """A step's destination: a service's name (its configured short code), or a number."""
+    service = app.services.get(to)
+    return service.short_code if service is not None else to
 
 
 async def _bank_step(app: App, step: BankStep, deliver: Deliver, chat: ChatPrinter,

@@ -40,15 +40,16 @@ from smsgw.transport.smpp.pdu import ESME_ROK
 
 if TYPE_CHECKING:
     from smsgw.app import App
+    from smsgw.services.registry import LoadKind
     from smsgw.transport.gateway import Gateway
 
 POPULATION_BASE = 9369000000  # synthetic subscribers: 0936 900 0000 and up
 START_BALANCE = 10_000_000
-DEFAULT_MIX = "transfer=80,wrong_pin=4,bad_format=4,limit=4,pin_change=4,otp=4"
-KINDS = ("transfer", "wrong_pin", "bad_format", "limit", "pin_change", "otp")
+DEFAULT_MIX = "transfer=78,wrong_pin=4,bad_format=4,limit=4,pin_change=4,otp=4,enquiry=2"
 NATIONAL_NUMBER = re.compile(r"[0۰][0-9۰-۹]{10}")  # as replies show numbers: 0935…, ۰۹۳۵…
 SENDER_CONFIRMATION = ("کارمزد", "Fee")  # only the sender's confirmation shows the fee
 MAX_OUTSTANDING = 50_000
+TRANSFER_SHORT_CODE = "1112"
 DRAIN_SECONDS = 10.0
 SETTLE_SECONDS = 30.0
 
@@ -58,8 +59,9 @@ def parse_mix(text: str) -> dict[str, float]:
     for part in text.split(","):
         name, _, value = part.partition("=")
         name = name.strip()
-        if name not in KINDS:
-            raise ValueError(f"unknown kind {name!r} in --mix (kinds: {', '.join(KINDS)})")
+        kinds = load_kinds()
+        if name not in kinds:
+            raise ValueError(f"unknown kind {name!r} in --mix (kinds: {', '.join(kinds)})")
         try:
             shares[name] = float(value)
         except ValueError:
@@ -188,7 +190,10 @@ class Tracker:
         self.results.mt_received += 1
         text = mt.text
         to_sender = SENDER_CONFIRMATION[0] in text or SENDER_CONFIRMATION[1] in text
-        numbers = NATIONAL_NUMBER.findall(text) if not to_sender else []
+        # a transfer's confirmation to its recipient names both numbers (an enquiry's
+        # history names numbers too, but it comes from another short code)
+        from_transfer = mt.source == TRANSFER_SHORT_CODE
+        numbers = NATIONAL_NUMBER.findall(text) if from_transfer and not to_sender else []
         if len(numbers) >= 2:
             pair = (canonical_msisdn(numbers[0]) or "", mt.destination)
             self._recipient_reply(pair, mt.received_at)
@@ -259,57 +264,33 @@ def as_typed(fields: list[str], rng: random.Random) -> str:
 
 
 class Traffic:
-    """Synthetic commands like real traffic: every subscriber has a PIN of its own, amounts
-    and recipients vary, numbers and digits are written in every accepted form, so that
-    (almost) no text repeats and no per-text cache helps more than it would in life.
-
-    PIN changes really change the PIN: later commands of that sender use the new one (a
-    sender's commands are applied in the order they are sent)."""
+    """Synthetic commands like real traffic, of the kinds the services declare in the
+    registry (services/registry.py, `load_kinds`): every subscriber has a PIN of its own,
+    and a kind's generator draws from this (the population, the random source, the PINs
+    as they stand), so that (almost) no text repeats and no per-text cache helps more
+    than it would in life."""
 
     def __init__(self, population: Population, rng: random.Random) -> None:
-        self._population = population
-        self._rng = rng
+        self.population = population
+        self.rng = rng
         self._pins: dict[str, str] = {}
+        self._kinds = load_kinds()
 
     def pin(self, sender: str) -> str:
         return self._pins.get(sender) or pin_of(sender)
 
-    def command(self, kind: str) -> Command:
-        rng, population = self._rng, self._population
-        if kind == "otp":
-            text = rng.choice(["OTP", "otp", "رمز پویا", "Otp"])
-            return Command(rng.choice(population.card_holders), "7000", text)
-        if kind == "wrong_pin":
-            sender = rng.choice(population.victims)
-            recipient = rng.choice(population.senders)
-            pin = self.pin(sender)
-            wrong = str((int(pin[0]) + rng.randrange(1, 10)) % 10) + pin[1:]
-            return Command(sender, "1112", as_typed(
-                [typed_number(recipient, rng), str(rng.randrange(1, 11) * 1000), wrong], rng))
-        sender, recipient = rng.sample(population.senders, 2)
-        if kind in ("transfer", "limit"):
-            amount = (rng.randrange(1000, 10_001) if kind == "transfer"
-                      else rng.randrange(10_001, 1_000_000))
-            fields = [typed_number(recipient, rng), typed_amount(amount, rng), self.pin(sender)]
-            return Command(sender, "1112", as_typed(fields, rng),
-                           recipient if kind == "transfer" else "")
-        if kind == "pin_change":
-            new = pin_of(f"{rng.randrange(10**7):07d}")
-            old, self._pins[sender] = self.pin(sender), new
-            keyword = rng.choice(["PIN", "pin", "Pin", "رمز"])
-            return Command(sender, "1112", as_typed([keyword, old, new, new], rng))
-        return Command(sender, "1112", self._garbled(recipient))
+    def set_pin(self, sender: str, pin: str) -> None:
+        self._pins[sender] = pin
 
-    def _garbled(self, recipient: str) -> str:
-        rng = self._rng
-        national = f"0{recipient[2:]}"
-        return rng.choice([
-            f"{national}:{rng.randrange(1000, 10_000)}",  # the PIN forgotten
-            f"{national} {rng.randrange(1000, 10_000)} {rng.randrange(10_000, 99_999)}",
-            f"salam {rng.randrange(100)}",
-            f"{national[:rng.randrange(4, 10)]}:abc",
-            f"{rng.randrange(1000, 10_000)}:{national}",
-        ])
+    def command(self, kind: str) -> Command:
+        return self._kinds[kind](self)
+
+
+def load_kinds() -> dict[str, LoadKind]:
+    """Every kind of synthetic command, from every service of the registry."""
+    from smsgw.services.registry import plugins
+
+    return {kind: make for plugin in plugins() for kind, make in plugin.load_kinds.items()}
 
 
 async def prepare_population(store: Store, hasher: Hasher, size: int,
@@ -418,8 +399,9 @@ def in_process(smsc: FakeSmsc) -> tuple[Inject, Attach]:
 
 @dataclass
 class _Received:
-    """An MT as the driver bind receives it (the Tracker reads these three fields)."""
+    """An MT as the driver bind receives it (the Tracker reads these four fields)."""
 
+    source: str
     destination: str
     text: str
     received_at: float
@@ -443,7 +425,7 @@ class _Phones:
                 del self._parts[(message.destination, reference, total)]
                 text = "".join(parts[n] for n in sorted(parts))
         if text is not None and self.tracker is not None:
-            self.tracker.on_mt(_Received(message.destination, text,  # type: ignore[arg-type]
+            self.tracker.on_mt(_Received(message.source, message.destination, text,  # type: ignore[arg-type]
                                          time.monotonic()))
         return ESME_ROK, None
 
