@@ -194,4 +194,26 @@ class Outbox:
     async def release(self) -> None:
         """A graceful stop: what is left is taken over at once, not after the lease."""
         with contextlib.suppress(StoreUnavailable):
-            await self._rows.renew(self.owner, 0)
+            await self.end_lease()
+
+    async def end_lease(self) -> None:
+        """The lease ends now (as a kill does, once it runs out)."""
+        await self._rows.renew(self.owner, int(time.time() * 1000) - 1)
+
+
+async def listing(store: Store, hasher: Hasher, settings: Settings) -> list[dict[str, Any]]:
+    """What waits in the outbox, oldest first, as `smsgw admin outbox` shows it: texts
+    masked as in the message log (core/masking.py)."""
+    outbox = Outbox(store, hasher, settings, owner="-")
+    moment = time.time()
+    rows = []
+    for waiting in await outbox.rows.waiting():
+        try:
+            reply = outbox.restored(waiting).reply
+        except ValueError:  # sealed with another key: the stored text is masked already
+            stored = orjson.loads(waiting.entry)
+            reply = Outbound(stored["to"], stored["from"], stored["text"], stored["kind"])
+        rows.append({"to": reply.to, "from": reply.sender, "kind": reply.kind,
+                     "age_seconds": round(max(0.0, moment - waiting.created_ms / 1000), 1),
+                     "text": reply_text(reply), "owner": waiting.owner})
+    return rows
