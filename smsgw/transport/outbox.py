@@ -96,8 +96,12 @@ class Outbox:
         by_shard: dict[int, list[tuple[str, str]]] = defaultdict(list)
         for each in held:
             by_shard[each.shard].append((each.reply_id, self._stored(each)))
-        await asyncio.gather(*(self._rows.put(shard, self.owner, int(created * 1000), rows)
-                               for shard, rows in by_shard.items()))
+        puts = [self._rows.put(shard, self.owner, int(created * 1000), rows)
+                for shard, rows in by_shard.items()]
+        if len(puts) == 1:  # a message's replies: the common case, without a gather
+            await puts[0]
+        else:
+            await asyncio.gather(*puts)
         self.holding += len(held)
         return held
 
