@@ -11,32 +11,21 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-
-import pytest
 
 from smsgw.app import App, build_app
 from smsgw.store.keys import subscriber_key
 from smsgw.store.outbox import OutboxStore
 from smsgw.transport.smpp.fake_smsc import FakeSmsc, InjectedMo
-from tests.conftest import RedisServer, add_subscribers, free_port, make_settings
+from tests.conftest import RedisServer, add_subscribers, make_settings
 from tests.test_faults import RECIPIENT, confirmations_missing, server_url, spawn_gateway
+from tests.test_faults_under_load import durable_server
 
-__all__ = ["server_url"]  # the fixture, shared with test_faults
+__all__ = ["durable_server", "server_url"]  # the fixtures, shared with test_faults*
 TRANSFERS = 30
-
-
-@pytest.fixture
-def durable_server() -> Iterator[RedisServer]:
-    with tempfile.TemporaryDirectory(prefix="smsgw-aof-") as workdir:
-        server = RedisServer(free_port(), Path(workdir), durable=True)
-        server.start()
-        yield server
-        server.stop()
 
 
 async def subscribers(app: App) -> list[tuple[str, str]]:
@@ -95,75 +84,60 @@ async def balance(app: App, msisdn: str) -> int:
     return int((await app.store.subscriber(msisdn))["balance"])
 
 
-async def test_stalled_smsc_kill_9_restart_sends_every_confirmation_once(
-        server_url: str, tmp_path: Path) -> None:
-    app = build_app(make_settings(server_url))
+async def first_dies_successor_sends(
+        url: str, tmp_path: Path, before_kill: Callable[[FakeSmsc], Awaitable[None]] | None = None,
+        successor_started: Callable[[FakeSmsc], Awaitable[None]] | None = None) -> None:
+    """A gateway acknowledges every transfer while the SMSC stalls, (something happens,)
+    is killed; its successor, against a healthy SMSC, sends every confirmation once."""
+    app = build_app(make_settings(url))
     commands = await subscribers(app)
     before = await app.store.money()
     async with FakeSmsc(redeliver_after=0.3) as smsc:
-        first = spawn_gateway(server_url, smsc.port, tmp_path / "one")
+        first = spawn_gateway(url, smsc.port, tmp_path / "one")
         try:
             await smsc.wait_bound(30)
             await acknowledged_while_stalled(smsc, commands)
             assert (await OutboxStore(app.store).census())[0] == 2 * len(commands)
+            if before_kill is not None:
+                await before_kill(smsc)
         finally:
             await kill(first)
         smsc.faults.stall_submits = False
-        second = spawn_gateway(server_url, smsc.port, tmp_path / "two")
+        second = spawn_gateway(url, smsc.port, tmp_path / "two")
         try:
+            if successor_started is not None:
+                await smsc.wait_bound(30)
+                await successor_started(smsc)
             await check_everything_once(app, smsc, commands, before)
         finally:
             await stop(second)
     await app.close()
+
+
+async def test_stalled_smsc_kill_9_restart_sends_every_confirmation_once(
+        server_url: str, tmp_path: Path) -> None:
+    await first_dies_successor_sends(server_url, tmp_path)
 
 
 async def test_stalled_smsc_link_drop_then_kill_9(redis_url: str, tmp_path: Path) -> None:
-    app = build_app(make_settings(redis_url))
-    commands = await subscribers(app)
-    before = await app.store.money()
-    async with FakeSmsc(redeliver_after=0.3) as smsc:
-        first = spawn_gateway(redis_url, smsc.port, tmp_path / "one")
-        try:
-            await smsc.wait_bound(30)
-            await acknowledged_while_stalled(smsc, commands)
-            stalled = smsc.stats["stalled"]
-            smsc.drop_links()  # it binds again and sends again, into the stall
-            while smsc.stats["stalled"] <= stalled:
-                await asyncio.sleep(0.05)
-        finally:
-            await kill(first)
-        smsc.faults.stall_submits = False
-        second = spawn_gateway(redis_url, smsc.port, tmp_path / "two")
-        try:
-            await check_everything_once(app, smsc, commands, before)
-        finally:
-            await stop(second)
-    await app.close()
+    async def drop_link(smsc: FakeSmsc) -> None:
+        stalled = smsc.stats["stalled"]
+        smsc.drop_links()  # it binds again and sends again, into the stall
+        while smsc.stats["stalled"] <= stalled:
+            await asyncio.sleep(0.05)
+
+    await first_dies_successor_sends(redis_url, tmp_path, before_kill=drop_link)
 
 
 async def test_stalled_smsc_kill_9_and_redis_restarted_while_the_successor_sends(
         durable_server: RedisServer, tmp_path: Path) -> None:
-    app = build_app(make_settings(durable_server.url))
-    commands = await subscribers(app)
-    before = await app.store.money()
-    async with FakeSmsc(redeliver_after=0.3) as smsc:
-        first = spawn_gateway(durable_server.url, smsc.port, tmp_path / "one")
-        try:
-            await smsc.wait_bound(30)
-            await acknowledged_while_stalled(smsc, commands)
-        finally:
-            await kill(first)
-        smsc.faults.stall_submits = False
-        second = spawn_gateway(durable_server.url, smsc.port, tmp_path / "two")
-        try:
-            await smsc.wait_bound(30)
-            await asyncio.to_thread(durable_server.stop)
-            await asyncio.sleep(1.5)  # past the first one's lease: the takeover waits
-            await asyncio.to_thread(durable_server.start)
-            await check_everything_once(app, smsc, commands, before)
-        finally:
-            await stop(second)
-    await app.close()
+    async def restart_redis(_: FakeSmsc) -> None:
+        await asyncio.to_thread(durable_server.stop)
+        await asyncio.sleep(1.5)  # past the first one's lease: the takeover waits
+        await asyncio.to_thread(durable_server.start)
+
+    await first_dies_successor_sends(durable_server.url, tmp_path,
+                                     successor_started=restart_redis)
 
 
 async def test_two_gateways_one_killed_the_other_sends_its_replies(
