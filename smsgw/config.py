@@ -132,6 +132,13 @@ class OtpSettings(Table):
         return value
 
 
+class OutboxSettings(Table):
+    """Replies durable until the SMSC takes them (transport/outbox.py)."""
+
+    max_age_seconds: Annotated[int, Field(gt=0)] = 24 * 3600  # older: dropped, recorded
+    lease_seconds: Annotated[float, Field(gt=0)] = 15.0  # a silent gateway's replies: taken over
+
+
 class LogSettings(Table):
     dir: str = "var/log"
     format: Literal["auto", "json", "console"] = "auto"
@@ -173,6 +180,7 @@ class Settings(BaseSettings):
     replies: ReplySettings = Field(default_factory=ReplySettings)
     otp: OtpSettings = Field(default_factory=OtpSettings)
     account: AccountSettings = Field(default_factory=AccountSettings)
+    outbox: OutboxSettings = Field(default_factory=OutboxSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -38,9 +39,11 @@ def server_url(request: pytest.FixtureRequest) -> str:
                                        else "redis_url"))
 
 
-def spawn_gateway(redis_url: str, smsc_port: int, log_dir: Path) -> subprocess.Popen[bytes]:
+def spawn_gateway(redis_url: str, smsc_port: int, log_dir: Path,
+                  lease_seconds: float = 1.0) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMSGW_")}
     env.update(SMSGW_SMSC_PORT=str(smsc_port),
+               SMSGW_OUTBOX_LEASE_SECONDS=str(lease_seconds),
                SMSGW_REDIS_URL=redis_url.removeprefix(CLUSTER_PREFIX),
                SMSGW_REDIS_CLUSTER=str(redis_url.startswith(CLUSTER_PREFIX)).lower(),
                SMSGW_SECURITY_HASH_KEY=TEST_KEY, SMSGW_HTTP_PORT=str(free_port()),
@@ -81,6 +84,9 @@ async def test_kill_9_mid_load_then_restart_applies_everything_exactly_once(
         try:
             await asyncio.wait_for(asyncio.gather(*(smsc.wait_answered(mo, 60) for mo in mos)),
                                    90)
+            # every acknowledged command got its confirmations (the outbox: those the
+            # first gateway had decided but not sent when it died, too)
+            unconfirmed = await confirmations_missing(smsc, texts, 60)
         finally:
             second.send_signal(signal.SIGTERM)  # it drains through our fake SMSC: keep the
             await asyncio.to_thread(second.wait, 30)  # event loop free while it does
@@ -90,12 +96,28 @@ async def test_kill_9_mid_load_then_restart_applies_everything_exactly_once(
           f"{answered_before_kill} answered before the kill, {redelivered} delivered again; "
           f"recipient {balance} of {expected} rials")
     assert balance == expected  # nothing lost, nothing applied twice
+    assert unconfirmed == {}
     assert await app.store.money() == before
     assert await app.store.journal_senders() == []  # nothing left half-done
     if len(texts) < HISTORY_LENGTH:  # (the history keeps the latest 1,000 entries)
         history = await app.store.history(RECIPIENT)
         assert sum(entry["kind"] == "transfer_in" for entry in history) == len(texts)
     await app.close()
+
+
+async def confirmations_missing(smsc: FakeSmsc, commands: list[tuple[str, str]],
+                                timeout: float) -> dict[str, int]:
+    """Who still lacks confirmations once `timeout` ran out (none: {}): each sender one
+    per command, the recipient one per transfer."""
+    wanted = Counter(sender for sender, _ in commands)
+    wanted[RECIPIENT] = len(commands)
+    deadline = time.monotonic() + timeout
+    while True:
+        got = Counter(mt.destination for mt in smsc.mt)
+        missing = {who: count - got[who] for who, count in wanted.items() if got[who] < count}
+        if not missing or time.monotonic() > deadline:
+            return missing
+        await asyncio.sleep(0.1)
 
 
 async def test_storm_10000_commands_1000_subscribers(redis_url: str) -> None:

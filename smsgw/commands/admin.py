@@ -35,6 +35,7 @@ from smsgw.core.text import normalise_compact
 from smsgw.services.otp.cards import CARD_DIGITS, normalise_card
 from smsgw.store import HISTORY_LENGTH
 from smsgw.subscribers import BadInputFile, read_subscriber_file
+from smsgw.transport.outbox import listing
 
 
 @click.group(name="admin")
@@ -202,6 +203,24 @@ def history_command(config_file: Path | None, redis_url: str | None, who: str,
         else:
             rest = " ".join(f"{k}={v}" for k, v in entry.items() if k not in ("at", "kind"))
             click.echo(f"{entry.get('at', '')}  {entry.get('kind', ''):14} {rest}")
+
+
+@admin_command("outbox")
+@click.option("--json", "as_json", is_flag=True, help="JSON Lines, oldest first.")
+def outbox_command(config_file: Path | None, redis_url: str | None, as_json: bool) -> None:
+    """The replies waiting in the outbox for the SMSC to take them, oldest first: to,
+    kind, age, the gateway sending it, and the text masked as in the message log."""
+    settings = load(config_file, redis_url)
+    rows = run_async(with_app(settings, lambda app: listing(app.store, app.hasher,
+                                                            app.settings)))
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        return
+    click.echo(f"{len(rows)} replies waiting")
+    for row in rows:
+        click.echo(f"{row['age_seconds']:>9.1f}s  {row['to']:14} {row['kind']:22} "
+                   f"{row['owner']:24} {row['text']}")
 
 
 @admin_command("audit")

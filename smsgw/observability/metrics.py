@@ -42,10 +42,21 @@ HTTP_REQUESTS = Histogram("smsgw_http_request_seconds", "HTTP API latency by rou
 # Set by each gateway's heartbeat (transport/heartbeat.py), for the alert rules in deploy/.
 BINDS_BOUND = Gauge("smsgw_smpp_binds_bound", "SMPP binds of this gateway that are bound now")
 STORE_UP = Gauge("smsgw_store_up", "1 if the store answered the gateway's last heartbeat ping")
-# The outbox (interfaces.md, "Replies that must not be lost") will set these; 0 until then.
-OUTBOX_REPLIES = Gauge("smsgw_outbox_replies", "Replies durable in the outbox, not yet sent")
+# The outbox (interfaces.md, "Replies that must not be lost"): the gauges are the whole
+# store's outbox (every gateway reports the same figures; set by workers/outbox.py).
+OUTBOX_REPLIES = Gauge("smsgw_outbox_replies",
+                       "Replies durable in the outbox, not yet accepted by the SMSC")
 OUTBOX_OLDEST_SECONDS = Gauge("smsgw_outbox_oldest_seconds",
                               "Age of the oldest reply waiting in the outbox")
+OUTBOX_RESENT = Counter(
+    "smsgw_outbox_resent_total",
+    "Replies this gateway took over from a gateway that stopped (killed, cut off, or its "
+    "own predecessor) and sent again: one may reach its phone twice if the SMSC had taken "
+    "it but its answer was lost")
+OUTBOX_DROPPED = Counter("smsgw_outbox_dropped_total",
+                         "Replies dropped from the outbox unsent: refused for good by the "
+                         "SMSC, an OTP past its validity, or older than max_age",
+                         ["reason"])
 
 
 # Every label value comes from a fixed set, never from what a sender or an SMSC chose

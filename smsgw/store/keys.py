@@ -99,3 +99,18 @@ def mobile_cards_key(msisdn: str) -> str:
 def idempotency_record_key(key_digest: str) -> str:
     """What an Idempotency-Key of the HTTP API holds (its own slot)."""
     return f"ik:{{{key_digest}}}"
+
+
+OUTBOX_SHARDS = 16
+OUTBOX_LEASES_KEY = "ob:{leases}"  # a zset: gateway id -> until when its lease holds (ms)
+
+
+def outbox_shard(msisdn: str) -> int:
+    """The outbox shard of the replies that answer this sender (or go to this mobile)."""
+    return zlib.crc32(msisdn.encode()) % OUTBOX_SHARDS
+
+
+def outbox_keys(shard: int) -> tuple[str, str, str]:
+    """One outbox shard, all in one slot: its replies (a hash: reply id -> JSON), their
+    owners (a hash: reply id -> gateway id), their ages (a zset: reply id -> created, ms)."""
+    return f"ob:{{{shard}}}", f"ob:{{{shard}}}:o", f"ob:{{{shard}}}:t"

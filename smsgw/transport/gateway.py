@@ -3,7 +3,9 @@
 Per message: reassemble parts (reassembly.py) -> wait for the sender's earlier messages
 (ordering.py) -> make its Inbound (redelivery.py) -> the router -> answer the deliver_sm
 (ESME_ROK, or ESME_RX_T_APPN while the store is down) -> submit the replies, tagged for
-their receipts (receipts.py), and write both to the message log (msglog.py).
+their receipts (receipts.py), and write both to the message log (msglog.py). The replies
+are durable in the outbox (outbox.py) before the answer, and leave it once the SMSC took
+them; the outbox worker (workers/outbox.py) sends what a stopped gateway left.
 
 The client is built outside and handed in (as aiosmtpd's Controller builds its server):
 `Gateway(app, SmppClient.from_settings(settings), message_log)`.
@@ -12,6 +14,7 @@ The client is built outside and handed in (as aiosmtpd's Controller builds its s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 
@@ -25,11 +28,13 @@ from smsgw.store import StoreUnavailable
 from smsgw.transport.heartbeat import RecentTraffic, beating
 from smsgw.transport.msglog import MessageLog, MessageRecorder
 from smsgw.transport.ordering import KeyedOrder, SharedOrder
+from smsgw.transport.outbox import Held, Outbox
 from smsgw.transport.reassembly import PART_STATUSES, Reassembly
 from smsgw.transport.receipts import DeliveryEvents, receipt_tag, record_receipt
 from smsgw.transport.redelivery import CONFIRM_BATCH_SECONDS, Redeliveries
 from smsgw.transport.smpp.client import OnAnswerSafe, Receipt, SmppClient, WireMessage
 from smsgw.transport.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
+from smsgw.workers.outbox import OutboxWorker
 
 log = get_logger("smsgw.transport.gateway")
 MAX_PROCESSING = 256
@@ -54,6 +59,8 @@ class Gateway:
         # an SMSC with a huge window cannot drown the event loop and the store pool.
         self._processing = asyncio.Semaphore(MAX_PROCESSING)
         self._reply_tasks: set[asyncio.Future[list[str]]] = set()
+        self.outbox = Outbox(app.store, app.hasher, app.settings)
+        self._holding: set[asyncio.Task[None]] = set()  # HTTP OTPs being made durable
         self._store_down_logged = float("-inf")
         self._store_down_count = 0
         self._short_codes = app.router.short_codes
@@ -61,13 +68,19 @@ class Gateway:
 
     async def run(self) -> None:
         await self.app.store.load_scripts()
+        worker = OutboxWorker(self.outbox, functools.partial(self._send, None))
+        with contextlib.suppress(StoreUnavailable):
+            await self.outbox.renew()  # before any reply is held under this gateway's id
         flushing = asyncio.create_task(self._flush_loop())
+        keeping = asyncio.create_task(worker.run())
         try:
             async with beating(self):
                 await self.client.run(self)
         finally:
             flushing.cancel()
+            keeping.cancel()
             await self.flush()
+            await self.outbox.release()
 
     async def stop(self, drain_timeout: float = 10.0) -> None:
         await self.client.stop(drain_timeout)
@@ -78,8 +91,8 @@ class Gateway:
     async def settle(self) -> None:
         """Wait until every reply decided so far was accepted by the SMSC (or refused),
         and the message log holds them all."""
-        while self._reply_tasks:
-            await asyncio.wait(set(self._reply_tasks))
+        while self._reply_tasks or self._holding:
+            await asyncio.wait(self._reply_tasks | self._holding)
         await self._delivery_events.drain()
         self._recorder.flush()
 
@@ -94,6 +107,7 @@ class Gateway:
     async def flush(self) -> None:
         """Confirm the answers found safe so far; write out the message log."""
         await self._redeliveries.confirm()
+        await self.outbox.flush()
         self._recorder.flush()
 
     # -- inbound ------------------------------------------------------------------------
@@ -122,28 +136,32 @@ class Gateway:
             async with self._order.hold(sender):
                 inbound = self._redeliveries.inbound(message, sender, assembly.text,
                                                      assembly.message_id, session, now())
-                replies, late = await self._route(inbound, received)
+                held, late = await self._route(inbound, received)
         except StoreUnavailable as exc:
             metrics.message_in(service, "store_down").inc()
             self._store_down_warning(str(exc))
             return ESME_RX_T_APPN, None
         await self._parts.forget(message, sender)
         self._recorder.inbound(inbound)
-        metrics.observe_replies(service, replies, time.perf_counter() - received)
-        self._send(inbound, replies)
+        metrics.observe_replies(service, [each.reply for each in held],
+                                time.perf_counter() - received)
+        self._send(inbound, held)
         return ESME_ROK, None if late else self._redeliveries.on_answer_safe(inbound)
 
-    async def _route(self, inbound: Inbound, received: float) -> tuple[list[Outbound], bool]:
-        """The replies, and whether they come too late (the SMSC may deliver again)."""
+    async def _route(self, inbound: Inbound, received: float) -> tuple[list[Held], bool]:
+        """The replies, durable in the outbox, and whether they come too late (the SMSC
+        may deliver again). A store failure in either step: the message is answered with a
+        temporary error, and its redelivery gets the same outcome, applied once."""
         try:
             replies = await self.app.router.handle(inbound)
+            held = await self.outbox.hold(inbound, replies)
         except StoreUnavailable:
             self._redeliveries.remember_uncertain(inbound, "store_failed")
             raise
         late = self._redeliveries.answered_late(received)
         if late:
             self._redeliveries.remember_uncertain(inbound, "late_answer")
-        return replies, late
+        return held, late
 
     def _service_label(self, short_code: str) -> str:
         """A metric label: a configured short code, else "other" (never what a sender
@@ -165,15 +183,30 @@ class Gateway:
     # -- outbound -----------------------------------------------------------------------
 
     def deliver(self, messages: list[Outbound]) -> None:
-        """Send messages that answer no inbound SMS (OTPs the payment system asked for)."""
-        self._send(None, messages)
+        """Send messages that answer no inbound SMS (OTPs the payment system asked for),
+        through the outbox; with the store down, sent anyway (kept in memory only)."""
+        task = asyncio.create_task(self._deliver_durably(messages))
+        self._holding.add(task)
+        task.add_done_callback(self._holding.discard)
 
-    def _send(self, inbound: Inbound | None, replies: list[Outbound]) -> None:
-        for reply in replies:
+    async def _deliver_durably(self, messages: list[Outbound]) -> None:
+        try:
+            held = await self.outbox.hold(None, messages)
+        except StoreUnavailable:
+            log.warning("outbox unavailable: sending without keeping", replies=len(messages))
+            held = [Held(reply, "", -1, float("inf"), time.time()) for reply in messages]
+        self._send(None, held)
+
+    def _send(self, inbound: Inbound | None, held: list[Held]) -> None:
+        for each in held:
+            reply = each.reply
             accepted = self.client.submit_nowait(reply.sender, reply.to, reply.text,
-                                                 receipt_tag(reply))
+                                                 receipt_tag(reply),
+                                                 expires_in=each.expires - time.time())
             self._reply_tasks.add(accepted)
             accepted.add_done_callback(functools.partial(self._submitted, inbound, reply))
+            if each.shard >= 0:  # the outbox's own callback: removal, records
+                accepted.add_done_callback(functools.partial(self.outbox.finished, each))
 
     def _submitted(self, inbound: Inbound | None, reply: Outbound,
                    done: asyncio.Future[list[str]]) -> None:

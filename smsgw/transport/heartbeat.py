@@ -137,7 +137,7 @@ class Heartbeat:
             "mt_per_s": round((traffic.mt_total - mt_then) / elapsed, 1),
             "in_processing": gateway.client.inbound_in_flight,
             "replies_unsent": gateway.client.pending_submits,
-            "outbox": 0,  # the outbox (interfaces.md) reports its length here once it exists
+            "outbox": gateway.outbox.holding,  # its replies in the outbox, not yet taken
             "errors": _errors(gateway),
             "recent": traffic.records(),
         }

@@ -138,6 +138,7 @@ class _PartJob:
     index: int
     receipt_tag: str | None = None
     attempts: int = 0
+    deadline: float | None = None  # monotonic: not sent after this (ReplyExpired)
 
 
 @dataclass
@@ -245,13 +246,18 @@ class SmppClient:
         return await self.submit_nowait(source, destination, text, receipt_tag)
 
     def submit_nowait(self, source: str, destination: str, text: str,
-                      receipt_tag: str | None = None) -> asyncio.Future[list[str]]:
+                      receipt_tag: str | None = None,
+                      expires_in: float | None = None) -> asyncio.Future[list[str]]:
+        """As `submit`, without waiting. With `expires_in` (seconds), a part not sent by
+        then is not sent at all: the future fails with ReplyExpired."""
         parts = encode_reply(text)
         submission = _Submission(asyncio.get_running_loop().create_future(),
                                  [""] * len(parts), len(parts))
         wanted = int(receipt_tag is not None)
+        deadline = None if expires_in is None else time.monotonic() + expires_in
         for index, part in enumerate(parts):
-            job = _PartJob(source, destination, part, wanted, submission, index, receipt_tag)
+            job = _PartJob(source, destination, part, wanted, submission, index, receipt_tag,
+                           deadline=deadline)
             if not self._send_at_once(job):
                 self._queue.put_nowait(job)
         return submission.done
@@ -513,6 +519,10 @@ class SmppClient:
             self._send_or_fail(conn, job)
 
     def _send_or_fail(self, conn: Connection, job: _PartJob) -> None:
+        if job.deadline is not None and time.monotonic() > job.deadline:
+            self._window.release()  # taken for this part, which now goes nowhere
+            job.submission.failed(ReplyExpired())
+            return
         try:
             self._send_part(conn, job)
         except Exception as exc:  # one bad reply must not stop every later one
@@ -583,6 +593,10 @@ def _message_id(raw: RawPdu) -> str:
 
 class BindRefused(Exception):
     pass
+
+
+class ReplyExpired(Exception):
+    """A reply not sent: its deadline passed before the SMSC could take it."""
 
 
 class SubmitRefused(Exception):

@@ -4,7 +4,8 @@ It authenticates binds, answers enquire_link, hands injected mobile-originated m
 to bound receivers as deliver_sm (again and again until one is answered ESME_ROK),
 accepts submit_sm with message ids, reassembles concatenated parts, sends delivery
 receipts, answers a malformed PDU with generic_nack and keeps serving. Faults can be
-switched on: drop links, refuse binds, throttle, delay responses.
+switched on: drop links, refuse binds, throttle, delay responses, stall (take submit_sm
+and never answer).
 
 Like a real SMSC it routes between binds: a client that binds with system_id "loadtest"
 plays the phones. Its submit_sm become MOs for the other binds (the gateway), and every
@@ -95,6 +96,7 @@ class Faults:
     throttle_next: int = 0  # answer this many submit_sm with ESME_RTHROTTLED
     response_delay: float = 0.0  # seconds before answering submit_sm
     ignore_deliver_resp: int = 0  # drop this many deliver_sm_resp (as if lost)
+    stall_submits: bool = False  # take submit_sm and never answer (nor deliver them)
 
 
 @dataclass
@@ -126,7 +128,8 @@ class FakeSmsc:
         self.mt: list[Mt] = []
         self.violations: list[str] = []
         self.stats = {"binds": 0, "binds_refused": 0, "generic_nacks": 0, "deliver_attempts": 0,
-                      "throttled": 0, "receipts": 0, "max_outstanding_submits": 0}
+                      "throttled": 0, "receipts": 0, "max_outstanding_submits": 0,
+                      "stalled": 0}
         self._outstanding_submits = 0
         self.on_mt: list[Callable[[Mt], None]] = []
         self._sessions: list[_Session] = []
@@ -316,6 +319,9 @@ class FakeSmsc:
         except PduError as exc:
             self.stats["generic_nacks"] += 1
             conn.write(generic_nack(exc.status, raw.sequence))
+            return
+        if self.faults.stall_submits:
+            self.stats["stalled"] += 1
             return
         if self.faults.throttle_next > 0:
             self.faults.throttle_next -= 1

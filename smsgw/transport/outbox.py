@@ -1,0 +1,223 @@
+"""The outbox (interfaces.md, "Replies that must not be lost"): every reply is durable in
+the store before the deliver_sm it answers is acknowledged, and stays until the SMSC took
+it (submit_sm_resp OK) or refused it for good.
+
+- `hold`: the replies of one message in one script call (store/outbox.py), after the
+  router decided them and before the gateway answers ESME_ROK; a store failure makes that
+  answer a temporary error (the redelivery machinery re-renders the same outcome).
+- `finished` (a done-callback of each submit): queues the reply's removal; removals go in
+  batches (`flush`, every CONFIRM_BATCH_SECONDS). A refusal for good, or an expiry, is
+  also recorded in the recipient's history.
+- A gateway owns what it holds under a lease it renews (workers/outbox.py); a gateway
+  that stops renewing (killed, cut off) has its replies taken over by another, or by its
+  own successor, once the lease has run out. A graceful stop ends the lease at once.
+- Not too late: an OTP reply is not sent past its validity ([otp] ttl_seconds), nor any
+  reply older than [outbox] max_age_seconds (the submit carries that deadline).
+
+An OTP is kept sealed (core/hashing.py), never in clear; the rest of the text is stored
+as the message log would show it plus the sealed secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from smsgw.config import Settings
+from smsgw.core.clock import now
+from smsgw.core.hashing import Hasher
+from smsgw.core.masking import HIDDEN_SECRET, reply_text
+from smsgw.messages import Inbound, Outbound
+from smsgw.observability import metrics
+from smsgw.observability.logs import get_logger
+from smsgw.store import Store, StoreUnavailable
+from smsgw.store.batcher import UNAVAILABLE
+from smsgw.store.keys import outbox_shard
+from smsgw.store.outbox import OutboxStore, Waiting
+from smsgw.transport.smpp.client import ReplyExpired, SubmitRefused
+
+log = get_logger("smsgw.transport.outbox")
+SEAL_LABEL = "outbox-otp"
+
+
+@dataclass(slots=True)
+class Held:
+    """A reply the outbox holds for this gateway: sent, and waiting to be taken."""
+
+    reply: Outbound
+    reply_id: str
+    shard: int
+    expires: float  # epoch seconds: not sent after this
+    created: float  # epoch seconds
+
+
+def gateway_id() -> str:
+    """A new id for each process: a restarted gateway takes its predecessor's replies
+    over like any other's."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Outbox:
+    def __init__(self, store: Store, hasher: Hasher, settings: Settings,
+                 owner: str | None = None) -> None:
+        self.owner = owner or gateway_id()
+        self.lease_seconds = settings.outbox.lease_seconds
+        self._rows = OutboxStore(store)
+        self._store = store
+        self._hasher = hasher
+        self._max_age = settings.outbox.max_age_seconds
+        self._otp_validity = settings.otp.ttl_seconds
+        self._to_remove: list[Held] = []
+        self._to_record: list[tuple[Held, dict[str, Any]]] = []
+        self.holding = 0  # held by this gateway, not yet removed (the heartbeat's figure)
+
+    @property
+    def rows(self) -> OutboxStore:
+        return self._rows
+
+    # -- in ---------------------------------------------------------------------------
+
+    async def hold(self, inbound: Inbound | None, replies: list[Outbound]) -> list[Held]:
+        """Make replies durable (one call per shard: one for a message's replies).
+        Raises StoreUnavailable: then none of them may be acknowledged."""
+        if not replies:
+            return []
+        created = time.time()
+        held = [self._held(inbound, reply, index, created) for index, reply in enumerate(replies)]
+        by_shard: dict[int, list[tuple[str, str]]] = defaultdict(list)
+        for each in held:
+            by_shard[each.shard].append((each.reply_id, self._stored(each)))
+        puts = [self._rows.put(shard, self.owner, int(created * 1000), rows)
+                for shard, rows in by_shard.items()]
+        if len(puts) == 1:  # a message's replies: the common case, without a gather
+            await puts[0]
+        else:
+            await asyncio.gather(*puts)
+        self.holding += len(held)
+        return held
+
+    def _held(self, inbound: Inbound | None, reply: Outbound, index: int,
+              created: float) -> Held:
+        if inbound is not None:
+            # the same reply decided again (a redelivery re-renders the first outcome) is
+            # the same entry: a successor sends it once, not once per attempt
+            reply_id = self._hasher.digest("outbox", reply.to, reply.kind, reply.text,
+                                           str(index))[:24]
+            shard = outbox_shard(inbound.sender)
+        else:
+            reply_id, shard = secrets.token_hex(12), outbox_shard(reply.to)
+        validity = self._otp_validity if reply.secret else self._max_age
+        return Held(reply, reply_id, shard, created + min(validity, self._max_age), created)
+
+    def _stored(self, held: Held) -> str:
+        reply = held.reply
+        entry: dict[str, Any] = {
+            "to": reply.to, "from": reply.sender, "text": reply_text(reply),
+            "kind": reply.kind, "receipt": reply.receipt, "about": reply.receipt_about,
+            "expires": held.expires}
+        if reply.secret:
+            entry["secret"] = self._hasher.seal(SEAL_LABEL, reply.secret)
+        return orjson.dumps(entry).decode()
+
+    def restored(self, waiting: Waiting) -> Held:
+        """A reply read back from the store (taken over), its secret unsealed."""
+        entry = orjson.loads(waiting.entry)
+        secret = self._hasher.unseal(SEAL_LABEL, entry["secret"]) if "secret" in entry else None
+        text = entry["text"].replace(HIDDEN_SECRET, secret) if secret else entry["text"]
+        reply = Outbound(entry["to"], entry["from"], text, entry["kind"],
+                         receipt=bool(entry["receipt"]), secret=secret,
+                         receipt_about=entry["about"])
+        return Held(reply, waiting.reply_id, waiting.shard, float(entry["expires"]),
+                    waiting.created_ms / 1000)
+
+    def taken_over(self, held: list[Held]) -> None:
+        self.holding += len(held)
+
+    # -- out --------------------------------------------------------------------------
+
+    def finished(self, held: Held, done: asyncio.Future[list[str]]) -> None:
+        """A submit's done-callback: taken, refused for good or expired -> removed (and
+        the last two recorded); cancelled (stopping) -> kept for whoever sends next."""
+        if done.cancelled():
+            return
+        error = done.exception()
+        if isinstance(error, ReplyExpired):
+            self.expire(held)
+            return
+        if error is not None:
+            status = error.status if isinstance(error, SubmitRefused) else 0
+            self._record(held, {"kind": "reply_refused", "status": f"{status:#x}"})
+            metrics.OUTBOX_DROPPED.labels(reason="refused").inc()
+        self._to_remove.append(held)
+
+    def expire(self, held: Held) -> None:
+        """Not sent: too late (an OTP past its validity, or past [outbox] max_age)."""
+        reason = "otp_validity" if held.reply.secret else "max_age"
+        self._record(held, {"kind": "reply_expired", "reason": reason})
+        metrics.OUTBOX_DROPPED.labels(reason=reason).inc()
+        self._to_remove.append(held)
+
+    def _record(self, held: Held, entry: dict[str, Any]) -> None:
+        entry.update(about=held.reply.kind, at=now().isoformat())
+        self._to_record.append((held, entry))
+
+    async def flush(self) -> None:
+        """Remove what was taken, in one batch; record refusals and expiries. What fails
+        stays queued (a reply sent again after a crash meanwhile is the rare duplicate)."""
+        if self._to_remove:
+            batch, self._to_remove = self._to_remove, []
+            by_shard: dict[int, list[str]] = defaultdict(list)
+            for held in batch:
+                by_shard[held.shard].append(held.reply_id)
+            try:
+                await self._rows.remove(by_shard)
+            except StoreUnavailable:
+                self._to_remove.extend(batch)
+            else:
+                self.holding = max(0, self.holding - len(batch))
+        if self._to_record:
+            records, self._to_record = self._to_record, []
+            for held, entry in records:
+                with contextlib.suppress(*UNAVAILABLE):  # the removal is what matters
+                    await self._store.append_history(held.reply.to, entry)
+
+    # -- the lease --------------------------------------------------------------------
+
+    async def renew(self) -> None:
+        await self._rows.renew(self.owner, int((time.time() + self.lease_seconds) * 1000))
+
+    async def release(self) -> None:
+        """A graceful stop: what is left is taken over at once, not after the lease."""
+        with contextlib.suppress(StoreUnavailable):
+            await self.end_lease()
+
+    async def end_lease(self) -> None:
+        """The lease ends now (as a kill does, once it runs out)."""
+        await self._rows.renew(self.owner, int(time.time() * 1000) - 1)
+
+
+async def listing(store: Store, hasher: Hasher, settings: Settings) -> list[dict[str, Any]]:
+    """What waits in the outbox, oldest first, as `smsgw admin outbox` shows it: texts
+    masked as in the message log (core/masking.py)."""
+    outbox = Outbox(store, hasher, settings, owner="-")
+    moment = time.time()
+    rows = []
+    for waiting in await outbox.rows.waiting():
+        try:
+            reply = outbox.restored(waiting).reply
+        except ValueError:  # sealed with another key: the stored text is masked already
+            stored = orjson.loads(waiting.entry)
+            reply = Outbound(stored["to"], stored["from"], stored["text"], stored["kind"])
+        rows.append({"to": reply.to, "from": reply.sender, "kind": reply.kind,
+                     "age_seconds": round(max(0.0, moment - waiting.created_ms / 1000), 1),
+                     "text": reply_text(reply), "owner": waiting.owner})
+    return rows
