@@ -1,0 +1,40 @@
+"""Breaks found by an outside attack on the two HTTP surfaces (the payment API and the
+operator console), each with the test that showed it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from smsgw.app import App, build_app
+from smsgw.console import people as people_module
+from smsgw.console.people import MAX_FAILURES, People, SignIn
+from tests.conftest import make_settings
+from tests.console_helpers import PASSWORDS, seed
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(people_module, "SCRYPT_LOG2_N", 10)
+
+
+@pytest.fixture
+async def console_app(store_url: str) -> AsyncIterator[App]:
+    application = build_app(make_settings(store_url))
+    await seed(application)
+    yield application
+    await application.close()
+
+
+async def test_concurrent_guesses_get_no_more_than_five_tries(console_app: App) -> None:
+    """40 wrong passwords sent at once, and the right one among them: each read the lock
+    before any had failed, so all were checked (and the right one let in after 15 wrong)."""
+    people = People(console_app.store)
+    guesses = [people.sign_in("cara", f"guess-{n}-wrong") for n in range(40)]
+    outcomes = await asyncio.gather(*guesses, people.sign_in("cara", PASSWORDS["cara"]))
+    checked_and_wrong = [o for o, _ in outcomes[:-1] if o is SignIn.FAILED]
+    assert len(checked_and_wrong) <= MAX_FAILURES - 1  # the 5th failure answers "locked"
+    assert outcomes[-1][0] is SignIn.LOCKED  # the 41st attempt: not checked at all
+    assert (await people.sign_in("cara", PASSWORDS["cara"]))[0] is SignIn.LOCKED
