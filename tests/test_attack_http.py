@@ -4,6 +4,7 @@ operator console), each with the test that showed it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -38,3 +39,22 @@ async def test_concurrent_guesses_get_no_more_than_five_tries(console_app: App) 
     assert len(checked_and_wrong) <= MAX_FAILURES - 1  # the 5th failure answers "locked"
     assert outcomes[-1][0] is SignIn.LOCKED  # the 41st attempt: not checked at all
     assert (await people.sign_in("cara", PASSWORDS["cara"]))[0] is SignIn.LOCKED
+
+
+async def test_sign_ins_do_not_stall_the_process(console_app: App,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A password check costs ~0.1 s of CPU; run on the event loop, 60 sign-ins by a
+    stranger held GET /healthz (and every payment API call) for over 6 s."""
+    original = people_module.password_matches
+
+    def slow(password: str, encoded: str) -> bool:
+        time.sleep(0.2)  # as a production scrypt, which releases the GIL
+        return original(password, encoded)
+
+    monkeypatch.setattr(people_module, "password_matches", slow)
+    people = People(console_app.store)
+    signing_in = asyncio.gather(*(people.sign_in(f"stranger-{n}", "x") for n in range(3)))
+    started = time.perf_counter()
+    await asyncio.sleep(0.01)
+    assert time.perf_counter() - started < 0.15
+    await signing_in
