@@ -14,6 +14,10 @@ from smsgw.console import people as people_module
 from smsgw.console.people import MAX_FAILURES, People, SignIn
 from tests.conftest import make_settings
 from tests.console_helpers import PASSWORDS, seed
+from tests.test_otp_rules import CARD, T0
+from tests.test_webhooks import Receiver, bank, deliver_all, receiver
+
+__all__ = ["bank", "receiver"]  # fixtures
 
 
 @pytest.fixture(autouse=True)
@@ -58,3 +62,19 @@ async def test_sign_ins_do_not_stall_the_process(console_app: App,
     await asyncio.sleep(0.01)
     assert time.perf_counter() - started < 0.15
     await signing_in
+
+
+async def test_a_two_part_otp_sms_is_delivered_once(bank: App, receiver: Receiver) -> None:
+    """A Persian payment OTP is two SMS parts, each with its own receipt: the payment
+    system got otp.delivered twice (two event ids: no receiver could drop the repeat)."""
+    answer = await bank.otp.request_for_payment(CARD, 1_500_000, "Digikala", T0)
+    events = bank.otp.events
+    await events.sent(answer.request_id, "smsc-1")
+    await events.sent(answer.request_id, "smsc-1")  # the SMS accepted again (a re-send)
+    await events.receipt(answer.request_id, "DELIVRD", "000")  # part 1
+    await events.receipt(answer.request_id, "DELIVRD", "000")  # part 2
+    await events.receipt(answer.request_id, "UNDELIV", "000")  # a late, contrary part
+    await bank.otp.verify(answer.request_id, answer.replies[0].secret or "", T0)
+    await deliver_all(bank, receiver.url, 3, receiver)
+    assert [e["type"] for e in receiver.events()] == ["otp.sent", "otp.delivered",
+                                                      "otp.verified"]
