@@ -4,6 +4,7 @@ operator console), each with the test that showed it."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -14,10 +15,11 @@ from smsgw.console import people as people_module
 from smsgw.console.people import MAX_FAILURES, People, SignIn
 from tests.conftest import make_settings
 from tests.console_helpers import PASSWORDS, seed
+from tests.test_http_api import AUTH, KEY, Api, api
 from tests.test_otp_rules import CARD, T0
 from tests.test_webhooks import Receiver, bank, deliver_all, receiver
 
-__all__ = ["bank", "receiver"]  # fixtures
+__all__ = ["api", "bank", "receiver"]  # fixtures
 
 
 @pytest.fixture(autouse=True)
@@ -78,3 +80,29 @@ async def test_a_two_part_otp_sms_is_delivered_once(bank: App, receiver: Receive
     await deliver_all(bank, receiver.url, 3, receiver)
     assert [e["type"] for e in receiver.events()] == ["otp.sent", "otp.delivered",
                                                       "otp.verified"]
+
+
+@pytest.mark.parametrize("raw_key", [b"\xff\xfe", b"order-\x80-1", b"\xc3"])
+async def test_an_idempotency_key_that_is_not_utf8_gets_a_clear_400(
+        api: Api, raw_key: bytes) -> None:
+    """Undecodable bytes were taken as a key (as surrogates): two different byte strings
+    could never be told apart by the caller's own logs, and the answer was a 202."""
+    body = json.dumps({"card": CARD, "amount": 1000, "merchant": "M"}).encode()
+    head = (b"POST /v1/otp HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            b"Authorization: Bearer " + KEY.encode() + b"\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nIdempotency-Key: %s\r\n\r\n" % (len(body), raw_key))
+    reader, writer = await asyncio.open_connection(api.client.host, api.client.port)
+    writer.write(head + body)
+    answer = await reader.read()
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"400", answer
+    assert b"Idempotency-Key" in rest.partition(b"\r\n\r\n")[2]
+    assert api.sent == []
+
+
+async def test_two_idempotency_keys_get_400(api: Api) -> None:
+    response = await api.client.post(
+        "/v1/otp", data=json.dumps({"card": CARD, "amount": 1000, "merchant": "M"}),
+        headers=[*AUTH.items(), ("Idempotency-Key", "a"), ("Idempotency-Key", "b")])
+    assert response.status == 400 and api.sent == []
