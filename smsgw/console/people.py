@@ -12,6 +12,7 @@ Keys (one per user or name, each its own hash tag): `console:user:{NAME}`,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -45,6 +46,7 @@ class FailureKeys(NamedTuple):
 
 class FailureArgs(NamedTuple):
     lock_seconds: int  # how long the count, and a lock, last
+    max_failures: int  # in a row, before the name is locked
 
 
 COUNT_FAILURE = Script(Path(__file__).with_name("scripts") / "console_fail.lua", FailureKeys,
@@ -170,16 +172,20 @@ class People:
     async def sign_in(self, name: str, password: str) -> tuple[SignIn, Person | None]:
         name = normalise_name(name)[:MAX_PASSWORD_CHARS]
         counter = failures_key(name)
-        if int(await self._store.plain(self._redis.get(counter)) or 0) >= MAX_FAILURES:
+        # counted first, as if it failed (atomically: concurrent guesses get no more tries)
+        attempts = await self._store.run(COUNT_FAILURE, FailureKeys(counter),
+                                         FailureArgs(LOCK_SECONDS, MAX_FAILURES))
+        if attempts < 0:
             return SignIn.LOCKED, None
         fields: dict[str, str] = {}
         if NAME_PATTERN.fullmatch(name):
             fields = await self._store.plain(self._redis.hgetall(user_key(name)))
         encoded = fields.get("password") or _dummy_hash(SCRYPT_LOG2_N)
-        matched = password_matches(password[:MAX_PASSWORD_CHARS], encoded)
+        # in a thread (hashlib releases the GIL): on the event loop, a stranger's sign-ins
+        # (0.1 s each) would stall every answer of the process, the payment API's too
+        matched = await asyncio.to_thread(password_matches, password[:MAX_PASSWORD_CHARS],
+                                          encoded)
         if matched and fields.get("role") in ROLES:
             await self._store.plain(self._redis.delete(counter))
             return SignIn.OK, Person(name, fields["role"], fields.get("created", ""))
-        failures = await self._store.run(COUNT_FAILURE, FailureKeys(counter),
-                                         FailureArgs(LOCK_SECONDS))
-        return (SignIn.LOCKED if failures >= MAX_FAILURES else SignIn.FAILED), None
+        return (SignIn.LOCKED if attempts >= MAX_FAILURES else SignIn.FAILED), None

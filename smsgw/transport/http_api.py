@@ -161,11 +161,17 @@ class _Api:
 
     async def _once(self, request: web.Request, body: dict[str, Any], work: Work) -> web.Response:
         """`work`'s answer, or with an Idempotency-Key the first answer given for it."""
-        key = request.headers.get("Idempotency-Key")
+        keys = request.headers.getall("Idempotency-Key", [])
+        key = keys[0] if keys else None
         if key is None:
             answer = await work()
+        elif len(keys) > 1:
+            raise BadBody("give one Idempotency-Key")
         elif not 0 < len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
             raise BadBody(f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} characters")
+        elif any(ch == "\x7f" or (ch < " " and ch != "\t") or "\ud800" <= ch <= "\udfff"
+                 for ch in key):  # bytes that are not UTF-8 arrive as surrogates
+            raise BadBody("Idempotency-Key must be UTF-8 text without control characters")
         else:
             answer = await self._idempotency.answer(key, request.path, body, work)
         return web.json_response(answer.body, status=answer.status, headers=answer.headers)

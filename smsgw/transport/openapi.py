@@ -157,7 +157,8 @@ IDEMPOTENT_ANSWERS = {
 REPLAYED = {"Idempotent-Replayed": "`true` on an answer given again for a retried key"}
 IDEMPOTENCY_PARAMETER = {
     "name": "Idempotency-Key", "in": "header", "required": False,
-    "description": "Any text up to 255 characters. A retry with the same key and body within"
+    "description": "Any UTF-8 text up to 255 characters (no control character but tab; one"
+                   " key a request: else 400). A retry with the same key and body within"
                    " 24 hours gets the first answer again (no second SMS or authorisation);"
                    " the same key with another body gets 422.",
     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_CHARS},
