@@ -106,3 +106,32 @@ async def test_two_idempotency_keys_get_400(api: Api) -> None:
         "/v1/otp", data=json.dumps({"card": CARD, "amount": 1000, "merchant": "M"}),
         headers=[*AUTH.items(), ("Idempotency-Key", "a"), ("Idempotency-Key", "b")])
     assert response.status == 400 and api.sent == []
+
+
+async def test_a_wrong_method_or_path_under_v1_gets_a_json_answer(redis_url: str) -> None:
+    """The payment system's client parses every /v1 answer as JSON: a method or a path
+    the API does not have is answered in JSON too (found by the outside HTTP attack)."""
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from smsgw.app import build_app
+    from smsgw.core.clock import now
+    from smsgw.transport.http_api import make_app
+    from tests.conftest import make_settings
+
+    app = build_app(make_settings(redis_url))
+
+    async def health() -> dict[str, object]:
+        return {"store": True}
+
+    client = TestClient(TestServer(make_app(app.otp, "k", lambda _: None, now, health)))
+    await client.start_server()
+    try:
+        auth = {"Authorization": "Bearer k"}
+        wrong_method = await client.get("/v1/otp", headers=auth)
+        assert wrong_method.status == 405 and "POST" in wrong_method.headers["Allow"]
+        assert (await wrong_method.json())["error"] == "method_not_allowed"
+        missing = await client.post("/v1/otp/", headers=auth)
+        assert missing.status == 404 and (await missing.json())["error"] == "not_found"
+    finally:
+        await client.close()
+        await app.close()

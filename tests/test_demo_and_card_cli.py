@@ -35,8 +35,10 @@ def test_card_commands(cli) -> None:  # type: ignore[no-untyped-def]  # noqa: F8
     assert shown == {"card": "…" + CARD[-4:], "type": "debit", "mobile": MOBILE,
                      "state": "active", "otp_state": "none"}
     assert cli("admin", "card", "set-mobile", CARD, "09351234567").exit_code == 0
-    assert cli("admin", "card", "disable", CARD).exit_code == 0
-    assert cli("admin", "card", "block", CARD).exit_code == 0
+    disabled = cli("admin", "card", "disable", CARD)
+    assert disabled.exit_code == 0 and disabled.stdout.endswith(": disabled\n")
+    blocked = cli("admin", "card", "block", CARD)
+    assert blocked.exit_code == 0 and blocked.stdout.endswith(": blocked\n")
     assert json.loads(cli("admin", "card", "show", CARD, "--json").stdout)["state"] == "blocked"
     history = cli("admin", "history", CARD, "--json").stdout.splitlines()
     assert [json.loads(line)["kind"] for line in history] == [

@@ -117,21 +117,22 @@ def card_set_mobile_command(config_file: Path | None, redis_url: str | None, car
     click.echo(f"card …{card[-4:]}: mobile is now {msisdn}")
 
 
-def _card_state_command(name: str, action: str, doc: str) -> None:
+def _card_state_command(name: str, action: str, done: str, doc: str) -> None:
     def command(config_file: Path | None, redis_url: str | None, card: str,
                 reason: audit.Actor) -> None:
         settings = load(config_file, redis_url)
         _run_card(settings, lambda app: audit.card(
             app.store, reason, app.hasher.card_digest(card), card[-4:], action, now()))
-        click.echo(f"card …{card[-4:]}: {action}d")
+        click.echo(f"card …{card[-4:]}: {done}")
 
     command.__doc__ = doc  # before click reads it: the subcommand's help
     card_command(name)(card_param(reason_option(command)))
 
 
-_card_state_command("disable", "disable",
+_card_state_command("disable", "disable", "disabled",
                     "Turn off the card's internet password: no OTP, no payment approved.")
-_card_state_command("block", "block", "Block the card (lost or stolen): no OTP, no payment.")
+_card_state_command("block", "block", "blocked",
+                    "Block the card (lost or stolen): no OTP, no payment.")
 
 
 @card_command("show")

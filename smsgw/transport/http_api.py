@@ -125,6 +125,17 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return web.json_response({"error": "in_progress", "reason": "a request with this "
                                   "Idempotency-Key is still being answered"},
                                  status=409, headers={"Retry-After": "1"})
+    except (web.HTTPNotFound, web.HTTPMethodNotAllowed) as exc:
+        if not request.path.startswith("/v1/"):
+            raise  # the console's own pages answer these as pages
+        return web.json_response({"error": "not_found" if exc.status == 404 else
+                                  "method_not_allowed", "reason": exc.reason},
+                                 status=exc.status, headers=_allow(exc))
+
+
+def _allow(exc: web.HTTPException) -> dict[str, str]:
+    allow = exc.headers.get("Allow")
+    return {"Allow": allow} if allow else {}
 
 
 def _auth(api_key: str) -> Any:
