@@ -26,7 +26,8 @@ def main() -> None:
     """smsgw: an SMS gateway command processor.
 
     Subscribers text commands to short codes (credit transfer at 1112, bank-card OTP at
-    7000); smsgw answers by SMS over SMPP. Start with `smsgw demo`.
+    7000, account enquiry at 1113); smsgw answers by SMS over SMPP. Start with
+    `smsgw demo`.
     """
 
 
