@@ -86,6 +86,15 @@ class OutboxStore:
         return [Waiting(found[i], shard, found[i + 1], int(float(found[i + 2])), args.claimer)
                 for i in range(0, len(found), 3)]
 
+    async def owners(self, replies: list[tuple[int, str]]) -> list[str | None]:
+        """Who sends each of these (shard, reply id) now (None: gone)."""
+        redis = self._store.redis
+        async with redis.pipeline(transaction=False) as pipe:
+            for shard, reply_id in replies:
+                pipe.hget(outbox_keys(shard)[1], reply_id)
+            found: list[str | None] = await self._store.plain(pipe.execute())
+        return found
+
     async def renew(self, owner: str, until_ms: int) -> None:
         redis = self._store.redis
         await self._store.plain(redis.zadd(OUTBOX_LEASES_KEY, {owner: until_ms}))
