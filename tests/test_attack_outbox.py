@@ -125,6 +125,61 @@ async def test_two_pin_changes_stalled_then_kill_9_both_confirmed(
     await app.close()
 
 
+# -- clocks -------------------------------------------------------------------------------
+
+class SkewedTime:
+    """The `time` module of a host whose wall clock is `skew` seconds off."""
+
+    def __init__(self, skew: float) -> None:
+        self.skew = skew
+        self.monotonic = time.monotonic
+        self.perf_counter = time.perf_counter
+
+    def time(self) -> float:
+        return time.time() + self.skew
+
+
+async def test_an_otp_taken_over_by_a_gateway_whose_clock_is_behind_is_not_sent_late(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gateway holds an OTP and dies; the one that takes it over has a clock a minute
+    behind. It reckoned the OTP's validity with the first one's deadline on its own clock:
+    a minute more, so an OTP past its 120 s went out (here: valid 2 s, taken over at 2.3 s)."""
+    settings = make_settings(store_url, otp={"ttl_seconds": 2})
+    app = build_app(settings)
+    first = Outbox(app.store, app.hasher, settings)
+    otp = Outbound(ALI, "7000", "Your code 482913", "otp.sms_card", secret="482913")
+    await first.hold(None, [otp])
+    await first.rows.renew(first.owner, int((time.time() - 100) * 1000))  # gone, on any clock
+    await asyncio.sleep(2.3)
+    monkeypatch.setattr("smsgw.transport.outbox.time", SkewedTime(-60))
+    monkeypatch.setattr("smsgw.workers.outbox.time", SkewedTime(-60))
+    second = Outbox(app.store, app.hasher, settings)
+    sent: list[Held] = []
+    assert await OutboxWorker(second, sent.extend).once() == 1
+    await second.flush()
+    assert sent == []
+    assert (await app.store.history(ALI))[0]["kind"] == "reply_expired"
+    await app.close()
+
+
+async def test_an_otp_taken_over_by_a_gateway_whose_clock_is_ahead_keeps_its_validity(
+        store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = make_settings(store_url)
+    app = build_app(settings)
+    first = Outbox(app.store, app.hasher, settings)
+    otp = Outbound(ALI, "7000", "Your code 482913", "otp.sms_card", secret="482913")
+    await first.hold(None, [otp])
+    await first.rows.renew(first.owner, int((time.time() - 100) * 1000))
+    monkeypatch.setattr("smsgw.transport.outbox.time", SkewedTime(100))
+    monkeypatch.setattr("smsgw.workers.outbox.time", SkewedTime(100))
+    sent: list[Held] = []
+    assert await OutboxWorker(Outbox(app.store, app.hasher, settings), sent.extend).once() == 1
+    assert len(sent) == 1  # not dropped as expired: 120 s from its time in the store
+    left = sent[0].expires - SkewedTime(100).time()
+    assert 115 < left <= 120
+    await app.close()
+
+
 # -- a temporary error in submit_sm_resp --------------------------------------------------
 
 @pytest.mark.parametrize("status", [ESME_RX_T_APPN, ESME_RSYSERR])

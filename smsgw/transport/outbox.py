@@ -148,7 +148,10 @@ class Outbox:
         entry: dict[str, Any] = {
             "to": reply.to, "from": reply.sender, "text": reply_text(reply),
             "kind": reply.kind, "receipt": reply.receipt, "about": reply.receipt_about,
-            "expires": held.expires}
+            "expires": held.expires,
+            # how long it may wait, from its time in the store (the store's clock): what a
+            # successor reckons with, as its own clock may be skewed from this one's
+            "valid_ms": round((held.expires - held.created) * 1000)}
         if reply.secret:
             entry["secret"] = self._hasher.seal(SEAL_LABEL, reply.secret)
         return orjson.dumps(entry).decode()
@@ -161,8 +164,11 @@ class Outbox:
         reply = Outbound(entry["to"], entry["from"], text, entry["kind"],
                          receipt=bool(entry["receipt"]), secret=secret,
                          receipt_about=entry["about"])
-        return Held(reply, waiting.reply_id, waiting.shard, float(entry["expires"]),
-                    waiting.created_ms / 1000)
+        expires = float(entry["expires"])  # on the clock of the gateway that held it
+        if waiting.now_ms is not None and "valid_ms" in entry:  # on this gateway's clock
+            left_ms = waiting.created_ms + int(entry["valid_ms"]) - waiting.now_ms
+            expires = time.time() + left_ms / 1000
+        return Held(reply, waiting.reply_id, waiting.shard, expires, waiting.created_ms / 1000)
 
     def taken_over(self, held: list[Held]) -> None:
         self.holding += len(held)
