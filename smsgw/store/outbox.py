@@ -55,6 +55,7 @@ class Waiting:
     entry: str  # its JSON
     created_ms: int
     owner: str = ""
+    now_ms: int | None = None  # the store's clock when it was claimed (created_ms's clock)
 
 
 class OutboxStore:
@@ -83,8 +84,19 @@ class OutboxStore:
 
     async def claim(self, shard: int, args: ClaimArgs) -> list[Waiting]:
         found = await self._store.run(OUTBOX_CLAIM, OutboxKeys(*outbox_keys(shard)), args)
-        return [Waiting(found[i], shard, found[i + 1], int(float(found[i + 2])), args.claimer)
-                for i in range(0, len(found), 3)]
+        now_ms = int(float(found[-1]))
+        return [Waiting(found[i], shard, found[i + 1], int(float(found[i + 2])), args.claimer,
+                        now_ms)
+                for i in range(0, len(found) - 1, 3)]
+
+    async def owners(self, replies: list[tuple[int, str]]) -> list[str | None]:
+        """Who sends each of these (shard, reply id) now (None: gone)."""
+        redis = self._store.redis
+        async with redis.pipeline(transaction=False) as pipe:
+            for shard, reply_id in replies:
+                pipe.hget(outbox_keys(shard)[1], reply_id)
+            found: list[str | None] = await self._store.plain(pipe.execute())
+        return found
 
     async def renew(self, owner: str, until_ms: int) -> None:
         redis = self._store.redis

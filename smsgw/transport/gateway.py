@@ -32,7 +32,13 @@ from smsgw.transport.outbox import Held, Outbox
 from smsgw.transport.reassembly import PART_STATUSES, Reassembly
 from smsgw.transport.receipts import DeliveryEvents, receipt_tag, record_receipt
 from smsgw.transport.redelivery import CONFIRM_BATCH_SECONDS, Redeliveries
-from smsgw.transport.smpp.client import OnAnswerSafe, Receipt, SmppClient, WireMessage
+from smsgw.transport.smpp.client import (
+    NotMine,
+    OnAnswerSafe,
+    Receipt,
+    SmppClient,
+    WireMessage,
+)
 from smsgw.transport.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
 from smsgw.workers.outbox import OutboxWorker
 
@@ -200,9 +206,10 @@ class Gateway:
     def _send(self, inbound: Inbound | None, held: list[Held]) -> None:
         for each in held:
             reply = each.reply
-            accepted = self.client.submit_nowait(reply.sender, reply.to, reply.text,
-                                                 receipt_tag(reply),
-                                                 expires_in=each.expires - time.time())
+            accepted = self.client.submit_nowait(
+                reply.sender, reply.to, reply.text, receipt_tag(reply),
+                expires_in=each.expires - time.time(),
+                may_send=self.outbox.may_send() if each.shard >= 0 else None)
             self._reply_tasks.add(accepted)
             accepted.add_done_callback(functools.partial(self._submitted, inbound, reply))
             if each.shard >= 0:  # the outbox's own callback: removal, records
@@ -212,6 +219,8 @@ class Gateway:
                    done: asyncio.Future[list[str]]) -> None:
         self._reply_tasks.discard(done)
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
+        if isinstance(error, NotMine):  # held back: the outbox sends it again if still ours
+            return
         if error is not None:  # a refused submit is logged; it must not go unnoticed
             metrics.message_out(reply.kind, "refused").inc()
             log.error("reply refused by the SMSC", kind=reply.kind, error=str(error))

@@ -27,6 +27,7 @@ import secrets
 import socket
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +44,15 @@ from smsgw.store import Store, StoreUnavailable
 from smsgw.store.batcher import UNAVAILABLE
 from smsgw.store.keys import outbox_shard
 from smsgw.store.outbox import OutboxStore, Waiting
-from smsgw.transport.smpp.client import ReplyExpired, SubmitRefused
+from smsgw.transport.smpp.client import NotMine, ReplyExpired, SubmitRefused
 
 log = get_logger("smsgw.transport.outbox")
 SEAL_LABEL = "outbox-otp"
+# A gateway sends its held replies only while its lease surely holds: up to this share of
+# [outbox] lease_seconds after the renewal began (renewals come every third of it), so a
+# gateway frozen past its lease (SIGSTOP, a stalled VM, a blocked loop) does not resend
+# what another gateway has taken over meanwhile (found by the outside outbox attack).
+LEASE_SAFE_SHARE = 0.9
 
 
 @dataclass(slots=True)
@@ -78,6 +84,9 @@ class Outbox:
         self._otp_validity = settings.otp.ttl_seconds
         self._to_remove: list[Held] = []
         self._to_record: list[tuple[Held, dict[str, Any]]] = []
+        self._fenced: list[Held] = []  # not sent while the lease was in doubt
+        self._lease_safe_until = float("-inf")  # monotonic
+        self._epoch = 0  # one more each time the lease may have lapsed
         self.holding = 0  # held by this gateway, not yet removed (the heartbeat's figure)
 
     @property
@@ -109,21 +118,40 @@ class Outbox:
               created: float) -> Held:
         if inbound is not None:
             # the same reply decided again (a redelivery re-renders the first outcome) is
-            # the same entry: a successor sends it once, not once per attempt
-            reply_id = self._hasher.digest("outbox", reply.to, reply.kind, reply.text,
-                                           str(index))[:24]
+            # the same entry: a successor sends it once, not once per attempt. Yet two
+            # *different* messages that get the same text (two PIN changes: "your PIN has
+            # been changed" twice) are two entries: keyed by the reply alone, the first
+            # one's removal also removed the second, unsent (found by the outside outbox
+            # attack). A redelivery is the same message: the same id (an SMSC's id, a
+            # log's identity), or without one the same sender, short code and text.
+            reply_id = self._hasher.digest("outbox", self._origin(inbound), reply.to,
+                                           reply.kind, reply.text, str(index))[:24]
             shard = outbox_shard(inbound.sender)
         else:
             reply_id, shard = secrets.token_hex(12), outbox_shard(reply.to)
         validity = self._otp_validity if reply.secret else self._max_age
         return Held(reply, reply_id, shard, created + min(validity, self._max_age), created)
 
+    @staticmethod
+    def _origin(inbound: Inbound) -> str:
+        """What every delivery of one message shares, and two different messages do not
+        (except a sender's identical texts without an id: redelivery.py cannot tell
+        those from a redelivery either)."""
+        if inbound.redelivery is not None:  # a wire message without an id of its own
+            return f"wire\x1f{inbound.sender}\x1f{inbound.redelivery.digest}"
+        if inbound.identity is not None:
+            return f"id\x1f{inbound.identity}"
+        return f"text\x1f{inbound.sender}\x1f{inbound.to}\x1f{inbound.text}"
+
     def _stored(self, held: Held) -> str:
         reply = held.reply
         entry: dict[str, Any] = {
             "to": reply.to, "from": reply.sender, "text": reply_text(reply),
             "kind": reply.kind, "receipt": reply.receipt, "about": reply.receipt_about,
-            "expires": held.expires}
+            "expires": held.expires,
+            # how long it may wait, from its time in the store (the store's clock): what a
+            # successor reckons with, as its own clock may be skewed from this one's
+            "valid_ms": round((held.expires - held.created) * 1000)}
         if reply.secret:
             entry["secret"] = self._hasher.seal(SEAL_LABEL, reply.secret)
         return orjson.dumps(entry).decode()
@@ -136,8 +164,11 @@ class Outbox:
         reply = Outbound(entry["to"], entry["from"], text, entry["kind"],
                          receipt=bool(entry["receipt"]), secret=secret,
                          receipt_about=entry["about"])
-        return Held(reply, waiting.reply_id, waiting.shard, float(entry["expires"]),
-                    waiting.created_ms / 1000)
+        expires = float(entry["expires"])  # on the clock of the gateway that held it
+        if waiting.now_ms is not None and "valid_ms" in entry:  # on this gateway's clock
+            left_ms = waiting.created_ms + int(entry["valid_ms"]) - waiting.now_ms
+            expires = time.time() + left_ms / 1000
+        return Held(reply, waiting.reply_id, waiting.shard, expires, waiting.created_ms / 1000)
 
     def taken_over(self, held: list[Held]) -> None:
         self.holding += len(held)
@@ -150,6 +181,9 @@ class Outbox:
         if done.cancelled():
             return
         error = done.exception()
+        if isinstance(error, NotMine):  # kept; sent again if still ours (recheck)
+            self._fenced.append(held)
+            return
         if isinstance(error, ReplyExpired):
             self.expire(held)
             return
@@ -193,7 +227,43 @@ class Outbox:
     # -- the lease --------------------------------------------------------------------
 
     async def renew(self) -> None:
+        started = time.monotonic()
         await self._rows.renew(self.owner, int((time.time() + self.lease_seconds) * 1000))
+        if started >= self._lease_safe_until:
+            # the lease may have run out since the last renewal: another gateway may own
+            # what this one was sending; each such reply is checked before it goes again
+            self._epoch += 1
+        self._lease_safe_until = started + self.lease_seconds * LEASE_SAFE_SHARE
+
+    def lease_holds(self) -> bool:
+        """No other gateway can have taken this one's replies over yet."""
+        return time.monotonic() < self._lease_safe_until
+
+    def may_send(self) -> Callable[[], bool]:
+        """A submit's `may_send` (smpp/client.py) for a reply this gateway holds now:
+        true while the lease holds and has not lapsed since."""
+        epoch = self._epoch
+        return lambda: epoch == self._epoch and self.lease_holds()
+
+    async def recheck(self) -> list[Held]:
+        """The replies held back while the lease was in doubt that are still this
+        gateway's (to send now); the rest were taken over by another gateway: forgotten
+        here. Call it after a renewal."""
+        if not self._fenced or not self.lease_holds():
+            return []
+        fenced, self._fenced = self._fenced, []
+        try:
+            owners = await self._rows.owners([(h.shard, h.reply_id) for h in fenced])
+        except StoreUnavailable:
+            self._fenced.extend(fenced)
+            raise
+        mine = [held for held, owner in zip(fenced, owners, strict=True) if owner == self.owner]
+        lost = len(fenced) - len(mine)
+        if lost:
+            self.holding = max(0, self.holding - lost)
+            log.warning("outbox: replies taken over while this gateway's lease ran out",
+                        replies=lost)
+        return mine
 
     async def release(self) -> None:
         """A graceful stop: what is left is taken over at once, not after the lease."""
@@ -202,6 +272,7 @@ class Outbox:
 
     async def end_lease(self) -> None:
         """The lease ends now (as a kill does, once it runs out)."""
+        self._lease_safe_until = float("-inf")
         await self._rows.renew(self.owner, int(time.time() * 1000) - 1)
 
 

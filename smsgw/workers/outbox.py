@@ -53,6 +53,9 @@ class OutboxWorker:
         if moment - self._renewed >= self._renew_every:
             await self._outbox.renew()
             self._renewed = moment
+        still_mine = await self._outbox.recheck()
+        if still_mine:
+            self._resend(still_mine)
         taken = await self._take_over(moment)
         if moment - self._census_at >= CENSUS_SECONDS:
             await self.census()

@@ -3,7 +3,9 @@
 -- A.dead (its lease ran out), or is in neither list (unknown: a lease never written, or
 -- long pruned) and the reply is older than A.unknown_before (ms). Owners in A.alive
 -- (the claimer among them) keep theirs: no reply is sent by two live gateways at once.
--- -> {reply id, JSON, created ms, ...}, at most A.limit replies
+-- -> {reply id, JSON, created ms, ..., now ms}, at most A.limit replies, then the store's
+-- clock (the one `created` was stamped with: what is left of a reply's validity is
+-- reckoned on it, never on a gateway's own clock, which may be skewed)
 local alive, dead = {}, {}
 for id in string.gmatch(A.alive, '%S+') do alive[id] = true end
 for id in string.gmatch(A.dead, '%S+') do dead[id] = true end
@@ -30,4 +32,6 @@ for i = 1, #owners, 2 do
     end
   end
 end
+local clock = redis.call('TIME')
+taken[#taken + 1] = string.format('%.0f', tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000))
 return taken

@@ -2,7 +2,11 @@
 -- K: OutboxKeys (../outbox.py). ARGV, a variable number: the owner (the gateway that
 -- sends them), the time (ms), then pairs of reply id and its JSON. A reply id written
 -- again (the same reply decided again: a redelivery) keeps its first time.
-local owner, created = ARGV[1], ARGV[2]
+-- The time is the store's own clock (ARGV's is the gateway's, kept for nothing else): a
+-- successor reckons what is left of a reply's validity on the same clock (outbox_claim).
+local owner = ARGV[1]
+local clock = redis.call('TIME')
+local created = string.format('%.0f', tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000))
 for i = 3, #ARGV, 2 do
   redis.call('HSET', K.entries, ARGV[i], ARGV[i + 1])
   redis.call('HSET', K.owners, ARGV[i], owner)

@@ -38,6 +38,7 @@ from smsgw.transport.smpp.pdu import (
     ESME_RINVCMDID,
     ESME_RMSGQFUL,
     ESME_ROK,
+    ESME_RSYSERR,
     ESME_RTHROTTLED,
     ESME_RX_T_APPN,
     PduError,
@@ -56,6 +57,13 @@ ANSWER_SAFE_AFTER_SECONDS = 1.0
 MIN_SLEEP_SECONDS = 0.001
 RECONNECT_FIRST_SECONDS = 1.0
 LASTING_SESSION_SECONDS = 30.0  # after a session this long, reconnects start fast again
+# submit_sm_resp statuses that say "not now", not "never": the part is sent again after a
+# pause. Any other status refuses the reply for good. ESME_RX_T_APPN is the SMSC's own
+# "temporary application error" and ESME_RSYSERR its passing failure: taken as refusals
+# for good, they dropped confirmations of applied transfers (found by the outside outbox
+# attack).
+BUSY_STATUSES = frozenset({ESME_RTHROTTLED, ESME_RMSGQFUL})
+TEMPORARY_STATUSES = BUSY_STATUSES | {ESME_RX_T_APPN, ESME_RSYSERR}
 BIND_COMMANDS = {"transceiver": BIND_TRANSCEIVER, "receiver": BIND_RECEIVER,
                  "transmitter": BIND_TRANSMITTER}
 
@@ -139,6 +147,7 @@ class _PartJob:
     receipt_tag: str | None = None
     attempts: int = 0
     deadline: float | None = None  # monotonic: not sent after this (ReplyExpired)
+    may_send: Callable[[], bool] | None = None  # asked before each attempt (NotMine)
 
 
 @dataclass
@@ -222,7 +231,8 @@ class SmppClient:
         self._receipt_tags = BoundedMap(RECEIPT_MEMORY)
         self.stats: dict[str, int] = {"binds": 0, "bind_failures": 0, "link_drops": 0,
                                       "throttled": 0, "submit_retries": 0,
-                                      "submit_failed": 0, "garbled": 0, "shed": 0}
+                                      "submit_failed": 0, "submit_deferred": 0, "garbled": 0,
+                                      "shed": 0}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SmppClient:
@@ -247,9 +257,12 @@ class SmppClient:
 
     def submit_nowait(self, source: str, destination: str, text: str,
                       receipt_tag: str | None = None,
-                      expires_in: float | None = None) -> asyncio.Future[list[str]]:
+                      expires_in: float | None = None,
+                      may_send: Callable[[], bool] | None = None) -> asyncio.Future[list[str]]:
         """As `submit`, without waiting. With `expires_in` (seconds), a part not sent by
-        then is not sent at all: the future fails with ReplyExpired."""
+        then is not sent at all: the future fails with ReplyExpired. With `may_send`, a
+        part is sent (or sent again) only while it answers true; else the future fails
+        with NotMine (the outbox: this gateway's lease may have run out meanwhile)."""
         parts = encode_reply(text)
         submission = _Submission(asyncio.get_running_loop().create_future(),
                                  [""] * len(parts), len(parts))
@@ -257,7 +270,7 @@ class SmppClient:
         deadline = None if expires_in is None else time.monotonic() + expires_in
         for index, part in enumerate(parts):
             job = _PartJob(source, destination, part, wanted, submission, index, receipt_tag,
-                           deadline=deadline)
+                           deadline=deadline, may_send=may_send)
             if not self._send_at_once(job):
                 self._queue.put_nowait(job)
         return submission.done
@@ -523,6 +536,13 @@ class SmppClient:
             self._window.release()  # taken for this part, which now goes nowhere
             job.submission.failed(ReplyExpired())
             return
+        if job.submission.done.done():  # another part failed it: this one goes nowhere
+            self._window.release()
+            return
+        if job.may_send is not None and not job.may_send():
+            self._window.release()
+            job.submission.failed(NotMine())
+            return
         try:
             self._send_part(conn, job)
         except Exception as exc:  # one bad reply must not stop every later one
@@ -570,8 +590,8 @@ class SmppClient:
             if job.receipt_tag is not None:
                 self._receipt_tags[message_id] = job.receipt_tag
             job.submission.part_accepted(job.index, message_id)
-        elif result.status in (ESME_RTHROTTLED, ESME_RMSGQFUL):
-            self.stats["throttled"] += 1
+        elif result.status in TEMPORARY_STATUSES:
+            self.stats["throttled" if result.status in BUSY_STATUSES else "submit_deferred"] += 1
             self._throttled_until = time.monotonic() + min(0.25 * 2 ** min(job.attempts, 4), 5)
             self._retry(job)
         else:
@@ -597,6 +617,10 @@ class BindRefused(Exception):
 
 class ReplyExpired(Exception):
     """A reply not sent: its deadline passed before the SMSC could take it."""
+
+
+class NotMine(Exception):
+    """A reply not sent (now): its submitter's `may_send` said no."""
 
 
 class SubmitRefused(Exception):

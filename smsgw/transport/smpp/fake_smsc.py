@@ -97,6 +97,8 @@ class Faults:
     response_delay: float = 0.0  # seconds before answering submit_sm
     ignore_deliver_resp: int = 0  # drop this many deliver_sm_resp (as if lost)
     stall_submits: bool = False  # take submit_sm and never answer (nor deliver them)
+    error_next: int = 0  # answer this many submit_sm with `error_status` (not delivered)
+    error_status: int = 0x64  # ESME_RX_T_APPN, a temporary error
 
 
 @dataclass
@@ -129,7 +131,7 @@ class FakeSmsc:
         self.violations: list[str] = []
         self.stats = {"binds": 0, "binds_refused": 0, "generic_nacks": 0, "deliver_attempts": 0,
                       "throttled": 0, "receipts": 0, "max_outstanding_submits": 0,
-                      "stalled": 0}
+                      "stalled": 0, "errored": 0}
         self._outstanding_submits = 0
         self.on_mt: list[Callable[[Mt], None]] = []
         self._sessions: list[_Session] = []
@@ -322,6 +324,11 @@ class FakeSmsc:
             return
         if self.faults.stall_submits:
             self.stats["stalled"] += 1
+            return
+        if self.faults.error_next > 0:
+            self.faults.error_next -= 1
+            self.stats["errored"] += 1
+            conn.write(response_pdu(SUBMIT_SM, self.faults.error_status, raw.sequence, b"\x00"))
             return
         if self.faults.throttle_next > 0:
             self.faults.throttle_next -= 1
