@@ -400,3 +400,19 @@ async def test_a_transfer_left_unsettled_past_the_credit_memory_is_never_credite
     assert counts["settled"] == 0 and counts["stuck"] == 1
     assert (await balances(app))[SARA] == ("2000", "0")  # credited once, not twice
     assert len(await store.journal_entries(ALI)) == 1  # left for care staff
+
+
+async def test_a_recipient_with_an_empty_balance_is_refused_alike_in_both_steps(
+        journaled: App) -> None:
+    """A hand-edited empty balance: the debit step must refuse it exactly as the credit
+    step would, or the sender is debited and then reversed (found by the money property
+    test on the cluster)."""
+    app = journaled
+    await app.store.redis.hset(subscriber_key(SARA), "balance", "")
+    before = await balances(app)
+    history = await app.store.redis.lrange(f"s:{{{ALI}}}:h", 0, -1)
+    replies = await app.router.handle(wire_message(app, "09351234567:2000:55555"))
+    assert [reply.kind for reply in replies] == ["transfer.recipient_limit"]
+    assert await balances(app) == before
+    assert await app.store.redis.lrange(f"s:{{{ALI}}}:h", 0, -1) == history
+    assert await app.store.journal_entries(ALI) == {}

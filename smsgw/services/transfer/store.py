@@ -33,7 +33,8 @@ MONTH_COUNTER_TTL = 70 * 24 * 3600
 # after reading the sender's journal entry, and never for a transfer debited longer ago
 # than this (transfer_credit.lua: `stale`), so a repeat is always recognised.
 CREDITED_KEEP_SECONDS = 3600
-REVERSAL_MEMORY_SECONDS = 7 * 24 * 3600  # as long as a processed message is remembered
+REVERSAL_MEMORY_SECONDS = 7 * 24 * 3600
+MISSING_MONEY = "-"  # debit mode: the recipient has no such field (no rials look like it)  # as long as a processed message is remembered
 
 
 class Outcome(TypedDict, total=False):
@@ -172,11 +173,13 @@ class TransferStore:
         return await self._store.run_command(TRANSFER, message, keys, args)
 
     async def recipient_fields(self, recipient: str) -> list[str]:
-        """What debit mode hands the script about the recipient: plan, language, balance,
-        bill ('' for each that is missing)."""
-        found = await self._store.subscriber_fields(recipient, "plan", "lang", "balance",
-                                                    "bill")
-        return [value or "" for value in found]
+        """What debit mode hands the script about the recipient: plan and language ('' if
+        missing), balance and bill (MISSING_MONEY if missing, as they are: an empty or
+        malformed value must be refused here exactly as the credit step refuses it)."""
+        plan, lang, balance, bill = await self._store.subscriber_fields(
+            recipient, "plan", "lang", "balance", "bill")
+        return [plan or "", lang or "", MISSING_MONEY if balance is None else balance,
+                MISSING_MONEY if bill is None else bill]
 
     async def debit(self, message: Inbound, period: Period, args: TransferArgs, txid: str,
                     recipient: list[str]) -> tuple[Outcome, dict[str, Any] | None]:

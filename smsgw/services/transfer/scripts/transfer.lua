@@ -46,8 +46,8 @@ local debit_only = A.mode == 'debit'
 local recipient
 if debit_only then
   recipient = {A.recipient_plan ~= '' and A.recipient_plan or nil, A.recipient_lang,
-               A.recipient_balance ~= '' and A.recipient_balance or nil,
-               A.recipient_bill ~= '' and A.recipient_bill or nil}
+               A.recipient_balance ~= '-' and A.recipient_balance or nil,
+               A.recipient_bill ~= '-' and A.recipient_bill or nil}
 else
   recipient = redis.call('HMGET', K.recipient, 'plan', 'lang', 'balance', 'bill')
 end
