@@ -33,8 +33,8 @@ MONTH_COUNTER_TTL = 70 * 24 * 3600
 # after reading the sender's journal entry, and never for a transfer debited longer ago
 # than this (transfer_credit.lua: `stale`), so a repeat is always recognised.
 CREDITED_KEEP_SECONDS = 3600
-REVERSAL_MEMORY_SECONDS = 7 * 24 * 3600
-MISSING_MONEY = "-"  # debit mode: the recipient has no such field (no rials look like it)  # as long as a processed message is remembered
+REVERSAL_MEMORY_SECONDS = 7 * 24 * 3600  # as long as a processed message is remembered
+MISSING_MONEY = "-"  # debit mode: the recipient has no such field (no rials look like it)
 
 
 class Outcome(TypedDict, total=False):
