@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 from aiohttp import web
@@ -103,7 +104,8 @@ def _start_webhooks(app: App) -> Callable[[], Awaitable[None]]:
         return _nothing
     worker = WebhookWorker(app.store, app.otp.events, otp.webhook_url, otp.webhook_secret)
     task = asyncio.create_task(worker.run())
-    log.info("webhooks on", url=otp.webhook_url)
+    # the host only: a URL may carry credentials (https://user:secret@host/...)
+    log.info("webhooks on", host=urlsplit(otp.webhook_url).hostname)
 
     async def stop() -> None:
         worker.stop()
