@@ -134,12 +134,10 @@ async def test_a_redelivery_before_recovery_finishes_the_transfer_once(
     assert await balances(app) == {ALI: ("17500", "0"), SARA: ("2000", "0"), POST: ("0", "30000")}
 
 
-async def test_a_crash_between_credit_and_settlement_credits_once(
-        journaled: App, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = journaled
-    before = await app.store.money()
-    store = app.store
-    original = store.run
+async def crash_between_credit_and_settlement(app: App,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transfer whose gateway dies after the credit, before the settlement."""
+    original = app.store.run
 
     async def die_at_settlement(script: Script[Any, Any, Any], keys: Any, args: Any) -> Any:
         if script.name == "transfer_settle":
@@ -147,9 +145,17 @@ async def test_a_crash_between_credit_and_settlement_credits_once(
         return await original(script, keys, args)
 
     with monkeypatch.context() as patch:
-        patch.setattr(store, "run", die_at_settlement)
+        patch.setattr(app.store, "run", die_at_settlement)
         with pytest.raises(ConnectionResetError):
             await app.router.handle(wire_message(app, "09351234567:2000:55555"))
+
+
+async def test_a_crash_between_credit_and_settlement_credits_once(
+        journaled: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = journaled
+    before = await app.store.money()
+    store = app.store
+    await crash_between_credit_and_settlement(app, monkeypatch)
     (txid,) = await store.journal_entries(ALI)
     assert await store.redis.zscore(credited_key(SARA), txid) is not None
     assert await store.money() == before  # credited, still journaled: counted once
@@ -379,17 +385,7 @@ async def test_a_transfer_left_unsettled_past_the_credit_memory_is_never_credite
 
     app = journaled
     store = app.store
-    original = store.run
-
-    async def die_at_settlement(script: Script[Any, Any, Any], keys: Any, args: Any) -> Any:
-        if script.name == "transfer_settle":
-            raise ConnectionResetError("the gateway died here")
-        return await original(script, keys, args)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(store, "run", die_at_settlement)
-        with pytest.raises(ConnectionResetError):
-            await app.router.handle(wire_message(app, "09351234567:2000:55555"))
+    await crash_between_credit_and_settlement(app, monkeypatch)
     (txid, entry), = (await store.journal_entries(ALI)).items()
     # two hours pass: the recipient's memory of the credit lapses (as its own pruning does)
     await store.redis.zrem(credited_key(SARA), txid)

@@ -99,13 +99,13 @@ async def _store_usable(app: App) -> bool:
 
 def _start_webhooks(app: App) -> Callable[[], Awaitable[None]]:
     """The webhook delivery worker, with `[otp] webhook_url`; what stops it."""
-    otp = app.settings.otp
-    if not otp.webhook_url:
+    hooks = app.settings.otp
+    if not hooks.webhook_url:
         return _nothing
-    worker = WebhookWorker(app.store, app.otp.events, otp.webhook_url, otp.webhook_secret)
+    worker = WebhookWorker(app.store, app.otp.events, hooks.webhook_url, hooks.webhook_secret)
     task = asyncio.create_task(worker.run())
     # the host only: a URL may carry credentials (https://user:secret@host/...)
-    log.info("webhooks on", host=urlsplit(otp.webhook_url).hostname)
+    log.info("webhooks on", host=urlsplit(hooks.webhook_url).hostname)
 
     async def stop() -> None:
         worker.stop()
