@@ -19,8 +19,7 @@ loaded yet, every script made so far (script.registered) is loaded.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Coroutine, Iterable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -67,6 +66,31 @@ def pack_evalsha(sha: str, keys: Sequence[str], args: Sequence[Any]) -> bytes:
     return pack_command(parts)
 
 
+class _Batch:
+    """One pipeline written on the dedicated connection: its answers, in order, settle
+    its callers' futures once the last is in (pipe.Answers)."""
+
+    __slots__ = ("_batcher", "_done", "_retried", "calls", "results")
+
+    def __init__(self, batcher: ScriptBatcher, calls: list[Call], retried: bool) -> None:
+        self.calls = calls
+        self.results: list[Any] = []
+        self._batcher = batcher
+        self._retried = retried
+        self._done = False
+
+    def answer(self, value: Any) -> None:
+        self.results.append(value)
+        if len(self.results) == len(self.calls):
+            self._done = True
+            self._batcher._settle(self.calls, self.results, self._retried)
+
+    def fail(self, error: Exception) -> None:
+        if not self._done:
+            self._done = True
+            self._batcher._give_up(self.calls, StoreUnavailable(str(error) or "lost"))
+
+
 class ScriptBatcher:
     def __init__(self, client: aioredis.Redis, pipe: ScriptPipe | None = None) -> None:
         self._redis = client
@@ -74,7 +98,8 @@ class ScriptBatcher:
         self._loaded: set[Script[Any, Any, Any]] = set()  # since the last NOSCRIPT
         self._queue: list[Call] = []
         self._scheduled = False
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._in_flight = 0  # batches written and not yet settled
+        self._tasks: set[asyncio.Task[None]] = set()  # the slow paths under way
         self._loading = asyncio.Lock()
 
     def call(self, script: Script[Any, Any, Any], keys: Sequence[str],
@@ -87,37 +112,59 @@ class ScriptBatcher:
         return future
 
     def _start_flush(self) -> None:
+        """The hot path writes each batch at once, with no task; a batch that must first
+        load scripts or connect, or goes through redis-py (a cluster, the embedded store),
+        gets a task of its own."""
         self._scheduled = False
-        while self._queue and len(self._flushes) < MAX_FLUSHES:
+        while self._queue and self._in_flight < MAX_FLUSHES:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            task = asyncio.create_task(self._flush(batch))
-            self._flushes.add(task)
-            task.add_done_callback(self._flushed)
+            self._in_flight += 1
+            pipe, loaded = self._pipe, self._loaded
+            if pipe is not None and pipe.ready() and all(item[0] in loaded for item in batch):
+                self._write(pipe, batch, retried=False)
+            else:
+                self._spawn(self._flush(batch))
 
-    def _flushed(self, task: asyncio.Task[None]) -> None:
-        self._flushes.discard(task)
-        if self._queue and not self._scheduled:
-            self._start_flush()
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _write(self, pipe: ScriptPipe, batch: list[Call], retried: bool) -> None:
+        payload = b"".join(pack_evalsha(script.sha, keys, args)
+                           for script, keys, args, _ in batch)
+        try:
+            pipe.write(payload, len(batch), _Batch(self, batch, retried))
+        except ConnectionError as exc:
+            self._give_up(batch, StoreUnavailable(str(exc)))
 
     async def _flush(self, batch: list[Call], retried: bool = False) -> None:
+        """The slow path of one batch (it is in flight until settled or given up)."""
         try:
             loaded = self._loaded
             if not all(item[0] in loaded for item in batch):
                 await self._load(item[0] for item in batch)
             if self._pipe is not None:
-                results = await self._send_raw(self._pipe, batch)
-            else:
-                async with self._redis.pipeline(transaction=False) as pipe:
-                    for script, keys, args, _ in batch:
-                        # (execute_command: a cluster pipeline blocks the evalsha() helper)
-                        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-                    results = await pipe.execute(raise_on_error=False)
+                await self._pipe.connected()
+                self._write(self._pipe, batch, retried)
+                return
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for script, keys, args, _ in batch:
+                    # (execute_command: a cluster pipeline blocks the evalsha() helper)
+                    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+                results = await pipe.execute(raise_on_error=False)
         except UNAVAILABLE as exc:
-            self._fail(batch, StoreUnavailable(str(exc) or type(exc).__name__))
+            self._give_up(batch, StoreUnavailable(str(exc) or type(exc).__name__))
             return
         except BaseException as exc:  # never leave a caller waiting for an answer
-            self._fail(batch, exc if isinstance(exc, Exception) else StoreUnavailable("stopped"))
+            self._give_up(batch, exc if isinstance(exc, Exception)
+                          else StoreUnavailable("stopped"))
             raise
+        self._settle(batch, results, retried)
+
+    def _settle(self, batch: list[Call], results: list[Any], retried: bool) -> None:
+        """Each caller gets its answer; calls that met NOSCRIPT (a restarted Redis) go
+        again, once, after the scripts are loaded."""
         missing = []
         for item, result in zip(batch, results, strict=True):
             future = item[3]
@@ -133,28 +180,21 @@ class ScriptBatcher:
                 future.set_result(result)
         if missing:
             self._loaded = set()
-            await self._flush(missing, retried=True)
+            self._spawn(self._flush(missing, retried=True))  # still in flight
+            return
+        self._landed()
 
-    @staticmethod
-    async def _send_raw(pipe: ScriptPipe, batch: list[Call]) -> list[Any]:
-        futures = await pipe.send(
-            b"".join(pack_evalsha(script.sha, keys, args) for script, keys, args, _ in batch),
-            len(batch))
-        with contextlib.suppress(ConnectionError):
-            await futures[-1]  # answers come in order: the last one done, all are
-        results = []
-        for future in futures:
-            error = future.exception()
-            if isinstance(error, ConnectionError):
-                raise error
-            results.append(future.result())
-        return results
-
-    @staticmethod
-    def _fail(batch: list[Call], error: Exception) -> None:
+    def _give_up(self, batch: list[Call], error: Exception) -> None:
         for *_, future in batch:
             if not future.done():
                 future.set_exception(error)
+        self._landed()
+
+    def _landed(self) -> None:
+        """A batch is done: the next may go (calls gathered meanwhile, in one batch)."""
+        self._in_flight -= 1
+        if self._queue and not self._scheduled:
+            self._start_flush()
 
     def close(self) -> None:
         if self._pipe is not None:

@@ -3,8 +3,9 @@ the batcher, answers read by hiredis straight off the socket, in order.
 
 redis-py's pooled connection costs a pool checkout, a coroutine per answer and a release
 per batch (about a third of the gateway's store time); here a batch is one `write` and
-its answers resolve futures as they arrive. Redis answers a connection's commands in the
-order they were sent, so the n-th answer belongs to the n-th future waiting.
+its answers go, as they arrive, to the receiver it was written with (`Answers`: the
+batcher's batch itself, so no future per answer). Redis answers a connection's commands
+in the order they were sent, so the n-th answer belongs to the n-th command waiting.
 
 A broken link, a garbled answer or no answer within `timeout` seconds fails every call
 still waiting with ConnectionError (none of them is known to have run; the callers answer
@@ -20,10 +21,43 @@ import contextlib
 import functools
 import socket
 from collections import deque
-from typing import Any
+from itertools import repeat
+from typing import Any, Protocol
 
 import hiredis
 from redis._parsers.base import BaseParser
+
+
+class Answers(Protocol):
+    """Where a batch's answers go: `answer` once per command, in order (an error answer
+    as an exception value); or `fail` once the link is lost with answers still owed (it
+    may be called more than once: the receiver keeps the first)."""
+
+    def answer(self, value: Any) -> None: ...
+
+    def fail(self, error: Exception) -> None: ...
+
+
+class _FutureAnswers:
+    """Answers into one future per command (the connection's own AUTH/SELECT, tests)."""
+
+    __slots__ = ("_next", "futures")
+
+    def __init__(self, futures: list[asyncio.Future[Any]]) -> None:
+        self.futures = futures
+        self._next = 0
+
+    def answer(self, value: Any) -> None:
+        future = self.futures[self._next]
+        self._next += 1
+        if not future.done():
+            future.set_result(value)
+
+    def fail(self, error: Exception) -> None:
+        for future in self.futures[self._next:]:
+            if not future.done():
+                future.set_exception(error)
+                future.exception()  # the caller's last future reports it; no "never retrieved"
 
 
 class _Resp(asyncio.Protocol):
@@ -32,27 +66,31 @@ class _Resp(asyncio.Protocol):
         # errors as redis-py types them: LOADING is a BusyLoadingError (the store is
         # unavailable, not the script wrong), NOSCRIPT a NoScriptError, and so on
         self._reader = hiredis.Reader(encoding=encoding, replyError=BaseParser.parse_error)
-        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._waiting: deque[Answers] = deque()  # one entry per command owed an answer
         self._timeout = timeout
         self._progress = 0.0  # when an answer last arrived, or the queue last started
         self._timer: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
+        self._peek: socket.socket | None = None
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        wrapped = transport.get_extra_info("socket")
+        # a socket object on the transport's descriptor, made once, to peek with
+        self._peek = None if wrapped is None else socket.socket(
+            wrapped.family, wrapped.type, wrapped.proto, fileno=wrapped.fileno())
 
-    def send(self, payload: bytes, count: int) -> list[asyncio.Future[Any]]:
+    def send(self, payload: bytes, count: int, answers: Answers) -> None:
+        """Write `count` commands; their answers go to `answers`. Raises ConnectionError."""
         if self.closed or self.transport is None:
             raise ConnectionError("connection to Redis lost")
-        futures = [self._loop.create_future() for _ in range(count)]
         if not self._waiting:
             self._progress = self._loop.time()
-        self._waiting.extend(futures)
+        self._waiting.extend(repeat(answers, count))
         self.transport.write(payload)
         if self._timer is None:
             self._timer = self._loop.call_later(self._timeout, self._check_progress)
-        return futures
 
     def usable(self) -> bool:
         """Whether a batch may be written here: open, and, when idle, not closed by the
@@ -67,20 +105,15 @@ class _Resp(asyncio.Protocol):
     def _peer_gone(self) -> bool:
         """Whether the server closed or reset the link, read off the socket without
         taking anything from it (MSG_PEEK), before the event loop has seen it."""
-        assert self.transport is not None
-        wrapped = self.transport.get_extra_info("socket")
-        if wrapped is None:
+        peek = self._peek
+        if peek is None:
             return False
-        peek = socket.socket(wrapped.family, wrapped.type, wrapped.proto,
-                             fileno=wrapped.fileno())
         try:
             return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
         except (BlockingIOError, InterruptedError):
             return False  # nothing to read: the link is up
         except OSError:
             return True  # reset
-        finally:
-            peek.detach()  # the transport still owns the socket
 
     def eof_received(self) -> bool | None:
         self._fail_waiting()  # the server closed its side: nothing more will come
@@ -91,9 +124,7 @@ class _Resp(asyncio.Protocol):
         waiting = self._waiting
         try:
             while (answer := self._reader.gets()) is not False:
-                future = waiting.popleft()
-                if not future.done():
-                    future.set_result(answer)
+                waiting.popleft().answer(answer)
         except (hiredis.ProtocolError, IndexError):  # garbage, or an answer nobody asked for
             self.abort()
             return
@@ -119,15 +150,16 @@ class _Resp(asyncio.Protocol):
 
     def _fail_waiting(self) -> None:
         self.closed = True
+        if self._peek is not None:
+            self._peek.detach()  # the transport owns the descriptor: never close it here
+            self._peek = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         error = ConnectionError("connection to Redis lost")
-        while self._waiting:
-            future = self._waiting.popleft()
-            if not future.done():
-                future.set_exception(error)
-                future.exception()  # the batch's last future reports it; no "never retrieved"
+        owed, self._waiting = self._waiting, deque()
+        for answers in dict.fromkeys(owed):  # each receiver once, in order
+            answers.fail(error)
 
 
 class ScriptPipe:
@@ -150,10 +182,27 @@ class ScriptPipe:
         return connection_class in (Connection, UnixDomainSocketConnection)
 
     async def send(self, payload: bytes, count: int) -> list[asyncio.Future[Any]]:
-        protocol = self._protocol
-        if protocol is None or not protocol.usable():
-            protocol = await self._connect()
-        return protocol.send(payload, count)
+        """Write `count` commands; one future per answer."""
+        loop = asyncio.get_running_loop()
+        answers = _FutureAnswers([loop.create_future() for _ in range(count)])
+        await self.connected()
+        self.write(payload, count, answers)
+        return answers.futures
+
+    def ready(self) -> bool:
+        """Whether `write` may go now, without connecting first."""
+        return self._protocol is not None and self._protocol.usable()
+
+    async def connected(self) -> None:
+        if not self.ready():
+            await self._connect()
+
+    def write(self, payload: bytes, count: int, answers: Answers) -> None:
+        """Write on the connection made (after `ready()` or `connected()`); answers go to
+        `answers`. Raises ConnectionError."""
+        if self._protocol is None:
+            raise ConnectionError("not connected to Redis")
+        self._protocol.send(payload, count, answers)
 
     async def _connect(self) -> _Resp:
         async with self._connecting:
@@ -189,7 +238,10 @@ class ScriptPipe:
             return
         payload = b"".join(pack_command([part.encode() for part in command])
                            for command in commands)
-        for future in protocol.send(payload, len(commands)):
+        answers = _FutureAnswers([asyncio.get_running_loop().create_future()
+                                  for _ in commands])
+        protocol.send(payload, len(commands), answers)
+        for future in answers.futures:
             answer = await future
             if isinstance(answer, Exception):
                 raise ConnectionError(f"Redis refused the connection: {answer}")

@@ -1,0 +1,80 @@
+"""Before/after: the gateway's CPU µs per transfer of two source trees, in paired runs.
+
+Each round runs one (b) point (a spawned `smsgw run`, real Redis, realistic traffic) with
+the gateway imported from tree A, then from tree B (order alternating per round), with
+this tree's driver and fake SMSC for both. Prints each run and the medians.
+
+    git worktree add --detach /tmp/smsgw-before <commit>
+    .venv/bin/python bench/pair.py /tmp/smsgw-before . [--rate 1000] [--seconds 15]
+                                   [--rounds 3] [--redis redis://127.0.0.1:6379/15]
+
+The two trees must keep subscribers under the same keys (the driver fills the store).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import uvloop
+
+from smsgw.config import load_settings
+from smsgw.testing.load import LoadTestOptions, Progress, run_loadtest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run import BENCH_SUBMIT_RATE, MIX, population_for  # noqa: E402
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    return parser.parse_args()
+
+
+async def one_run(tree: Path, args: argparse.Namespace) -> dict[str, float]:
+    settings = load_settings(None, {"redis": {"url": args.redis},
+                                    "smsc": {"submit_rate": BENCH_SUBMIT_RATE},
+                                    "security": {"hash_key": secrets.token_hex(16)},
+                                    "log": {"level": "warning"}})
+    options = LoadTestOptions(args.rate, args.seconds, population_for(args.rate, args.seconds),
+                              MIX, "spawn", 0,
+                              gateway_env={"PYTHONPATH": str(tree)})
+    result = (await run_loadtest(settings, options, Progress(open("/dev/null", "w")),
+                                 say=lambda _: None)).as_json()
+    cpu = result["cpu_us_per_command"]
+    return {"answered": result["commands_per_s"], "gateway": cpu.get("gateway", 0.0),
+            "redis": cpu.get("redis", 0.0), "p99": result["latency_ms"]["p99"]}
+
+
+async def main() -> None:
+    args = arguments()
+    trees = {"before": args.before.resolve(), "after": args.after.resolve()}
+    # `python -m smsgw` puts its working folder first on sys.path: run it from one that
+    # holds no smsgw, so that PYTHONPATH picks the tree
+    os.chdir(tempfile.mkdtemp(prefix="smsgw-pair-"))
+    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    for round_number in range(args.rounds):
+        order = ["before", "after"] if round_number % 2 == 0 else ["after", "before"]
+        for name in order:
+            run = await one_run(trees[name], args)
+            runs[name].append(run)
+            print(f"round {round_number + 1} {name:6}: {run}", flush=True)
+    for name, measured in runs.items():
+        print(f"{name:6} median gateway µs/transfer "
+              f"{statistics.median(r['gateway'] for r in measured):.0f}, redis "
+              f"{statistics.median(r['redis'] for r in measured):.0f}, answered "
+              f"{statistics.median(r['answered'] for r in measured):.0f}/s")
+
+
+if __name__ == "__main__":
+    uvloop.run(main())
