@@ -5,7 +5,7 @@ by own time and by inclusive time, as shares of the samples, and the CPU µs per
     .venv/bin/pip install -e '.[bench]'
     .venv/bin/python bench/profile_gateway.py [--rate 1500] [--seconds 20]
                                               [--redis redis://127.0.0.1:6379/15]
-                                              [--top 40] [--raw FILE]
+                                              [--top 40] [--raw FILE] [--cluster]
 
 py-spy needs ptrace rights (root, or kernel.yama.ptrace_scope=0).
 """
@@ -24,7 +24,7 @@ from pathlib import Path
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import gateway_point  # noqa: E402  (bench/run.py, beside this script)
+from run import gateway_point, local_cluster  # noqa: E402  (bench/run.py, beside this script)
 
 WARM_UP_SECONDS = 4.0
 
@@ -35,6 +35,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--cluster", action="store_true",
+                        help="on a local 3-node Redis Cluster (row (d)) instead")
     parser.add_argument("--raw", type=Path, help="also keep py-spy's collapsed stacks here")
     return parser.parse_args()
 
@@ -100,7 +102,9 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         raw = Path(folder) / "stacks.txt"
         spying = asyncio.create_task(sample(args.seconds - WARM_UP_SECONDS - 2, raw))
-        point = await gateway_point(args.rate, args.seconds, args.redis, "spawn")
+        with local_cluster(args.cluster) as cluster_url:
+            point = await gateway_point(args.rate, args.seconds, cluster_url or args.redis,
+                                        "spawn", cluster=args.cluster)
         await spying
         cpu = point.get("cpu_us_per_command")
         print(f"answered {point.get('commands_per_s')}/s of {args.rate}/s offered; "

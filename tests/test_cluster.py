@@ -412,3 +412,49 @@ async def test_a_recipient_with_an_empty_balance_is_refused_alike_in_both_steps(
     assert await balances(app) == before
     assert await app.store.redis.lrange(f"s:{{{ALI}}}:h", 0, -1) == history
     assert await app.store.journal_entries(ALI) == {}
+
+
+async def test_calls_go_straight_to_their_nodes_and_a_redirection_is_followed(
+        cluster_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Script calls travel on one connection per node (not redis-py's cluster pipeline);
+    a node that answers MOVED (a slot map gone stale: a resharding, a failover) did not
+    run the call: it goes again through redis-py, which follows the redirection, and runs
+    exactly once."""
+    from smsgw.store import node_pipes
+
+    store = Store.connect(cluster_url.removeprefix(CLUSTER_PREFIX), cluster=True)
+    try:
+        await store.load_scripts()
+        key = "s:{989361111111}:r:x"
+        await store.run(CONFIRM, [key], ["f"])
+        nodes = store._batcher._nodes
+        assert nodes is not None and nodes._pipes  # written per node
+        manager = store.redis.nodes_manager  # type: ignore[attr-defined]
+        owner = manager.get_node_from_slot(key_slot(key.encode()))
+        stranger = next(n for n in store.redis.get_primaries()  # type: ignore[attr-defined]
+                        if n.name != owner.name)
+
+        class StaleMap:  # the node pipes' view only; redis-py keeps its own, right map
+            def get_node_from_slot(self, *_: object) -> object:
+                return stranger
+
+        class StaleCluster:
+            nodes_manager = StaleMap()
+
+        monkeypatch.setattr(nodes, "_cluster", StaleCluster())
+        await store.run(CONFIRM, [key], ["f"])  # through redis-py: not connected to the
+        await asyncio.sleep(0.5)  # ... stranger yet; now it is
+        await store.redis.hset(key, "f", "1")
+        answers: list[object] = []
+        real = node_pipes.is_redirect
+
+        def seen(answer: object) -> bool:
+            answers.append(answer)
+            return real(answer)
+
+        monkeypatch.setattr("smsgw.store.batcher.is_redirect", seen)
+        await store.run(CONFIRM, [key], ["f"])
+        assert any(real(answer) for answer in answers)  # the stranger said MOVED ...
+        assert not await store.redis.hexists(key, "f")  # ... and the owner ran it
+    finally:
+        await store.close()

@@ -32,6 +32,7 @@ from redis.exceptions import (
 )
 
 from smsgw.store.errors import StoreUnavailable
+from smsgw.store.node_pipes import NodePipes, is_redirect
 from smsgw.store.pipe import ScriptPipe, pack_command
 from smsgw.store.script import Script, registered
 
@@ -70,31 +71,40 @@ class _Batch:
     """One pipeline written on the dedicated connection: its answers, in order, settle
     its callers' futures once the last is in (pipe.Answers)."""
 
-    __slots__ = ("_batcher", "_done", "_retried", "calls", "results")
+    __slots__ = ("_batcher", "_done", "_node", "_retried", "calls", "results")
 
-    def __init__(self, batcher: ScriptBatcher, calls: list[Call], retried: bool) -> None:
+    def __init__(self, batcher: ScriptBatcher, calls: list[Call], retried: bool,
+                 node: bool) -> None:
         self.calls = calls
         self.results: list[Any] = []
         self._batcher = batcher
         self._retried = retried
+        self._node = node  # written to one node of a cluster (node_pipes.py)
         self._done = False
 
     def answer(self, value: Any) -> None:
         self.results.append(value)
         if len(self.results) == len(self.calls):
             self._done = True
-            self._batcher._settle(self.calls, self.results, self._retried)
+            if self._node:
+                self._batcher._settle_node_batch(self.calls, self.results, self._retried)
+            else:
+                self._batcher._settle(self.calls, self.results, self._retried)
 
     def fail(self, error: Exception) -> None:
         if not self._done:
             self._done = True
+            if self._node:
+                self._batcher.nodes_rest()
             self._batcher._give_up(self.calls, StoreUnavailable(str(error) or "lost"))
 
 
 class ScriptBatcher:
-    def __init__(self, client: aioredis.Redis, pipe: ScriptPipe | None = None) -> None:
+    def __init__(self, client: aioredis.Redis, pipe: ScriptPipe | None = None,
+                 nodes: NodePipes | None = None) -> None:
         self._redis = client
         self._pipe = pipe  # a plain server: write RESP ourselves (see the module's doc)
+        self._nodes = nodes  # a cluster: the same, one connection per node
         self._loaded: set[Script[Any, Any, Any]] = set()  # since the last NOSCRIPT
         self._queue: list[Call] = []
         self._scheduled = False
@@ -120,22 +130,43 @@ class ScriptBatcher:
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             self._in_flight += 1
             pipe, loaded = self._pipe, self._loaded
-            if pipe is not None and pipe.ready() and all(item[0] in loaded for item in batch):
-                self._write(pipe, batch, retried=False)
-            else:
+            if not all(item[0] in loaded for item in batch):
                 self._spawn(self._flush(batch))
+            elif pipe is not None and pipe.ready():
+                self._write(pipe, batch, retried=False)
+            elif self._nodes is None or not self._write_to_nodes(batch):
+                self._spawn(self._flush(batch))
+
+    def _write_to_nodes(self, batch: list[Call]) -> bool:
+        """A cluster's batch, one write per node (each a batch in flight of its own);
+        False: it goes through redis-py."""
+        assert self._nodes is not None
+        groups = self._nodes.split(batch)
+        if groups is None:
+            return False
+        self._in_flight += len(groups) - 1
+        for pipe, calls in groups.items():
+            self._write(pipe, calls, retried=False, node=True)
+        return True
+
+    def nodes_rest(self) -> None:
+        if self._nodes is not None:
+            self._nodes.rest()
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _write(self, pipe: ScriptPipe, batch: list[Call], retried: bool) -> None:
+    def _write(self, pipe: ScriptPipe, batch: list[Call], retried: bool,
+               node: bool = False) -> None:
         payload = b"".join(pack_evalsha(script.sha, keys, args)
                            for script, keys, args, _ in batch)
         try:
-            pipe.write(payload, len(batch), _Batch(self, batch, retried))
+            pipe.write(payload, len(batch), _Batch(self, batch, retried, node))
         except ConnectionError as exc:
+            if node:
+                self.nodes_rest()
             self._give_up(batch, StoreUnavailable(str(exc)))
 
     async def _flush(self, batch: list[Call], retried: bool = False) -> None:
@@ -184,6 +215,21 @@ class ScriptBatcher:
             return
         self._landed()
 
+    def _settle_node_batch(self, batch: list[Call], results: list[Any], retried: bool) -> None:
+        """A node's answers: calls it did not run (a redirection: the slot moved, the
+        cluster is failing over) go again through redis-py, which follows them."""
+        again = [item for item, result in zip(batch, results, strict=True)
+                 if is_redirect(result)]
+        if not again:
+            self._settle(batch, results, retried)
+            return
+        self.nodes_rest()
+        settled = [(item, result) for item, result in zip(batch, results, strict=True)
+                   if not is_redirect(result)]
+        self._in_flight += 1  # the resend is a batch of its own
+        self._settle([item for item, _ in settled], [result for _, result in settled], retried)
+        self._spawn(self._flush(again, retried))
+
     def _give_up(self, batch: list[Call], error: Exception) -> None:
         for *_, future in batch:
             if not future.done():
@@ -199,6 +245,8 @@ class ScriptBatcher:
     def close(self) -> None:
         if self._pipe is not None:
             self._pipe.close()
+        if self._nodes is not None:
+            self._nodes.close()
 
     async def load(self) -> None:
         """Load the scripts now, so that the first messages don't wait for it."""

@@ -173,6 +173,7 @@ class ScriptPipe:
         self._connect_timeout = connect_timeout
         self._protocol: _Resp | None = None
         self._connecting = asyncio.Lock()
+        self._connecting_task: asyncio.Task[None] | None = None
 
     @staticmethod
     def supports(connection_class: type) -> bool:
@@ -192,6 +193,15 @@ class ScriptPipe:
     def ready(self) -> bool:
         """Whether `write` may go now, without connecting first."""
         return self._protocol is not None and self._protocol.usable()
+
+    def connect_soon(self) -> None:
+        """Start connecting in the background (once at a time); `ready()` says when."""
+        if self._connecting_task is None or self._connecting_task.done():
+            self._connecting_task = asyncio.get_running_loop().create_task(self._connect_quietly())
+
+    async def _connect_quietly(self) -> None:
+        with contextlib.suppress(Exception):  # the next batch that needs it says why
+            await self._connect()
 
     async def connected(self) -> None:
         if not self.ready():

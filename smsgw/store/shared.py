@@ -74,6 +74,16 @@ CONFIRM = Script(SCRIPTS / "confirm.lua", list[str], list[str], int)
 ORDER_TAKE = Script(SCRIPTS / "order_take.lua", QueueKeys, TakeArgs, str)
 ORDER_HEAD = Script(SCRIPTS / "order_head.lua", QueueKeys, NoArgs, str)
 ORDER_LEAVE = Script(SCRIPTS / "order_leave.lua", QueueKeys, LeaveArgs, int)
+class JournalIndexKeys(NamedTuple):
+    shard: str  # the shard of the journal index (a zset)
+
+
+class JournalIndexArgs(NamedTuple):
+    member: str  # "<sender>|<txid>"
+    at_ms: str  # when it was debited: add it; "": drop it
+
+
+JOURNAL_INDEX = Script(SCRIPTS / "journal_index.lua", JournalIndexKeys, JournalIndexArgs, int)
 # the fields to read (any number)
 READ_FIELDS = Script(SCRIPTS / "read_fields.lua", HashKeys, list[str], list[str | None])
 CARE = Script(SCRIPTS / "care.lua", CareKeys, CareArgs, json_result(dict[str, Any]))

@@ -22,6 +22,7 @@ from typing import Any, TypeVar, cast
 
 import orjson
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
 from smsgw.messages import Inbound
@@ -46,6 +47,7 @@ from smsgw.store.keys import (
     redelivery_key,
     subscriber_key,
 )
+from smsgw.store.node_pipes import NodePipes
 from smsgw.store.pipe import ScriptPipe
 from smsgw.store.script import HISTORY_LENGTH, Script, envelope
 from smsgw.store.shared import (
@@ -54,6 +56,7 @@ from smsgw.store.shared import (
     CONFIRM,
     IDEMPOTENCY_FINISH,
     IDEMPOTENCY_RESERVE,
+    JOURNAL_INDEX,
     ORDER_HEAD,
     ORDER_LEAVE,
     ORDER_TAKE,
@@ -66,6 +69,8 @@ from smsgw.store.shared import (
     FinishArgs,
     HashKeys,
     IdempotencyKeys,
+    JournalIndexArgs,
+    JournalIndexKeys,
     LeaveArgs,
     NoArgs,
     QueueKeys,
@@ -126,7 +131,8 @@ class Store:
             pool = client.connection_pool
             if ScriptPipe.supports(pool.connection_class):
                 pipe = ScriptPipe(pool.connection_kwargs)
-        self._batcher = ScriptBatcher(client, pipe)
+        nodes = NodePipes(cast(RedisCluster, client)) if cluster else None
+        self._batcher = ScriptBatcher(client, pipe, nodes)
 
     @classmethod
     def connect(cls, url: str, cluster: bool = False, single_slot: bool | None = None) -> Store:
@@ -336,10 +342,12 @@ class Store:
     async def index_journal(self, sender: str, txid: str, at_ms: int) -> None:
         """Written before the debit: an entry whose debit never happened, or whose
         transfer is finished, is only dropped by the next recovery."""
-        await self.plain(self.redis.zadd(journal_index_key(sender), {f"{sender}|{txid}": at_ms}))
+        await self.run(JOURNAL_INDEX, JournalIndexKeys(journal_index_key(sender)),
+                       JournalIndexArgs(f"{sender}|{txid}", str(at_ms)))
 
     async def unindex_journal(self, sender: str, txid: str) -> None:
-        await self.plain(self.redis.zrem(journal_index_key(sender), f"{sender}|{txid}"))
+        await self.run(JOURNAL_INDEX, JournalIndexKeys(journal_index_key(sender)),
+                       JournalIndexArgs(f"{sender}|{txid}", ""))
 
     async def indexed_journals(self, cutoff_ms: int) -> tuple[list[tuple[str, str]], int]:
         """The (sender, txid) of indexed transfers from before `cutoff_ms`, and how many
