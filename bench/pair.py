@@ -27,7 +27,7 @@ from smsgw.config import load_settings
 from smsgw.testing.load import LoadTestOptions, Progress, run_loadtest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import BENCH_SUBMIT_RATE, MIX, population_for  # noqa: E402
+from run import BENCH_SUBMIT_RATE, MIX, population_for
 
 
 def arguments() -> argparse.Namespace:

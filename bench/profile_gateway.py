@@ -24,7 +24,7 @@ from pathlib import Path
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import gateway_point, local_cluster  # noqa: E402  (bench/run.py, beside this script)
+from run import gateway_point, local_cluster
 
 WARM_UP_SECONDS = 4.0
 
