@@ -49,8 +49,9 @@ async def one_run(tree: Path, args: argparse.Namespace) -> dict[str, float]:
     options = LoadTestOptions(args.rate, args.seconds, population_for(args.rate, args.seconds),
                               MIX, "spawn", 0,
                               gateway_env={"PYTHONPATH": str(tree)})
-    result = (await run_loadtest(settings, options, Progress(open("/dev/null", "w")),
-                                 say=lambda _: None)).as_json()
+    with open(os.devnull, "w") as quiet:
+        result = (await run_loadtest(settings, options, Progress(quiet),
+                                     say=lambda _: None)).as_json()
     cpu = result["cpu_us_per_command"]
     return {"answered": result["commands_per_s"], "gateway": cpu.get("gateway", 0.0),
             "redis": cpu.get("redis", 0.0), "p99": result["latency_ms"]["p99"]}
