@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from smsgw.store import Store
 from smsgw.store.shared import CONFIRM
@@ -42,3 +44,19 @@ def test_evalsha_is_packed_as_redis_py_packs_it() -> None:
     assert pack_evalsha("f" * 40, keys, args) == expected  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         pack_evalsha("f" * 40, keys, [True])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(), max_size=4),
+       st.lists(st.one_of(st.text(), st.integers(), st.floats(allow_nan=False),
+                          st.binary()), max_size=12))
+def test_any_script_call_is_packed_as_redis_py_packs_it(keys: list[str],
+                                                         args: list[object]) -> None:
+    """Every key and argument, whatever it holds (any text, huge or negative numbers,
+    raw bytes), reaches Redis byte for byte as redis-py would send it."""
+    from redis.asyncio.connection import Connection
+
+    from smsgw.store.batcher import pack_evalsha
+
+    expected = b"".join(Connection().pack_command("EVALSHA", "f" * 40, len(keys), *keys, *args))
+    assert pack_evalsha("f" * 40, keys, args) == expected

@@ -10,7 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from smsgw.core.text import national_form, to_persian_digits
+from smsgw.core.text import PERSIAN_DIGITS, national_form, to_persian_digits
 
 LANGUAGES = ("fa", "en")
 TEMPLATE_DIR = Path(__file__).parent.parent / "templates"
@@ -55,9 +55,13 @@ def pick_language(*choices: str) -> str:
     return LANGUAGES[0]
 
 
+# Persian digits and the Arabic thousands separator (U+066C), in one pass
+_MONEY_FA = str.maketrans({",": "٬", **{str(i): digit for i, digit in enumerate(PERSIAN_DIGITS)}})
+
+
 def show_money(amount: int, language: str) -> str:
     text = f"{amount:,}"
-    return to_persian_digits(text.replace(",", "٬")) if language == "fa" else text
+    return text.translate(_MONEY_FA) if language == "fa" else text
 
 
 def show_digits(digits: str, language: str) -> str:

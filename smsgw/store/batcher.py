@@ -33,7 +33,7 @@ from redis.exceptions import (
 
 from smsgw.store.errors import StoreUnavailable
 from smsgw.store.node_pipes import NodePipes, is_redirect
-from smsgw.store.pipe import ScriptPipe, pack_command
+from smsgw.store.pipe import ScriptPipe
 from smsgw.store.script import Script, registered
 
 MAX_BATCH = 512
@@ -46,25 +46,42 @@ MAX_FLUSHES = 8  # pipelines in flight; while all are busy, calls gather into bi
 Call = tuple[Script[Any, Any, Any], Sequence[str], Sequence[Any], "asyncio.Future[Any]"]
 
 
+_BULK = b"$%d\r\n%b\r\n"
+
+
 def pack_evalsha(sha: str, keys: Sequence[str], args: Sequence[Any]) -> bytes:
     """One EVALSHA command in RESP (str as UTF-8, int in decimal, float by repr, as
-    redis-py encodes them)."""
-    parts = [b"EVALSHA", sha.encode(), b"%d" % len(keys)]
-    parts += [key.encode() for key in keys]
+    redis-py encodes them), written in one pass (this runs for every store call)."""
+    key_count = b"%d" % len(keys)
+    parts = [b"*%d\r\n$7\r\nEVALSHA\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (
+        3 + len(keys) + len(args), len(sha), sha.encode(), len(key_count), key_count)]
+    for key in keys:
+        data = key.encode()
+        parts.append(_BULK % (len(data), data))
     for value in args:
-        if isinstance(value, bool):  # as redis-py: say 1 or 0, not True
-            raise TypeError("cannot send a bool to a script")
-        if isinstance(value, str):
-            parts.append(value.encode())
-        elif isinstance(value, int):
-            parts.append(b"%d" % value)
-        elif isinstance(value, float):
-            parts.append(repr(value).encode())
-        elif isinstance(value, bytes):
-            parts.append(value)
+        kind = type(value)
+        if kind is str:
+            data = value.encode()
+        elif kind is int:
+            data = b"%d" % value
         else:
-            raise TypeError(f"cannot send a {type(value).__name__} to a script")
-    return pack_command(parts)
+            data = _encoded(value)
+        parts.append(_BULK % (len(data), data))
+    return b"".join(parts)
+
+
+def _encoded(value: Any) -> bytes:
+    if isinstance(value, bool):  # as redis-py: say 1 or 0, not True
+        raise TypeError("cannot send a bool to a script")
+    if isinstance(value, str):
+        return value.encode()
+    if isinstance(value, int):
+        return b"%d" % value
+    if isinstance(value, float):
+        return repr(value).encode()
+    if isinstance(value, bytes):
+        return value
+    raise TypeError(f"cannot send a {type(value).__name__} to a script")
 
 
 class _Batch:

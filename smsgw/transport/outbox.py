@@ -101,7 +101,9 @@ class Outbox:
         if not replies:
             return []
         created = time.time()
-        held = [self._held(inbound, reply, index, created) for index, reply in enumerate(replies)]
+        origin = self._origin_digest(inbound) if inbound is not None else ""
+        held = [self._held(origin, inbound, reply, index, created)
+                for index, reply in enumerate(replies)]
         by_shard: dict[int, list[tuple[str, str]]] = defaultdict(list)
         for each in held:
             by_shard[each.shard].append((each.reply_id, self._stored(each)))
@@ -114,18 +116,21 @@ class Outbox:
         self.holding += len(held)
         return held
 
-    def _held(self, inbound: Inbound | None, reply: Outbound, index: int,
+    def _origin_digest(self, inbound: Inbound) -> str:
+        """One keyed digest per message; its replies' ids are this and their place.
+        The same reply decided again (a redelivery re-renders the first outcome) is the
+        same entry: a successor sends it once, not once per attempt. Yet two *different*
+        messages that get the same text (two PIN changes: "your PIN has been changed"
+        twice) are two entries: keyed by the reply alone, the first one's removal also
+        removed the second, unsent (found by the outside outbox attack). A redelivery is
+        the same message: the same id (an SMSC's id, a log's identity), or without one
+        the same sender, short code and text."""
+        return self._hasher.digest("outbox", self._origin(inbound))[:21]
+
+    def _held(self, origin: str, inbound: Inbound | None, reply: Outbound, index: int,
               created: float) -> Held:
         if inbound is not None:
-            # the same reply decided again (a redelivery re-renders the first outcome) is
-            # the same entry: a successor sends it once, not once per attempt. Yet two
-            # *different* messages that get the same text (two PIN changes: "your PIN has
-            # been changed" twice) are two entries: keyed by the reply alone, the first
-            # one's removal also removed the second, unsent (found by the outside outbox
-            # attack). A redelivery is the same message: the same id (an SMSC's id, a
-            # log's identity), or without one the same sender, short code and text.
-            reply_id = self._hasher.digest("outbox", self._origin(inbound), reply.to,
-                                           reply.kind, reply.text, str(index))[:24]
+            reply_id = f"{origin}-{index:02d}"
             shard = outbox_shard(inbound.sender)
         else:
             reply_id, shard = secrets.token_hex(12), outbox_shard(reply.to)
