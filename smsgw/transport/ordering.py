@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections import defaultdict
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -28,24 +28,54 @@ MAX_POLL_SECONDS = 0.05
 
 
 class KeyedOrder:
-    """Runs the holders of one key one at a time, in the order they asked (FIFO locks)."""
+    """Runs the holders of one key one at a time, in the order they asked (FIFO). A key
+    nobody holds costs one dict entry while held: no lock, no future (the common case:
+    a subscriber's messages rarely overlap)."""
 
     def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: defaultdict[str, int] = defaultdict(int)
+        # key -> the holders waiting behind the current one (present while held)
+        self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
 
-    @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] += 1
+    def hold(self, key: str) -> _Turn:
+        return _Turn(self, key)
+
+    async def _enter(self, key: str) -> None:
+        waiting = self._waiting.get(key)
+        if waiting is None:
+            self._waiting[key] = deque()
+            return
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiting.append(turn)
         try:
-            async with lock:
-                yield
-        finally:
-            self._users[key] -= 1
-            if self._users[key] == 0:
-                del self._users[key]
-                del self._locks[key]
+            await turn
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled():  # handed the turn, then cancelled
+                self._leave(key)
+            elif turn in waiting:  # (a leaving holder may have dropped it already)
+                waiting.remove(turn)
+            raise
+
+    def _leave(self, key: str) -> None:
+        waiting = self._waiting[key]
+        while waiting:
+            turn = waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return
+        del self._waiting[key]
+
+
+class _Turn:
+    __slots__ = ("_key", "_order")
+
+    def __init__(self, order: KeyedOrder, key: str) -> None:
+        self._order, self._key = order, key
+
+    async def __aenter__(self) -> None:
+        await self._order._enter(self._key)
+
+    async def __aexit__(self, *_: object) -> None:
+        self._order._leave(self._key)
 
 
 class SharedOrder:
