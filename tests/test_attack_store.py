@@ -1,0 +1,164 @@
+"""Attacks on the store's script batches (batcher.py, pipe.py, node_pipes.py): connections
+killed mid-batch, scripts flushed, bad arguments, slots migrated while calls flow. After
+each: every caller got an answer or StoreUnavailable, no call ran twice, a call answered
+ran exactly once, the in-flight count is back to 0, and later calls still succeed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from smsgw.store import Store, StoreUnavailable
+from smsgw.store.script import Script
+from smsgw.store.shared import CONFIRM
+from tests.attacks import tried
+from tests.conftest import RedisCluster, RedisServer
+
+
+class CountKeys(NamedTuple):
+    counts: str  # a hash: how many times each call ran
+
+
+class CountArgs(NamedTuple):
+    id: str
+
+
+COUNT = Script(Path(__file__).with_name("lua") / "count_call.lua", CountKeys, CountArgs, int)
+
+
+def counts_key(tag: int) -> str:
+    return f"t:{{atk{tag}}}:counts"
+
+
+def ran(client: redis.Redis, tags: int) -> dict[str, int]:
+    """How many times each call id ran, over every counts hash."""
+    total: dict[str, int] = {}
+    for tag in range(tags):
+        for call_id, count in client.hgetall(counts_key(tag)).items():
+            total[call_id.decode()] = total.get(call_id.decode(), 0) + int(count)
+    return total
+
+
+def check_outcomes(outcomes: dict[str, object], runs: dict[str, int]) -> None:
+    """Each call answered ran once; each failed as unavailable ran at most once; none
+    failed otherwise."""
+    for call_id, outcome in outcomes.items():
+        if outcome == 1:
+            assert runs.get(call_id) == 1, (call_id, runs.get(call_id))
+        else:
+            assert isinstance(outcome, StoreUnavailable), (call_id, outcome)
+            assert runs.get(call_id, 0) <= 1, (call_id, runs.get(call_id))
+    assert set(runs) <= set(outcomes)
+
+
+# -- an argument that cannot be sent fails its own caller, never the batch --------------
+
+async def _a_bad_argument_fails_only_its_caller(store: Store) -> None:
+    await store.load_scripts()
+    await store.run(CONFIRM, ["s:{1}:r:x"], ["f"])  # connected: the next batch is written at once
+    good = [store.run(CONFIRM, [f"s:{{{n}}}:r:x"], ["f"]) for n in range(20)]
+    bad = store.run(CONFIRM, ["s:{1}:r:x"], [None])  # a hand-edited journal's null, say
+    results = await asyncio.wait_for(asyncio.gather(*good, bad, return_exceptions=True), 10)
+    assert results[:-1] == [1] * 20
+    assert isinstance(results[-1], TypeError)
+    assert store._batcher._in_flight == 0
+    assert await asyncio.wait_for(store.run(CONFIRM, ["s:{2}:r:x"], ["f"]), 10) == 1
+
+
+async def test_a_bad_argument_fails_only_its_own_call(redis_url: str) -> None:
+    store = Store.connect(redis_url)
+    try:
+        await _a_bad_argument_fails_only_its_caller(store)
+    finally:
+        await store.close()
+
+
+async def test_a_bad_argument_fails_only_its_own_call_on_a_cluster(cluster_url: str) -> None:
+    from tests.conftest import CLUSTER_PREFIX
+
+    store = Store.connect(cluster_url.removeprefix(CLUSTER_PREFIX), cluster=True)
+    try:
+        await store.load_scripts()
+        await store.run(CONFIRM, ["s:{1}:r:x"], ["f"])
+        await asyncio.sleep(0.3)  # the node connections made
+        await _a_bad_argument_fails_only_its_caller(store)
+    finally:
+        await store.close()
+
+
+# -- a plain server: kills, flushes and bursts in any order -----------------------------
+
+ACTIONS = st.lists(st.one_of(
+    st.tuples(st.just("burst"), st.integers(1, 600)),
+    st.tuples(st.just("kill"), st.just(0)),  # CLIENT KILL every other client
+    st.tuples(st.just("flush"), st.just(0)),  # SCRIPT FLUSH (as a restart does)
+    st.tuples(st.just("turn"), st.integers(0, 3)),  # let the loop run a few turns
+    st.tuples(st.just("settle"), st.just(0)),  # wait for the answers so far
+), min_size=1, max_size=12)
+
+
+@settings(max_examples=40, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ACTIONS)
+def test_interleaved_kills_and_flushes_never_hang_repeat_or_leak(
+        redis_server: RedisServer | str, steps: list[tuple[str, int]]) -> None:
+    tried("a plain server's batches: every call answered once, no leak")
+    url = redis_server if isinstance(redis_server, str) else redis_server.url
+    sync = redis.Redis.from_url(url)
+    sync.flushdb()
+    tags = 7
+
+    async def run() -> None:
+        store = Store.connect(url)
+        admin = aioredis.Redis.from_url(url)
+        futures: dict[str, asyncio.Future[Any]] = {}
+        try:
+            for action, n in steps:
+                if action == "burst":
+                    for _ in range(n):
+                        call_id = str(len(futures))
+                        futures[call_id] = asyncio.ensure_future(store.run(
+                            COUNT, CountKeys(counts_key(len(futures) % tags)),
+                            CountArgs(call_id)))
+                elif action == "kill":
+                    with contextlib.suppress(redis.RedisError):
+                        await admin.client_kill_filter(_type="normal", skipme=True)
+                elif action == "flush":
+                    await admin.script_flush()
+                elif action == "turn":
+                    for _ in range(n):
+                        await asyncio.sleep(0)
+                else:
+                    await asyncio.wait_for(asyncio.gather(*futures.values(),
+                                                          return_exceptions=True), 30)
+            outcomes = dict(zip(futures, await asyncio.wait_for(
+                asyncio.gather(*futures.values(), return_exceptions=True), 30), strict=True))
+            assert store._batcher._in_flight == 0
+            check_outcomes(outcomes, ran(sync, tags))
+            assert await asyncio.wait_for(store.run(
+                COUNT, CountKeys(counts_key(0)), CountArgs("after")), 10) == 1
+            assert store._batcher._in_flight == 0
+        finally:
+            await admin.aclose()
+            await store.close()
+
+    asyncio.run(run())
+
+
+# -- a cluster of our own: slots migrated, scripts flushed on one node, kills -----------
+
+@pytest.fixture(scope="module")
+def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    cluster = RedisCluster(tmp_path_factory.mktemp("attacked-cluster"))
+    cluster.start()
+    yield cluster
+    cluster.stop()
