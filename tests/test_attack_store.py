@@ -162,3 +162,177 @@ def own_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClust
     cluster.start()
     yield cluster
     cluster.stop()
+
+
+class _Cluster:
+    """Moves slots and flushes or kills on the nodes of `own_cluster`, as an operator
+    resharding it would."""
+
+    def __init__(self, cluster: RedisCluster) -> None:
+        self.ports = cluster.ports
+        self.nodes = [aioredis.Redis(port=port) for port in self.ports]
+        self.migrating: dict[int, tuple[int, int]] = {}  # slot: (from, to) node index
+
+    async def ids(self) -> list[str]:
+        return [(await node.execute_command("CLUSTER MYID")).decode() for node in self.nodes]
+
+    async def owner(self, slot: int) -> int:
+        for start, end, primary, *_ in await self.nodes[0].execute_command("CLUSTER SLOTS"):
+            if start <= slot <= end:
+                return self.ports.index(int(primary[1]))
+        raise AssertionError(f"slot {slot} not covered")
+
+    async def begin(self, slot: int, to: int) -> None:
+        """Slot `slot` MIGRATING to node `to` (its keys still where they were)."""
+        if slot in self.migrating:
+            return
+        source = await self.owner(slot)
+        if source == to:
+            return
+        ids = await self.ids()
+        await self.nodes[to].execute_command("CLUSTER SETSLOT", slot, "IMPORTING", ids[source])
+        await self.nodes[source].execute_command("CLUSTER SETSLOT", slot, "MIGRATING", ids[to])
+        self.migrating[slot] = (source, to)
+
+    async def move_keys(self, slot: int) -> None:
+        """The migrating slot's keys MIGRATEd (the calls for them now meet ASK)."""
+        if slot not in self.migrating:
+            return
+        source, to = self.migrating[slot]
+        keys = await self.nodes[source].execute_command("CLUSTER GETKEYSINSLOT", slot, 1000)
+        if keys:
+            await self.nodes[source].execute_command(
+                "MIGRATE", "127.0.0.1", self.ports[to], "", 0, 5000, "KEYS", *keys)
+
+    async def finish(self, slot: int) -> None:
+        """The slot handed over: the old owner answers MOVED."""
+        if slot not in self.migrating:
+            return
+        await self.move_keys(slot)
+        source, to = self.migrating.pop(slot)
+        ids = await self.ids()
+        order = [to, source] + [i for i in range(len(self.nodes)) if i not in (to, source)]
+        for index in order:
+            await self.nodes[index].execute_command("CLUSTER SETSLOT", slot, "NODE", ids[to])
+
+    async def finish_all(self) -> None:
+        for slot in list(self.migrating):
+            await self.finish(slot)
+
+    async def close(self) -> None:
+        for node in self.nodes:
+            await node.aclose()
+
+
+CLUSTER_ACTIONS = st.lists(st.one_of(
+    st.tuples(st.just("burst"), st.integers(1, 400), st.just(0)),
+    st.tuples(st.just("kill"), st.integers(0, 2), st.just(0)),  # CLIENT KILL on a node
+    st.tuples(st.just("flush"), st.integers(0, 2), st.just(0)),  # SCRIPT FLUSH on a node
+    st.tuples(st.just("begin"), st.integers(0, 6), st.integers(0, 2)),  # tag, to node
+    st.tuples(st.just("move_keys"), st.integers(0, 6), st.just(0)),
+    st.tuples(st.just("finish"), st.integers(0, 6), st.just(0)),
+    st.tuples(st.just("turn"), st.integers(0, 3), st.just(0)),
+    st.tuples(st.just("settle"), st.just(0), st.just(0)),
+), min_size=1, max_size=12)
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(CLUSTER_ACTIONS)
+def test_a_cluster_resharded_flushed_and_killed_never_runs_a_call_twice_nor_hangs(
+        own_cluster: RedisCluster, steps: list[tuple[str, int, int]]) -> None:
+    from redis.crc import key_slot
+
+    tried("a cluster's batches: resharding, flushes, kills; every call answered once")
+    tags = 7
+    own_cluster.flush()
+    check = redis.RedisCluster.from_url(own_cluster.url)
+
+    async def run() -> None:
+        store = Store.connect(own_cluster.url, cluster=True)
+        ops = _Cluster(own_cluster)
+        futures: dict[str, asyncio.Future[Any]] = {}
+        try:
+            await store.load_scripts()
+            await store.run(COUNT, CountKeys(counts_key(0)), CountArgs("warm"))
+            await asyncio.sleep(0.2)  # the node connections made: the direct path is taken
+            for action, a, b in steps:
+                slot = key_slot(f"atk{a}".encode())
+                if action == "burst":
+                    for _ in range(a):
+                        call_id = str(len(futures))
+                        futures[call_id] = asyncio.ensure_future(store.run(
+                            COUNT, CountKeys(counts_key(len(futures) % tags)),
+                            CountArgs(call_id)))
+                elif action == "kill":
+                    with contextlib.suppress(redis.RedisError):
+                        await ops.nodes[a].client_kill_filter(_type="normal", skipme=True)
+                elif action == "flush":
+                    await ops.nodes[a].script_flush()
+                elif action == "begin":
+                    await ops.begin(slot, b)
+                elif action == "move_keys":
+                    await ops.move_keys(slot)
+                elif action == "finish":
+                    await ops.finish(slot)
+                elif action == "turn":
+                    for _ in range(a):
+                        await asyncio.sleep(0)
+                else:
+                    await asyncio.wait_for(asyncio.gather(*futures.values(),
+                                                          return_exceptions=True), 60)
+            outcomes = dict(zip(futures, await asyncio.wait_for(
+                asyncio.gather(*futures.values(), return_exceptions=True), 60), strict=True))
+            assert store._batcher._in_flight == 0
+            await ops.finish_all()
+            runs = ran(check, tags)  # type: ignore[arg-type]
+            runs.pop("warm", None)
+            check_outcomes(outcomes, runs)
+            for tag in range(tags):  # every slot reached again (a killed link may cost
+                for attempt in range(50):  # ... redis-py's pool a temporary error first)
+                    try:
+                        assert await asyncio.wait_for(store.run(
+                            COUNT, CountKeys(counts_key(tag)),
+                            CountArgs(f"after{tag}-{attempt}")), 20) == 1
+                        break
+                    except StoreUnavailable:
+                        await asyncio.sleep(0.1)
+                else:
+                    raise AssertionError(f"slot of tag {tag} never reached again")
+            assert store._batcher._in_flight == 0
+        finally:
+            with contextlib.suppress(Exception):
+                await ops.finish_all()
+            await ops.close()
+            await store.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        check.close()
+
+
+async def test_scripts_flushed_again_before_the_resend_is_a_temporary_error(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """NOSCRIPT, the scripts loaded, and flushed again before the calls go again (a
+    server restarting twice, an operator's SCRIPT FLUSH): the calls did not run; their
+    callers hear "later" (StoreUnavailable), not a script error, and the next call loads
+    the scripts again."""
+    store = Store.connect(redis_url)
+    try:
+        await store.load_scripts()
+        assert await store.run(CONFIRM, ["s:{1}:r:x"], ["f"]) == 1
+        batcher = store._batcher
+        load = batcher._load
+
+        async def load_then_lose(*args: Any) -> None:
+            await load(*args)
+            await store.redis.script_flush()
+        with monkeypatch.context() as patch:
+            patch.setattr(batcher, "_load", load_then_lose)
+            await store.redis.script_flush()
+            with pytest.raises(StoreUnavailable):
+                await asyncio.wait_for(store.run(CONFIRM, ["s:{1}:r:x"], ["f"]), 10)
+        assert batcher._in_flight == 0
+        assert await asyncio.wait_for(store.run(CONFIRM, ["s:{1}:r:x"], ["f"]), 10) == 1
+    finally:
+        await store.close()

@@ -208,6 +208,11 @@ class ScriptBatcher:
                 missing.append(item)
             elif future.done():
                 continue
+            elif isinstance(result, NoScriptError):
+                # NOSCRIPT again after the reload (the scripts flushed twice in a row, a
+                # node restarting): not run, and nothing wrong with the call: "later"
+                self._loaded = set()
+                future.set_exception(StoreUnavailable(f"scripts not loaded: {result}"))
             elif isinstance(result, UNAVAILABLE):  # a cluster pipeline returns these per call
                 future.set_exception(StoreUnavailable(str(result) or type(result).__name__))
             elif isinstance(result, Exception):
