@@ -336,3 +336,36 @@ async def test_scripts_flushed_again_before_the_resend_is_a_temporary_error(
         assert await asyncio.wait_for(store.run(CONFIRM, ["s:{1}:r:x"], ["f"]), 10) == 1
     finally:
         await store.close()
+
+
+async def test_a_slot_redirected_back_and_forth_is_a_temporary_error(
+        own_cluster: RedisCluster) -> None:
+    """A slot MIGRATING on its owner while the other node is not (yet) IMPORTING: a key
+    not there is ASKed to the other node, which answers MOVED back, and redis-py gives up
+    after 16 redirections (ClusterError, "TTL exhausted"). The call never ran: its caller
+    hears "later" (StoreUnavailable), not a cluster error."""
+    from redis.crc import key_slot
+
+    own_cluster.flush()
+    store = Store.connect(own_cluster.url, cluster=True)
+    ops = _Cluster(own_cluster)
+    key = counts_key(3)
+    slot = key_slot(b"atk3")
+    try:
+        await store.load_scripts()
+        source = await ops.owner(slot)
+        other = (source + 1) % len(ops.nodes)
+        ids = await ops.ids()
+        await ops.nodes[source].execute_command("CLUSTER SETSLOT", slot, "MIGRATING",
+                                                ids[other])
+        try:
+            with pytest.raises(StoreUnavailable):
+                await asyncio.wait_for(store.run(COUNT, CountKeys(key), CountArgs("x")), 30)
+        finally:
+            await ops.nodes[source].execute_command("CLUSTER SETSLOT", slot, "STABLE")
+        assert store._batcher._in_flight == 0
+        assert await asyncio.wait_for(store.run(COUNT, CountKeys(key), CountArgs("y")), 30) == 1
+        assert redis.RedisCluster.from_url(own_cluster.url).hgetall(key) == {b"y": b"1"}
+    finally:
+        await ops.close()
+        await store.close()

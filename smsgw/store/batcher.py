@@ -25,6 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import (
     ClusterDownError,
+    ClusterError,
     MasterDownError,
     NoScriptError,
     SlotNotCoveredError,
@@ -37,9 +38,12 @@ from smsgw.store.pipe import ScriptPipe, pack_command
 from smsgw.store.script import Script, registered
 
 MAX_BATCH = 512
-# What means "the store can't be reached now" (a node down, a cluster failing over).
+# What means "the store can't be reached now" (a node down, a cluster failing over; a
+# ClusterError: redis-py gave up after as many redirections as it follows, a slot being
+# resharded, none of which ran the call).
 UNAVAILABLE = (aioredis.ConnectionError, aioredis.TimeoutError, OSError,
-               ClusterDownError, SlotNotCoveredError, MasterDownError, TryAgainError)
+               ClusterDownError, ClusterError, SlotNotCoveredError, MasterDownError,
+               TryAgainError)
 MAX_FLUSHES = 8  # pipelines in flight; while all are busy, calls gather into bigger batches
 
 
