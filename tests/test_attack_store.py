@@ -369,3 +369,56 @@ async def test_a_slot_redirected_back_and_forth_is_a_temporary_error(
     finally:
         await ops.close()
         await store.close()
+
+
+# -- the script connection's descriptor ---------------------------------------------------
+
+def test_a_connection_dropped_unannounced_leaves_the_descriptor_to_its_owner() -> None:
+    """The idle-link peek's socket object shares the transport's descriptor: if the
+    protocol goes without connection_lost (an event loop closed under it), that object
+    must not close the descriptor, a second time, maybe another connection's by then."""
+    import gc
+    import socket
+
+    from smsgw.store.pipe import _Resp
+
+    mine, peer = socket.socketpair()
+
+    class Transport:
+        def get_extra_info(self, name: str) -> object:
+            return mine
+
+    async def made_and_dropped() -> None:
+        protocol = _Resp(None, 5.0)
+        protocol.connection_made(Transport())  # type: ignore[arg-type]
+        del protocol
+
+    try:
+        asyncio.run(made_and_dropped())
+        gc.collect()
+        mine.send(b"x")  # EBADF if the descriptor was closed under its owner
+        assert peer.recv(1) == b"x"
+    finally:
+        mine.close()
+        peer.close()
+
+
+async def test_a_connection_under_way_when_the_store_closes_is_dropped(
+        redis_url: str) -> None:
+    """A node connection started in the background (connect_soon) and the store closed
+    meanwhile: the connection is not left open, owned by nobody."""
+    from smsgw.store.pipe import ScriptPipe
+
+    client = redis.Redis.from_url(redis_url)
+    before = int(client.info("clients")["connected_clients"])
+    pipe = ScriptPipe(dict(aioredis.Redis.from_url(redis_url).connection_pool
+                           .connection_kwargs))
+    pipe.connect_soon()
+    await asyncio.sleep(0)
+    pipe.close()
+    await asyncio.sleep(0.3)
+    assert pipe._protocol is None
+    assert int(client.info("clients")["connected_clients"]) == before
+    with pytest.raises(ConnectionError):
+        await pipe.connected()
+    client.close()
