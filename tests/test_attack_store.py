@@ -422,3 +422,41 @@ async def test_a_connection_under_way_when_the_store_closes_is_dropped(
     with pytest.raises(ConnectionError):
         await pipe.connected()
     client.close()
+
+
+async def test_a_cluster_call_whose_link_broke_after_it_ran_is_not_sent_again(
+        own_cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through redis-py (the node path resting), a node's link breaks after the server
+    ran the batch's calls (a kill mid-write): redis-py retried the pipeline and ran them
+    again, answered as if once (found by the resharding attack: a call ran twice). They
+    must fail as StoreUnavailable, having run once."""
+    from redis.asyncio.cluster import ClusterNode
+
+    own_cluster.flush()
+    store = Store.connect(own_cluster.url, cluster=True)
+    real = ClusterNode.execute_pipeline
+    broken: list[str] = []
+
+    async def ran_then_lost(self: ClusterNode, commands: list[Any]) -> bool:
+        await real(self, commands)
+        if not broken and any(cmd.args[0] == "EVALSHA" for cmd in commands):
+            broken.append(self.name)
+            for cmd in commands:
+                cmd.result = None
+            raise redis.ConnectionError("lost after the write")
+        return False
+
+    try:
+        await store.load_scripts()
+        assert store._batcher._nodes is not None
+        store._batcher._nodes.rest()  # every batch through redis-py
+        monkeypatch.setattr(ClusterNode, "execute_pipeline", ran_then_lost)
+        calls = [store.run(COUNT, CountKeys(counts_key(tag)), CountArgs(str(tag)))
+                 for tag in range(7)]
+        outcomes = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 30)
+        assert broken
+        runs = ran(redis.RedisCluster.from_url(own_cluster.url), 7)  # type: ignore[arg-type]
+        check_outcomes({str(tag): outcome for tag, outcome in enumerate(outcomes)}, runs)
+        assert store._batcher._in_flight == 0
+    finally:
+        await store.close()
