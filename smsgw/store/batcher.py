@@ -25,6 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import (
     ClusterDownError,
+    ClusterError,
     MasterDownError,
     NoScriptError,
     SlotNotCoveredError,
@@ -37,13 +38,19 @@ from smsgw.store.pipe import ScriptPipe
 from smsgw.store.script import Script, registered
 
 MAX_BATCH = 512
-# What means "the store can't be reached now" (a node down, a cluster failing over).
+# What means "the store can't be reached now" (a node down, a cluster failing over; a
+# ClusterError: redis-py gave up after as many redirections as it follows, a slot being
+# resharded, none of which ran the call).
 UNAVAILABLE = (aioredis.ConnectionError, aioredis.TimeoutError, OSError,
-               ClusterDownError, SlotNotCoveredError, MasterDownError, TryAgainError)
+               ClusterDownError, ClusterError, SlotNotCoveredError, MasterDownError,
+               TryAgainError)
 MAX_FLUSHES = 8  # pipelines in flight; while all are busy, calls gather into bigger batches
 
 
-Call = tuple[Script[Any, Any, Any], Sequence[str], Sequence[Any], "asyncio.Future[Any]"]
+# (script, keys, args, the caller's future, the call as RESP: packed when asked for, so
+# that an argument that cannot be sent fails its own caller at once, never a batch)
+Call = tuple[Script[Any, Any, Any], Sequence[str], Sequence[Any], "asyncio.Future[Any]",
+             bytes]
 
 
 _BULK = b"$%d\r\n%b\r\n"
@@ -131,8 +138,11 @@ class ScriptBatcher:
 
     def call(self, script: Script[Any, Any, Any], keys: Sequence[str],
              args: Sequence[Any]) -> asyncio.Future[Any]:
+        """Raises TypeError (before anything is queued) for an argument that cannot be
+        sent; a batch written later can then not fail halfway through packing."""
+        payload = pack_evalsha(script.sha, keys, args)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((script, keys, args, future))
+        self._queue.append((script, keys, args, future, payload))
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._start_flush)
@@ -177,8 +187,7 @@ class ScriptBatcher:
 
     def _write(self, pipe: ScriptPipe, batch: list[Call], retried: bool,
                node: bool = False) -> None:
-        payload = b"".join(pack_evalsha(script.sha, keys, args)
-                           for script, keys, args, _ in batch)
+        payload = b"".join(item[4] for item in batch)
         try:
             pipe.write(payload, len(batch), _Batch(self, batch, retried, node))
         except ConnectionError as exc:
@@ -197,7 +206,7 @@ class ScriptBatcher:
                 self._write(self._pipe, batch, retried)
                 return
             async with self._redis.pipeline(transaction=False) as pipe:
-                for script, keys, args, _ in batch:
+                for script, keys, args, *_ in batch:
                     # (execute_command: a cluster pipeline blocks the evalsha() helper)
                     pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
                 results = await pipe.execute(raise_on_error=False)
@@ -220,6 +229,11 @@ class ScriptBatcher:
                 missing.append(item)
             elif future.done():
                 continue
+            elif isinstance(result, NoScriptError):
+                # NOSCRIPT again after the reload (the scripts flushed twice in a row, a
+                # node restarting): not run, and nothing wrong with the call: "later"
+                self._loaded = set()
+                future.set_exception(StoreUnavailable(f"scripts not loaded: {result}"))
             elif isinstance(result, UNAVAILABLE):  # a cluster pipeline returns these per call
                 future.set_exception(StoreUnavailable(str(result) or type(result).__name__))
             elif isinstance(result, Exception):
@@ -248,7 +262,8 @@ class ScriptBatcher:
         self._spawn(self._flush(again, retried))
 
     def _give_up(self, batch: list[Call], error: Exception) -> None:
-        for *_, future in batch:
+        for item in batch:
+            future = item[3]
             if not future.done():
                 future.set_exception(error)
         self._landed()

@@ -7,15 +7,23 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 MAX_CONNECTIONS = 64
 MAX_CLUSTER_CONNECTIONS = 256  # per node; the cluster client fails (not waits) beyond it
 
 
 def cluster_client(url: str) -> aioredis.Redis:
+    # No retry after a connection error or a timeout: redis-py would send the command
+    # again, and a script call that ran but whose answer was lost (a link killed, a
+    # node failing) would run twice, a transfer's debit or credit with it. The caller
+    # hears StoreUnavailable and the message comes again, under its envelope.
+    # (Redirections, MOVED, ASK, TRYAGAIN, are still followed: those did not run.)
     nodes = RedisCluster.from_url(
         url, decode_responses=True, max_connections=MAX_CLUSTER_CONNECTIONS,
         socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
+        retry=Retry(NoBackoff(), 0),
     )
     return cast(aioredis.Redis, nodes)
 

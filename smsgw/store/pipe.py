@@ -60,6 +60,18 @@ class _FutureAnswers:
                 future.exception()  # the caller's last future reports it; no "never retrieved"
 
 
+class _BorrowedSocket(socket.socket):
+    """A socket object on a descriptor that another owns (the transport's): it never
+    closes it, even if dropped without `detach` (a connection the event loop never told
+    us it lost: a loop closed under it). socket.socket would close the descriptor then,
+    a second time, perhaps after it was given to another connection."""
+
+    __slots__ = ()
+
+    def __del__(self) -> None:
+        self.detach()
+
+
 class _Resp(asyncio.Protocol):
     def __init__(self, encoding: str | None, timeout: float) -> None:
         self._loop = asyncio.get_running_loop()
@@ -78,7 +90,7 @@ class _Resp(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         wrapped = transport.get_extra_info("socket")
         # a socket object on the transport's descriptor, made once, to peek with
-        self._peek = None if wrapped is None else socket.socket(
+        self._peek = None if wrapped is None else _BorrowedSocket(
             wrapped.family, wrapped.type, wrapped.proto, fileno=wrapped.fileno())
 
     def send(self, payload: bytes, count: int, answers: Answers) -> None:
@@ -174,6 +186,7 @@ class ScriptPipe:
         self._protocol: _Resp | None = None
         self._connecting = asyncio.Lock()
         self._connecting_task: asyncio.Task[None] | None = None
+        self._closed = False  # for good: a connection made after `close` is dropped
 
     @staticmethod
     def supports(connection_class: type) -> bool:
@@ -216,6 +229,8 @@ class ScriptPipe:
 
     async def _connect(self) -> _Resp:
         async with self._connecting:
+            if self._closed:
+                raise ConnectionError("the script connection is closed")
             if self._protocol is not None and self._protocol.usable():
                 return self._protocol
             loop = asyncio.get_running_loop()
@@ -230,6 +245,8 @@ class ScriptPipe:
             _, protocol = await asyncio.wait_for(opening, self._connect_timeout)
             try:
                 await self._hello(protocol)
+                if self._closed:  # closed meanwhile (the store shut down)
+                    raise ConnectionError("the script connection is closed")
             except BaseException:
                 protocol.abort()
                 raise
@@ -257,6 +274,10 @@ class ScriptPipe:
                 raise ConnectionError(f"Redis refused the connection: {answer}")
 
     def close(self) -> None:
+        """For good: a connection under way (connect_soon) is dropped too."""
+        self._closed = True
+        if self._connecting_task is not None:
+            self._connecting_task.cancel()
         if self._protocol is not None:
             with contextlib.suppress(Exception):
                 self._protocol.abort()
