@@ -29,11 +29,13 @@ def cluster_client(url: str) -> aioredis.Redis:
 
 
 def server_client(url: str) -> aioredis.Redis:
-    # A bounded pool that waits for a free connection rather than failing a burst.
+    # A bounded pool that waits for a free connection rather than failing a burst. No
+    # retry either, as on the cluster: script calls take the dedicated pipe (pipe.py),
+    # except over TLS, where redis-py would send a call whose answer was lost again.
     pool = aioredis.BlockingConnectionPool.from_url(
         url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=10,
         socket_timeout=5, socket_connect_timeout=2, health_check_interval=30,
-        **_checked_pool_options(),
+        retry=Retry(NoBackoff(), 0), **_checked_pool_options(),
     )
     return aioredis.Redis(connection_pool=pool)
 
