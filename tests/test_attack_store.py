@@ -48,6 +48,19 @@ def ran(client: redis.Redis, tags: int) -> dict[str, int]:
     return total
 
 
+async def all_settled(futures: dict[str, asyncio.Future[Any]],
+                      timeout: float) -> dict[str, object]:
+    """Every call's outcome (its answer or its exception), once all are in."""
+    done = await asyncio.wait_for(asyncio.gather(*futures.values(), return_exceptions=True),
+                                  timeout)
+    return dict(zip(futures, done, strict=True))
+
+
+async def turns(count: int) -> None:
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
 def check_outcomes(outcomes: dict[str, object], runs: dict[str, int]) -> None:
     """Each call answered ran once; each failed as unavailable ran at most once; none
     failed otherwise."""
@@ -135,13 +148,10 @@ def test_interleaved_kills_and_flushes_never_hang_repeat_or_leak(
                 elif action == "flush":
                     await admin.script_flush()
                 elif action == "turn":
-                    for _ in range(n):
-                        await asyncio.sleep(0)
+                    await turns(n)
                 else:
-                    await asyncio.wait_for(asyncio.gather(*futures.values(),
-                                                          return_exceptions=True), 30)
-            outcomes = dict(zip(futures, await asyncio.wait_for(
-                asyncio.gather(*futures.values(), return_exceptions=True), 30), strict=True))
+                    await all_settled(futures, 30)
+            outcomes = await all_settled(futures, 30)
             assert store._batcher._in_flight == 0
             check_outcomes(outcomes, ran(sync, tags))
             assert await asyncio.wait_for(store.run(
@@ -275,13 +285,10 @@ def test_a_cluster_resharded_flushed_and_killed_never_runs_a_call_twice_nor_hang
                 elif action == "finish":
                     await ops.finish(slot)
                 elif action == "turn":
-                    for _ in range(a):
-                        await asyncio.sleep(0)
+                    await turns(a)
                 else:
-                    await asyncio.wait_for(asyncio.gather(*futures.values(),
-                                                          return_exceptions=True), 60)
-            outcomes = dict(zip(futures, await asyncio.wait_for(
-                asyncio.gather(*futures.values(), return_exceptions=True), 60), strict=True))
+                    await all_settled(futures, 60)
+            outcomes = await all_settled(futures, 60)
             assert store._batcher._in_flight == 0
             await ops.finish_all()
             runs = ran(check, tags)  # type: ignore[arg-type]
