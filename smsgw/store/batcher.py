@@ -249,17 +249,20 @@ class ScriptBatcher:
     def _settle_node_batch(self, batch: list[Call], results: list[Any], retried: bool) -> None:
         """A node's answers: calls it did not run (a redirection: the slot moved, the
         cluster is failing over) go again through redis-py, which follows them."""
-        again = [item for item, result in zip(batch, results, strict=True)
-                 if is_redirect(result)]
-        if not again:
-            self._settle(batch, results, retried)
-            return
-        self.nodes_rest()
-        settled = [(item, result) for item, result in zip(batch, results, strict=True)
-                   if not is_redirect(result)]
-        self._in_flight += 1  # the resend is a batch of its own
-        self._settle([item for item, _ in settled], [result for _, result in settled], retried)
-        self._spawn(self._flush(again, retried))
+        again: list[Call] = []
+        ran: list[Call] = []
+        answers: list[Any] = []
+        for item, result in zip(batch, results, strict=True):
+            if is_redirect(result):
+                again.append(item)
+            else:
+                ran.append(item)
+                answers.append(result)
+        if again:
+            self.nodes_rest()
+            self._in_flight += 1  # the resend is a batch of its own
+            self._spawn(self._flush(again, retried))
+        self._settle(ran, answers, retried)
 
     def _give_up(self, batch: list[Call], error: Exception) -> None:
         for item in batch:
