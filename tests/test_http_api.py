@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -45,19 +46,32 @@ async def api(redis_url: str) -> AsyncIterator[Api]:
         await admin.card_add(app.store, app.hasher, number, MOBILE, "credit", "static-pw", T0)
     await admin.card_action(app.store, app.hasher, DISABLED, "disable", T0)
     await admin.card_action(app.store, app.hasher, BLOCKED, "block", T0)
-    holder: dict[str, Api] = {}
 
     async def health() -> dict[str, Any]:
         return {"store": await app.store.ping(), "smsc_bound": False}
 
+    async with serving(app, Api, health) as api:
+        yield api
+    await app.close()
+
+
+ApiT = TypeVar("ApiT", bound=Api)
+
+
+@asynccontextmanager
+async def serving(app: App, kind: type[ApiT], health: Callable[[], Awaitable[dict[str, Any]]],
+                  **options: Any) -> AsyncIterator[ApiT]:
+    """The HTTP API of `app` on a test server, its SMS and clock in the client `kind`."""
+    holder: dict[str, ApiT] = {}
     web_app = make_app(app.otp, KEY, lambda msgs: holder["api"].sent.extend(msgs),
-                       lambda: holder["api"].now, health)
+                       lambda: holder["api"].now, health, **options)
     client = TestClient(TestServer(web_app))
     await client.start_server()
-    holder["api"] = Api(client, app)
-    yield holder["api"]
-    await client.close()
-    await app.close()
+    holder["api"] = kind(client, app)
+    try:
+        yield holder["api"]
+    finally:
+        await client.close()
 
 
 ORDER = {"card": CARD, "amount": 1_500_000, "merchant": "Digikala"}

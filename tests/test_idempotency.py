@@ -10,14 +10,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from smsgw import admin
 from smsgw.app import build_app
-from smsgw.transport.http_api import make_app
 from smsgw.transport.idempotency import Idempotency
 from tests.conftest import make_settings
-from tests.test_http_api import AUTH, KEY
+from tests.test_http_api import AUTH, serving
 from tests.test_http_api import Api as HttpApi
 from tests.test_otp_rules import CARD, MOBILE, T0, UNKNOWN, otp_of
 
@@ -37,19 +35,13 @@ class Api(HttpApi):
 async def api(any_store_url: str) -> AsyncIterator[Api]:
     app = build_app(make_settings(any_store_url))
     await admin.card_add(app.store, app.hasher, CARD, MOBILE, "credit", "static-pw", T0)
-    holder: dict[str, Api] = {}
 
     async def health() -> dict[str, Any]:
         return {"store": True}
 
-    web_app = make_app(app.otp, KEY, lambda msgs: holder["api"].sent.extend(msgs),
-                       lambda: holder["api"].now, health,
-                       idempotency=Idempotency(app.store, app.hasher, wait_seconds=2.0))
-    client = TestClient(TestServer(web_app))
-    await client.start_server()
-    holder["api"] = Api(client, app)
-    yield holder["api"]
-    await client.close()
+    async with serving(app, Api, health,
+                       idempotency=Idempotency(app.store, app.hasher, wait_seconds=2.0)) as api:
+        yield api
     await app.close()
 
 
