@@ -27,7 +27,8 @@ def corpus(texts: int, population: int, seed: int = 1) -> dict[str, list[str]]:
     by_code: dict[str, dict[str, None]] = {"1112": {}, "7000": {}}
     for kind in rng.choices(kinds, weights, k=texts):
         command = traffic.command(kind)
-        by_code[command.to][command.text] = None  # distinct, in order
+        if command.to in by_code:  # (the enquiries at 1113 are keywords: no parser cost)
+            by_code[command.to][command.text] = None  # distinct, in order
     return {code: list(found) for code, found in by_code.items()}
 
 
