@@ -82,9 +82,13 @@ class NodePipes:
         return groups
 
     @staticmethod
+    def usable_for(cluster: RedisCluster) -> bool:
+        """Plain TCP to the nodes; TLS stays with redis-py (store.py asks once)."""
+        kind = cluster.nodes_manager.connection_kwargs.get("connection_class")
+        return kind is not None and ScriptPipe.supports(kind)
+
+    @staticmethod
     def _pipe_for(node: Any) -> ScriptPipe:
-        if not ScriptPipe.supports(node.connection_class):
-            raise TypeError("TLS stays with redis-py")
         return ScriptPipe(dict(node.connection_kwargs))
 
     def close(self) -> None:

@@ -131,7 +131,8 @@ class Store:
             pool = client.connection_pool
             if ScriptPipe.supports(pool.connection_class):
                 pipe = ScriptPipe(pool.connection_kwargs)
-        nodes = NodePipes(cast(RedisCluster, client)) if cluster else None
+        nodes = (NodePipes(cast(RedisCluster, client))
+                 if cluster and NodePipes.usable_for(cast(RedisCluster, client)) else None)
         self._batcher = ScriptBatcher(client, pipe, nodes)
 
     @classmethod
