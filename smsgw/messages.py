@@ -31,6 +31,22 @@ class Inbound:
     # what its service parsed of `text`, by service: one parse per message, which the
     # service's log view (masking.py) reads again instead of parsing twice
     parsed: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    # where its command script keeps its replies in the outbox (transport/outbox.py)
+    hold: HoldSlot | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(slots=True)
+class HoldSlot:
+    """An outbox row for a message's replies, written by the command script that decides
+    them (store/script.py's envelope): its outcome, from which the message's service
+    renders the replies again for a successor. Filled in by the outbox before routing;
+    `used` once a command script was given it."""
+
+    shard: int = 0
+    row: str = ""
+    owner: str = ""
+    head: str = ""  # the row's JSON up to its outcome: `head + outcome + "}"`
+    used: bool = False
 
 
 @dataclass(frozen=True, slots=True)

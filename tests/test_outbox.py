@@ -56,7 +56,8 @@ async def test_held_replies_stay_until_taken_and_an_otp_is_sealed(app: App) -> N
         outbox.finished(each, done())
     await outbox.flush()
     assert await waiting_count(outbox) == 1 and outbox.holding == 1
-    assert outbox.restored((await outbox.rows.waiting())[0]).reply == held[2].reply
+    (restored,) = outbox.restored((await outbox.rows.waiting())[0])
+    assert restored.reply == held[2].reply
 
 
 async def test_a_stopped_gateways_replies_are_taken_over_once(app: App) -> None:

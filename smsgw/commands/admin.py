@@ -211,8 +211,8 @@ def outbox_command(config_file: Path | None, redis_url: str | None, as_json: boo
     """The replies waiting in the outbox for the SMSC to take them, oldest first: to,
     kind, age, the gateway sending it, and the text masked as in the message log."""
     settings = load(config_file, redis_url)
-    rows = run_async(with_app(settings, lambda app: listing(app.store, app.hasher,
-                                                            app.settings)))
+    rows = run_async(with_app(settings, lambda app: listing(
+        app.store, app.hasher, app.settings, render=app.router.replies_for)))
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, ensure_ascii=False))

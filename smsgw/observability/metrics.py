@@ -45,7 +45,8 @@ STORE_UP = Gauge("smsgw_store_up", "1 if the store answered the gateway's last h
 # The outbox (interfaces.md, "Replies that must not be lost"): the gauges are the whole
 # store's outbox (every gateway reports the same figures; set by workers/outbox.py).
 OUTBOX_REPLIES = Gauge("smsgw_outbox_replies",
-                       "Replies durable in the outbox, not yet accepted by the SMSC")
+                       "Entries durable in the outbox, not yet accepted by the SMSC: "
+                       "a reply, or all the replies of one message held by its command")
 OUTBOX_OLDEST_SECONDS = Gauge("smsgw_outbox_oldest_seconds",
                               "Age of the oldest reply waiting in the outbox")
 OUTBOX_RESENT = Counter(

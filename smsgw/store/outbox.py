@@ -37,6 +37,7 @@ class ClaimArgs(NamedTuple):
     dead: str  # gateway ids whose lease ran out
     unknown_before: int  # ms: a reply of an unknown owner older than this is taken
     limit: int  # replies at most
+    again: int = 0  # 1: the claimer's own too (an earlier claim's answer was lost)
 
 
 # ARGV: the owner, the time (ms), then reply id and JSON pairs

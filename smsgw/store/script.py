@@ -27,7 +27,7 @@ import orjson
 
 from smsgw.core.money import MONEY_CEILING
 from smsgw.messages import Inbound
-from smsgw.store.keys import processed_key, redelivery_key, unused_key
+from smsgw.store.keys import outbox_keys, processed_key, redelivery_key, unused_key
 
 HISTORY_LENGTH = 1000  # entries kept per history list (scripts: HISTORY_LENGTH)
 PRELUDE = Path(__file__).with_name("scripts") / "_prelude.lua"
@@ -53,6 +53,9 @@ local function named(values) return setmetatable(values, named_only) end
 class EnvelopeKeys(NamedTuple):
     processed: str  # the message's stored outcome (a placeholder when not remembered)
     candidates: str  # the redelivery candidates of (sender, short code, text): a hash
+    held: str  # the outbox shard that keeps its replies (placeholders when not held)
+    held_owners: str
+    held_times: str
 
 
 class EnvelopeArgs(NamedTuple):
@@ -62,6 +65,9 @@ class EnvelopeArgs(NamedTuple):
     candidate: str  # its candidate's field, "<ns>|<session>"
     window: int  # how long a candidate is kept (s)
     retry: int  # 1/0: an earlier attempt of this very message may have run
+    hold_row: str  # its outbox row ('' = its replies are not held by the script)
+    hold_owner: str  # the gateway that sends them
+    hold_head: str  # the row's JSON before the outcome
 
 
 _registered: dict[str, Script[Any, Any, Any]] = {}
@@ -120,22 +126,31 @@ def _table(name: str, entries: list[tuple[str, str]]) -> str:
     return f"local {name} = named({{{fields}}})\n"
 
 
-def envelope(message: Inbound) -> tuple[EnvelopeKeys, EnvelopeArgs]:
-    """The message's envelope: whether and how long its outcome is remembered, and its
-    redelivery candidate (interfaces.md)."""
+def envelope(message: Inbound, may_hold: bool) -> tuple[EnvelopeKeys, EnvelopeArgs]:
+    """The message's envelope: whether and how long its outcome is remembered, its
+    redelivery candidate (interfaces.md), and, if `may_hold` (one server: any key in the
+    call) and the outbox gave it a row, where its replies are held."""
     sender = message.sender
     remember = message.identity is not None and message.remember_seconds > 0
     processed = (processed_key(sender, message.identity)
                  if remember and message.identity is not None else unused_key(sender))
     redelivery = message.redelivery
+    candidates = (unused_key(sender) if redelivery is None
+                  else redelivery_key(sender, redelivery.digest))
+    slot = message.hold
+    if may_hold and slot is not None and slot.row:
+        slot.used = True
+        held, hold = outbox_keys(slot.shard), (slot.row, slot.owner, slot.head)
+    else:
+        held, hold = (unused_key(sender),) * 3, ("", "", "")
     if redelivery is None:
-        return (EnvelopeKeys(processed, unused_key(sender)),
-                EnvelopeArgs(int(remember), message.remember_seconds, "", "", 0, 0))
+        return (EnvelopeKeys(processed, candidates, *held),
+                EnvelopeArgs(int(remember), message.remember_seconds, "", "", 0, 0, *hold))
     return (
-        EnvelopeKeys(processed, redelivery_key(sender, redelivery.digest)),
+        EnvelopeKeys(processed, candidates, *held),
         EnvelopeArgs(int(remember), message.remember_seconds,
                      redelivery.field.partition("|")[2], redelivery.field,
-                     redelivery.window_seconds, int(redelivery.retry)),
+                     redelivery.window_seconds, int(redelivery.retry), *hold),
     )
 
 

@@ -181,7 +181,7 @@ class Store:
         """A command script, with the message's envelope (scripts/_prelude.lua) first."""
         if not script.envelope:
             raise TypeError(f"{script.name} takes no envelope")
-        envelope_keys, envelope_args = envelope(message)
+        envelope_keys, envelope_args = envelope(message, not self.single_slot)
         return script.result(await self._call(script, envelope_keys + tuple(keys),
                                               envelope_args + tuple(args)))
 

@@ -65,7 +65,12 @@ class Gateway:
         # an SMSC with a huge window cannot drown the event loop and the store pool.
         self._processing = asyncio.Semaphore(MAX_PROCESSING)
         self._reply_tasks: set[asyncio.Future[list[str]]] = set()
-        self.outbox = Outbox(app.store, app.hasher, app.settings)
+        self.outbox = Outbox(app.store, app.hasher, app.settings,
+                             render=app.router.replies_for)
+        # short codes whose command scripts hold their replies (one server only)
+        self._held_by_command = frozenset(
+            code for code in app.router.short_codes
+            if app.router.holds_replies(code) and not app.store.single_slot)
         self._holding: set[asyncio.Task[None]] = set()  # HTTP OTPs being made durable
         self._store_down_logged = float("-inf")
         self._store_down_count = 0
@@ -138,17 +143,24 @@ class Gateway:
             if status != ESME_ROK:
                 metrics.message_in(service, "part_refused").inc()
             return status, None
+        slot = (self.outbox.slot(sender) if message.destination in self._held_by_command
+                else None)
+        shown = None
         try:
             async with self._order.hold(sender):
                 inbound = self._redeliveries.inbound(message, sender, assembly.text,
-                                                     assembly.message_id, session, now())
+                                                     assembly.message_id, session, now(),
+                                                     hold=slot)
+                if slot is not None:
+                    shown = self._recorder.shown(inbound)  # the log's text, made once
+                    self.outbox.prepare(slot, inbound, shown)
                 held, late = await self._route(inbound, received)
         except StoreUnavailable as exc:
             metrics.message_in(service, "store_down").inc()
             self._store_down_warning(str(exc))
             return ESME_RX_T_APPN, None
         await self._parts.forget(message, sender)
-        self._recorder.inbound(inbound)
+        self._recorder.inbound(inbound, shown)
         metrics.observe_replies(service, [each.reply for each in held],
                                 time.perf_counter() - received)
         self._send(inbound, held)

@@ -179,14 +179,20 @@ class MessageRecorder:
         self._hasher = hasher
         self._recent = recent
 
-    def _shown(self, inbound: Inbound) -> str:
+    def shown(self, inbound: Inbound) -> str:
+        """Its text as a log shows it (core/masking.py)."""
         return masking.inbound_text(inbound, self._log_view(inbound), self._hasher)
 
-    def inbound(self, inbound: Inbound) -> None:
-        self._recent.inbound(inbound, self._shown)  # masked only when a heartbeat is made
+    def inbound(self, inbound: Inbound, shown: str | None = None) -> None:
+        """`shown`: its masked text, when the caller made it already."""
+        if shown is None:
+            self._recent.inbound(inbound, self.shown)  # masked only for a heartbeat
+        else:
+            self._recent.inbound(inbound, lambda _: shown)
         if self._log is not None:
             self._log.write(format_record(inbound.at, inbound.sender, inbound.to,
-                                          self._shown(inbound), inbound.msg_id or ""))
+                                          shown if shown is not None else self.shown(inbound),
+                                          inbound.msg_id or ""))
 
     def reply(self, inbound: Inbound | None, reply: Outbound, message_id: str) -> None:
         """`inbound`: what it answers; None for a message asked for over HTTP (an OTP):

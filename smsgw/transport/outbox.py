@@ -16,6 +16,13 @@ it (submit_sm_resp OK) or refused it for good.
 
 An OTP is kept sealed (core/hashing.py), never in clear; the rest of the text is stored
 as the message log would show it plus the sealed secret.
+
+Held with the command (one server): a message whose service can render its replies again
+from a command's outcome (`replies_for`) gets a row before routing (`slot`); its command
+script writes the row itself, the outcome in it, in the same atomic call that decides it
+(store/script.py's envelope), so the replies cost no second store call. The row keeps
+the message as the log shows it (PIN tokens, no PIN) and the outcome; a successor renders
+the replies again from them. It leaves the outbox once all of its replies are taken.
 """
 
 from __future__ import annotations
@@ -34,10 +41,10 @@ from typing import Any
 import orjson
 
 from smsgw.config import Settings
-from smsgw.core.clock import now
+from smsgw.core.clock import now, parse_timestamp
 from smsgw.core.hashing import Hasher
 from smsgw.core.masking import HIDDEN_SECRET, reply_text
-from smsgw.messages import Inbound, Outbound
+from smsgw.messages import HoldSlot, Inbound, Outbound
 from smsgw.observability import metrics
 from smsgw.observability.logs import get_logger
 from smsgw.store import Store, StoreUnavailable
@@ -53,6 +60,9 @@ SEAL_LABEL = "outbox-otp"
 # gateway frozen past its lease (SIGSTOP, a stalled VM, a blocked loop) does not resend
 # what another gateway has taken over meanwhile (found by the outside outbox attack).
 LEASE_SAFE_SHARE = 0.9
+HELD_ROW_SUFFIX = "-m"  # a message's row, held by its command (its replies: "-00", "-01")
+# renders a held message's replies again from its outcome (the router's `replies_for`)
+Render = Callable[[Inbound, dict[str, Any]], list[Outbound]]
 
 
 @dataclass(slots=True)
@@ -64,6 +74,9 @@ class Held:
     shard: int
     expires: float  # epoch seconds: not sent after this
     created: float  # epoch seconds
+    # the replies of one row not finished yet, shared by them (a row held by its
+    # command holds all of a message's replies); None: this reply is its own row
+    together: list[int] | None = None
 
 
 def gateway_id() -> str:
@@ -74,8 +87,9 @@ def gateway_id() -> str:
 
 class Outbox:
     def __init__(self, store: Store, hasher: Hasher, settings: Settings,
-                 owner: str | None = None) -> None:
+                 owner: str | None = None, render: Render | None = None) -> None:
         self.owner = owner or gateway_id()
+        self._render = render
         self.lease_seconds = settings.outbox.lease_seconds
         self._rows = OutboxStore(store)
         self._store = store
@@ -87,17 +101,49 @@ class Outbox:
         self._fenced: list[Held] = []  # not sent while the lease was in doubt
         self._lease_safe_until = float("-inf")  # monotonic
         self._epoch = 0  # one more each time the lease may have lapsed
-        self.holding = 0  # held by this gateway, not yet removed (the heartbeat's figure)
+        self._rows_held: set[tuple[int, str]] = set()  # (shard, row): this gateway's
 
     @property
     def rows(self) -> OutboxStore:
         return self._rows
 
+    @property
+    def holding(self) -> int:
+        """Rows held by this gateway, not yet removed (the heartbeat's figure)."""
+        return len(self._rows_held)
+
+    def holds(self, waiting: Waiting) -> bool:
+        """Whether this gateway has that row in hand already (sending it)."""
+        return (waiting.shard, waiting.reply_id) in self._rows_held
+
     # -- in ---------------------------------------------------------------------------
 
+    def slot(self, sender: str) -> HoldSlot:
+        """An empty row for a message from `sender` whose command may hold its replies;
+        `prepare` fills it in once the message exists."""
+        return HoldSlot(outbox_shard(sender), owner=self.owner)
+
+    def prepare(self, slot: HoldSlot, inbound: Inbound, shown: str) -> None:
+        """Fill in the row of `inbound` (`shown`: its text as the log shows it): the
+        message, enough to render its replies again, and how long they may wait."""
+        created = time.time()
+        slot.row = self._origin_digest(inbound) + HELD_ROW_SUFFIX
+        head = orjson.dumps({
+            "recipe": {"from": inbound.sender, "to": inbound.to, "text": shown,
+                       "at": inbound.at.isoformat(), "id": inbound.msg_id},
+            "expires": created + self._max_age, "valid_ms": round(self._max_age * 1000),
+            "outcome": None}).decode()
+        slot.head = head.removesuffix("null}")
+
     async def hold(self, inbound: Inbound | None, replies: list[Outbound]) -> list[Held]:
-        """Make replies durable (one call per shard: one for a message's replies).
-        Raises StoreUnavailable: then none of them may be acknowledged."""
+        """Make replies durable (one call per shard: one for a message's replies), unless
+        the message's command script held them already. Raises StoreUnavailable: then
+        none of them may be acknowledged."""
+        slot = inbound.hold if inbound is not None else None
+        if slot is not None and slot.used:
+            held = self._held_by_command(slot, replies)
+            if held is not None:
+                return held
         if not replies:
             return []
         created = time.time()
@@ -113,8 +159,22 @@ class Outbox:
             await puts[0]
         else:
             await asyncio.gather(*puts)
-        self.holding += len(held)
+        self._rows_held.update((each.shard, each.reply_id) for each in held)
         return held
+
+    def _held_by_command(self, slot: HoldSlot, replies: list[Outbound]) -> list[Held] | None:
+        """The replies of a row the command script wrote. None when they cannot be
+        rendered again from it (a secret, or none at all): the row is dropped, and they
+        are held as replies of their own."""
+        self._rows_held.add((slot.shard, slot.row))
+        created = time.time()
+        if not replies or any(reply.secret for reply in replies):
+            self._to_remove.append(Held(Outbound("", "", "", ""), slot.row, slot.shard, 0, 0))
+            return None
+        together = [len(replies)]
+        expires = created + self._max_age
+        return [Held(reply, slot.row, slot.shard, expires, created, together)
+                for reply in replies]
 
     def _origin_digest(self, inbound: Inbound) -> str:
         """One keyed digest per message; its replies' ids are this and their place.
@@ -161,22 +221,38 @@ class Outbox:
             entry["secret"] = self._hasher.seal(SEAL_LABEL, reply.secret)
         return orjson.dumps(entry).decode()
 
-    def restored(self, waiting: Waiting) -> Held:
-        """A reply read back from the store (taken over), its secret unsealed."""
+    def restored(self, waiting: Waiting) -> list[Held]:
+        """The replies of a row read back from the store (taken over), secrets unsealed;
+        a row its command held: rendered again from its outcome."""
         entry = orjson.loads(waiting.entry)
+        expires = float(entry["expires"])  # on the clock of the gateway that held it
+        if waiting.now_ms is not None and "valid_ms" in entry:  # on this gateway's clock
+            left_ms = waiting.created_ms + int(entry["valid_ms"]) - waiting.now_ms
+            expires = time.time() + left_ms / 1000
+        created = waiting.created_ms / 1000
+        if "recipe" in entry:
+            replies = self._rendered(entry)
+            together = [len(replies)]
+            return [Held(reply, waiting.reply_id, waiting.shard, expires, created, together)
+                    for reply in replies]
         secret = self._hasher.unseal(SEAL_LABEL, entry["secret"]) if "secret" in entry else None
         text = entry["text"].replace(HIDDEN_SECRET, secret) if secret else entry["text"]
         reply = Outbound(entry["to"], entry["from"], text, entry["kind"],
                          receipt=bool(entry["receipt"]), secret=secret,
                          receipt_about=entry["about"])
-        expires = float(entry["expires"])  # on the clock of the gateway that held it
-        if waiting.now_ms is not None and "valid_ms" in entry:  # on this gateway's clock
-            left_ms = waiting.created_ms + int(entry["valid_ms"]) - waiting.now_ms
-            expires = time.time() + left_ms / 1000
-        return Held(reply, waiting.reply_id, waiting.shard, expires, waiting.created_ms / 1000)
+        return [Held(reply, waiting.reply_id, waiting.shard, expires, created)]
+
+    def _rendered(self, entry: dict[str, Any]) -> list[Outbound]:
+        """A held message's replies, from its row. ValueError if they cannot be."""
+        if self._render is None:
+            raise ValueError("a message's row, and no service to render its replies")
+        recipe = entry["recipe"]
+        message = Inbound(recipe["from"], recipe["to"], recipe["text"],
+                          parse_timestamp(recipe["at"]), msg_id=recipe["id"], from_log=True)
+        return self._render(message, entry["outcome"])
 
     def taken_over(self, held: list[Held]) -> None:
-        self.holding += len(held)
+        self._rows_held.update((each.shard, each.reply_id) for each in held)
 
     # -- out --------------------------------------------------------------------------
 
@@ -196,6 +272,15 @@ class Outbox:
             status = error.status if isinstance(error, SubmitRefused) else 0
             self._record(held, {"kind": "reply_refused", "status": f"{status:#x}"})
             metrics.OUTBOX_DROPPED.labels(reason="refused").inc()
+        self._done(held)
+
+    def _done(self, held: Held) -> None:
+        """Queue the reply's row for removal, once every reply of the row is done."""
+        together = held.together
+        if together is not None:
+            together[0] -= 1
+            if together[0] > 0:
+                return
         self._to_remove.append(held)
 
     def expire(self, held: Held) -> None:
@@ -203,7 +288,7 @@ class Outbox:
         reason = "otp_validity" if held.reply.secret else "max_age"
         self._record(held, {"kind": "reply_expired", "reason": reason})
         metrics.OUTBOX_DROPPED.labels(reason=reason).inc()
-        self._to_remove.append(held)
+        self._done(held)
 
     def _record(self, held: Held, entry: dict[str, Any]) -> None:
         entry.update(about=held.reply.kind, at=now().isoformat())
@@ -222,7 +307,7 @@ class Outbox:
             except StoreUnavailable:
                 self._to_remove.extend(batch)
             else:
-                self.holding = max(0, self.holding - len(batch))
+                self._rows_held.difference_update((each.shard, each.reply_id) for each in batch)
         if self._to_record:
             records, self._to_record = self._to_record, []
             for held, entry in records:
@@ -265,7 +350,9 @@ class Outbox:
         mine = [held for held, owner in zip(fenced, owners, strict=True) if owner == self.owner]
         lost = len(fenced) - len(mine)
         if lost:
-            self.holding = max(0, self.holding - lost)
+            self._rows_held.difference_update(
+                (held.shard, held.reply_id) for held, owner in zip(fenced, owners, strict=True)
+                if owner != self.owner)
             log.warning("outbox: replies taken over while this gateway's lease ran out",
                         replies=lost)
         return mine
@@ -281,19 +368,28 @@ class Outbox:
         await self._rows.renew(self.owner, int(time.time() * 1000) - 1)
 
 
-async def listing(store: Store, hasher: Hasher, settings: Settings) -> list[dict[str, Any]]:
+async def listing(store: Store, hasher: Hasher, settings: Settings,
+                  render: Render | None = None) -> list[dict[str, Any]]:
     """What waits in the outbox, oldest first, as `smsgw admin outbox` shows it: texts
     masked as in the message log (core/masking.py)."""
-    outbox = Outbox(store, hasher, settings, owner="-")
+    outbox = Outbox(store, hasher, settings, owner="-", render=render)
     moment = time.time()
     rows = []
     for waiting in await outbox.rows.waiting():
-        try:
-            reply = outbox.restored(waiting).reply
-        except ValueError:  # sealed with another key: the stored text is masked already
-            stored = orjson.loads(waiting.entry)
-            reply = Outbound(stored["to"], stored["from"], stored["text"], stored["kind"])
-        rows.append({"to": reply.to, "from": reply.sender, "kind": reply.kind,
-                     "age_seconds": round(max(0.0, moment - waiting.created_ms / 1000), 1),
-                     "text": reply_text(reply), "owner": waiting.owner})
+        age = round(max(0.0, moment - waiting.created_ms / 1000), 1)
+        for reply in _listed(outbox, waiting):
+            rows.append({"to": reply.to, "from": reply.sender, "kind": reply.kind,
+                         "age_seconds": age, "text": reply_text(reply),
+                         "owner": waiting.owner})
     return rows
+
+
+def _listed(outbox: Outbox, waiting: Waiting) -> list[Outbound]:
+    try:
+        return [held.reply for held in outbox.restored(waiting)]
+    except ValueError:  # sealed with another key: the stored text is masked already
+        stored = orjson.loads(waiting.entry)
+        if "recipe" in stored:  # not renderable here: the message it answers
+            recipe = stored["recipe"]
+            return [Outbound(recipe["from"], recipe["to"], recipe["text"], "message")]
+        return [Outbound(stored["to"], stored["from"], stored["text"], stored["kind"])]

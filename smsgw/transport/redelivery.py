@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from smsgw.core.hashing import Hasher
-from smsgw.messages import Inbound
+from smsgw.messages import HoldSlot, Inbound
 from smsgw.observability import metrics
 from smsgw.store import Store, StoreUnavailable
 from smsgw.transport.smpp.client import OnAnswerSafe, WireMessage
@@ -59,20 +59,22 @@ class Redeliveries:
         self._to_confirm: list[tuple[str, str, str]] = []
 
     def inbound(self, message: WireMessage, sender: str, text: str, given_id: str,
-                session: str, at: datetime) -> Inbound:
+                session: str, at: datetime, hold: HoldSlot | None = None) -> Inbound:
         """The Inbound of a (whole) wire message. `given_id`: the id a concatenated
         message got at its first part, if any. Made in the sender's turn, so that an
-        earlier uncertain attempt of the same message is known by then."""
+        earlier uncertain attempt of the same message is known by then. `hold`: its
+        outbox row, if its command may hold its replies (transport/outbox.py)."""
         # never an empty SMSC id: every message would be a repeat of the first
         known_id = given_id or message.smsc_id
         if known_id:
             return Inbound(sender, message.destination, text, at, msg_id=known_id,
                            identity=self._identity(sender, known_id),
-                           remember_seconds=self._window)
+                           remember_seconds=self._window, hold=hold)
         digest = self._hasher.message_identity("wire", message.destination, text)
         msg_id, redelivery = self._attempt(sender, digest, session)
         return Inbound(sender, message.destination, text, at, msg_id=msg_id,
-                       identity=self._identity(sender, msg_id), redelivery=redelivery)
+                       identity=self._identity(sender, msg_id), redelivery=redelivery,
+                       hold=hold)
 
     def _identity(self, sender: str, msg_id: str) -> str:
         return self._hasher.message_identity("id", sender, msg_id)

@@ -17,7 +17,7 @@ from smsgw.observability import metrics
 from smsgw.observability.logs import get_logger
 from smsgw.store import StoreUnavailable
 from smsgw.store.keys import OUTBOX_SHARDS
-from smsgw.store.outbox import ClaimArgs
+from smsgw.store.outbox import ClaimArgs, Waiting
 from smsgw.transport.outbox import Held, Outbox
 
 log = get_logger("smsgw.workers.outbox")
@@ -38,6 +38,9 @@ class OutboxWorker:
         self._census_at = float("-inf")
         self._swept = float("-inf")
         self._drained: set[str] = set()
+        # shards whose last claim failed: it may have run, its answer lost, leaving rows
+        # owned by this gateway that it does not have in hand (claimed again next pass)
+        self._unsure: set[int] = set()
 
     async def run(self) -> None:
         while True:
@@ -68,14 +71,16 @@ class OutboxWorker:
         alive = {owner for owner, until in leases.items() if until > now_ms}
         alive.add(self._outbox.owner)
         dead = set(leases) - alive
-        if not (dead - self._drained) and moment - self._swept < SWEEP_SECONDS:
+        if (not (dead - self._drained) and not self._unsure
+                and moment - self._swept < SWEEP_SECONDS):
             return 0
         self._swept = moment
         args = ClaimArgs(self._outbox.owner, " ".join(sorted(alive)), " ".join(sorted(dead)),
                          now_ms - int(self._outbox.lease_seconds * 2000), CLAIM_LIMIT)
         taken = 0
         for shard in range(OUTBOX_SHARDS):
-            found = [self._outbox.restored(w) for w in await self._outbox.rows.claim(shard, args)]
+            found = [held for waiting in await self._claim(shard, args)
+                     for held in self._restored(waiting)]
             taken += len(found)
             self._send(found)
         if taken == 0:
@@ -83,6 +88,24 @@ class OutboxWorker:
         else:
             log.warning("outbox: sending the replies of a gateway that stopped", replies=taken)
         return taken
+
+    async def _claim(self, shard: int, args: ClaimArgs) -> list[Waiting]:
+        """The rows taken over in one shard, less those this gateway has in hand."""
+        try:
+            claimed = await self._outbox.rows.claim(
+                shard, args._replace(again=int(shard in self._unsure)))
+        except StoreUnavailable:
+            self._unsure.add(shard)
+            raise
+        self._unsure.discard(shard)
+        return [waiting for waiting in claimed if not self._outbox.holds(waiting)]
+
+    def _restored(self, waiting: Waiting) -> list[Held]:
+        try:
+            return self._outbox.restored(waiting)
+        except ValueError as exc:  # kept as it is: care sees it in `smsgw admin outbox`
+            log.error("outbox: a row taken over cannot be sent", error=str(exc))
+            return []
 
     def _send(self, found: list[Held]) -> None:
         self._outbox.taken_over(found)

@@ -21,7 +21,7 @@ import secrets
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from smsgw.config import TransferSettings
 from smsgw.core import replies
@@ -127,6 +127,17 @@ class TransferService:
             return self._transfer_replies(message, command, outcome)
         outcome = await self._apply_pin_change(message, command)
         return [self._refusal_or_notice(message, outcome, command_amount=0, recipient="")]
+
+    def replies_for(self, message: Inbound, outcome: dict[str, Any]) -> list[Outbound]:
+        """The replies of a message whose command's outcome is known (its row in the
+        outbox, taken over): as `handle` rendered them, with no store call."""
+        command = command_of(_fields(message))
+        result = cast(Outcome, outcome)
+        if isinstance(command, Transfer):
+            return self._transfer_replies(message, command, result)
+        if isinstance(command, PinChange):
+            return [self._refusal_or_notice(message, result, command_amount=0, recipient="")]
+        raise ValueError("no command in a held message")  # only commands' outcomes are held
 
     def log_view(self, message: Inbound) -> list[Part]:
         """What a log may show (masking.py): a valid recipient and amount, the command

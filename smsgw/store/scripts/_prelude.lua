@@ -10,6 +10,11 @@
 -- E.retry (1/0): the gateway answered an earlier attempt of this very message with a
 -- temporary error after the store failed mid-call, so that attempt may have run: its
 -- candidate (same field) is its outcome, on any session.
+-- And the outbox (transport/outbox.py, "held with the command"): when E.hold_row is not
+-- '', the outcome is also kept in the outbox shard E.held (E.held_owners, E.held_times)
+-- under that row, owned by E.hold_owner, as E.hold_head .. outcome .. '}': the message's
+-- replies are durable in the same atomic call that decided them (a successor renders
+-- them again from the outcome), on a repeat as on the first delivery.
 --
 -- Idempotency: a message with an identity is answered from its stored outcome.
 -- Redelivery (interfaces.md): every outcome of a wire message is kept as a candidate
@@ -131,7 +136,29 @@ local function claim_redelivery()
   return nil
 end
 
-local function already_answered()
+-- The store's clock, in ms (the outbox's times: what a successor reckons with).
+local function clock_ms()
+  local clock = redis.call('TIME')
+  return string.format('%.0f', tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000))
+end
+
+-- Keep a row in an outbox shard, owned by `owner`; a row written again (the same reply
+-- decided again: a redelivery) keeps its first time.
+local function outbox_keep(entries, owners, times, row, entry, owner, created)
+  redis.call('HSET', entries, row, entry)
+  redis.call('HSET', owners, row, owner)
+  redis.call('ZADD', times, 'NX', created, row)
+end
+
+local function hold(encoded)
+  if E.hold_row ~= '' then
+    outbox_keep(E.held, E.held_owners, E.held_times, E.hold_row,
+                E.hold_head .. encoded .. '}', E.hold_owner, clock_ms())
+  end
+  return encoded
+end
+
+local function earlier_outcome()
   if E.remember == '1' then
     local seen = redis.call('GET', E.processed)
     if seen then return seen end
@@ -144,8 +171,17 @@ local function already_answered()
   return nil
 end
 
+-- The outcome this message got before (a repeat: answered again, nothing applied), held
+-- in the outbox again like a first outcome; nil if none.
+local function already_answered()
+  local seen = earlier_outcome()
+  if seen then return hold(seen) end
+  return nil
+end
+
 local function finish(outcome)
   local encoded = to_json(outcome)
+  hold(encoded)  -- first: a key of another type there fails before any other write
   apply_pending()
   if E.remember == '1' then redis.call('SET', E.processed, encoded, 'EX', E.remember_ttl) end
   if E.session ~= '' then

@@ -3,6 +3,8 @@
 -- A.dead (its lease ran out), or is in neither list (unknown: a lease never written, or
 -- long pruned) and the reply is older than A.unknown_before (ms). Owners in A.alive
 -- (the claimer among them) keep theirs: no reply is sent by two live gateways at once.
+-- With A.again = 1 the claimer's own are answered too: an earlier claim of this shard
+-- may have run with its answer lost (the claimer keeps what it has in hand already).
 -- -> {reply id, JSON, created ms, ..., now ms}, at most A.limit replies, then the store's
 -- clock (the one `created` was stamped with: what is left of a reply's validity is
 -- reckoned on it, never on a gateway's own clock, which may be skewed)
@@ -11,6 +13,7 @@ for id in string.gmatch(A.alive, '%S+') do alive[id] = true end
 for id in string.gmatch(A.dead, '%S+') do dead[id] = true end
 local unknown_before = tonumber(A.unknown_before)
 local limit = tonumber(A.limit)
+if A.again == '1' then alive[A.claimer] = nil; dead[A.claimer] = true end
 local owners = redis.call('HGETALL', K.owners)
 local taken = {}
 for i = 1, #owners, 2 do

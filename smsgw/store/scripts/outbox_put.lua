@@ -5,11 +5,8 @@
 -- The time is the store's own clock (ARGV's is the gateway's, kept for nothing else): a
 -- successor reckons what is left of a reply's validity on the same clock (outbox_claim).
 local owner = ARGV[1]
-local clock = redis.call('TIME')
-local created = string.format('%.0f', tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000))
+local created = clock_ms()
 for i = 3, #ARGV, 2 do
-  redis.call('HSET', K.entries, ARGV[i], ARGV[i + 1])
-  redis.call('HSET', K.owners, ARGV[i], owner)
-  redis.call('ZADD', K.times, 'NX', created, ARGV[i])
+  outbox_keep(K.entries, K.owners, K.times, ARGV[i], ARGV[i + 1], owner, created)
 end
 return (#ARGV - 2) / 2
