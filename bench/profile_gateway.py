@@ -56,11 +56,21 @@ async def sample(seconds: float, out: Path) -> None:
         await asyncio.sleep(0.2)
         pid = gateway_pid(os.getpid())
     await asyncio.sleep(WARM_UP_SECONDS)
+    before = cpu_ticks(pid)
     spy = await asyncio.create_subprocess_exec(
         "py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)),
         "--format", "raw", "--rate", "250", "--nonblocking", "--output", str(out),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     await spy.wait()
+    user, system = (after - first for after, first in zip(cpu_ticks(pid), before, strict=True))
+    print(f"gateway CPU while sampled: user {user / 100:.1f} s, system {system / 100:.1f} s "
+          f"({100 * system / max(1, user + system):.0f} % in the kernel)")
+
+
+def cpu_ticks(pid: int) -> tuple[int, int]:
+    """utime and stime of a process so far, in clock ticks (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return int(fields[11]), int(fields[12])
 
 
 def frame_name(frame: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,8 +103,10 @@ def _optional_id(data: dict[str, Any], field: str) -> str | None:
 def format_record(
     ts: datetime, sender: str, to: str, text: str, msg_id: str, in_reply_to: str | None = None
 ) -> str:
-    record: dict[str, str] = {"ts": ts.isoformat(), "from": sender, "to": to, "text": text,
-                              "id": msg_id}
+    # orjson writes an aware datetime as isoformat() does, in C; not an offset with seconds
+    stamp: datetime | str = ts if ts.tzinfo is UTC else ts.isoformat()
+    record: dict[str, datetime | str] = {"ts": stamp, "from": sender, "to": to, "text": text,
+                                         "id": msg_id}
     if in_reply_to is not None:
         record["in_reply_to"] = in_reply_to
     return orjson.dumps(record).decode("utf-8")  # UTF-8 as is, like ensure_ascii=False

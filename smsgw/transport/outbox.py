@@ -130,7 +130,7 @@ class Outbox:
         slot.row = self._origin_digest(inbound) + HELD_ROW_SUFFIX
         head = orjson.dumps({
             "recipe": {"from": inbound.sender, "to": inbound.to, "text": shown,
-                       "at": inbound.at.isoformat(), "id": inbound.msg_id},
+                       "at": inbound.at, "id": inbound.msg_id},  # as isoformat()
             "expires": created + self._max_age, "valid_ms": round(self._max_age * 1000),
             "outcome": None}).decode()
         slot.head = head.removesuffix("null}")
