@@ -221,15 +221,19 @@ class Gateway:
             accepted = self.client.submit_nowait(
                 reply.sender, reply.to, reply.text, receipt_tag(reply),
                 expires_in=each.expires - time.time(),
-                may_send=self.outbox.may_send() if each.shard >= 0 else None)
+                may_send=self.outbox.may_send() if each.shard >= 0 else None,
+                on_done=functools.partial(self._submitted, inbound, each))
             self._reply_tasks.add(accepted)
-            accepted.add_done_callback(functools.partial(self._submitted, inbound, reply))
-            if each.shard >= 0:  # the outbox's own callback: removal, records
-                accepted.add_done_callback(functools.partial(self.outbox.finished, each))
 
-    def _submitted(self, inbound: Inbound | None, reply: Outbound,
+    def _submitted(self, inbound: Inbound | None, held: Held,
                    done: asyncio.Future[list[str]]) -> None:
         self._reply_tasks.discard(done)
+        if held.shard >= 0:  # the outbox's part: removal, records
+            self.outbox.finished(held, done)
+        self._reply_done(inbound, held.reply, done)
+
+    def _reply_done(self, inbound: Inbound | None, reply: Outbound,
+                    done: asyncio.Future[list[str]]) -> None:
         error = done.exception() if not done.cancelled() else asyncio.CancelledError()
         if isinstance(error, NotMine):  # held back: the outbox sends it again if still ours
             return

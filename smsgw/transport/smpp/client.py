@@ -28,7 +28,7 @@ from smsgw.config import Settings, SmscSettings
 from smsgw.core.backoff import Backoff
 from smsgw.observability.logs import get_logger
 from smsgw.transport.smpp.builders import bind_pdu, enquire_link_pdu, fast_submit_sm_pdu, unbind_pdu
-from smsgw.transport.smpp.connection import Connection, ConnectionClosed
+from smsgw.transport.smpp.connection import Connection, ConnectionClosed, SmppProtocol
 from smsgw.transport.smpp.fastcodec import ShortMessage, decode_short_message
 from smsgw.transport.smpp.pdu import (
     BIND_RECEIVER,
@@ -124,16 +124,28 @@ class _Submission:
     done: asyncio.Future[list[str]]
     ids: list[str]
     remaining: int
+    # called as soon as `done` is settled (not a turn of the loop later, as a future's
+    # done-callbacks are); set once every part was handed on (see submit_nowait)
+    on_done: Callable[[asyncio.Future[list[str]]], None] | None = None
 
     def part_accepted(self, index: int, message_id: str) -> None:
         self.ids[index] = message_id
         self.remaining -= 1
         if self.remaining == 0 and not self.done.done():
             self.done.set_result(self.ids)
+            self._settled()
 
     def failed(self, error: Exception) -> None:
         if not self.done.done():
             self.done.set_exception(error)
+            self._settled()
+
+    def _settled(self) -> None:
+        if self.on_done is not None:
+            try:
+                self.on_done(self.done)
+            except Exception:  # the SMSC's answer was handled; the link goes on
+                log.exception("a reply's completion could not be handled")
 
 
 @dataclass
@@ -258,14 +270,18 @@ class SmppClient:
     def submit_nowait(self, source: str, destination: str, text: str,
                       receipt_tag: str | None = None,
                       expires_in: float | None = None,
-                      may_send: Callable[[], bool] | None = None) -> asyncio.Future[list[str]]:
+                      may_send: Callable[[], bool] | None = None,
+                      on_done: Callable[[asyncio.Future[list[str]]], None] | None = None,
+                      ) -> asyncio.Future[list[str]]:
         """As `submit`, without waiting. With `expires_in` (seconds), a part not sent by
         then is not sent at all: the future fails with ReplyExpired. With `may_send`, a
         part is sent (or sent again) only while it answers true; else the future fails
-        with NotMine (the outbox: this gateway's lease may have run out meanwhile)."""
+        with NotMine (the outbox: this gateway's lease may have run out meanwhile).
+        `on_done` is called with the future once it is settled, never before this
+        returns."""
         parts = encode_reply(text)
-        submission = _Submission(asyncio.get_running_loop().create_future(),
-                                 [""] * len(parts), len(parts))
+        loop = asyncio.get_running_loop()
+        submission = _Submission(loop.create_future(), [""] * len(parts), len(parts))
         wanted = int(receipt_tag is not None)
         deadline = None if expires_in is None else time.monotonic() + expires_in
         for index, part in enumerate(parts):
@@ -273,6 +289,11 @@ class SmppClient:
                            deadline=deadline, may_send=may_send)
             if not self._send_at_once(job):
                 self._queue.put_nowait(job)
+        if on_done is not None:
+            if submission.done.done():  # failed at once (expired, not ours)
+                loop.call_soon(on_done, submission.done)
+            else:
+                submission.on_done = on_done
         return submission.done
 
     def _send_at_once(self, job: _PartJob) -> bool:
@@ -372,17 +393,17 @@ class SmppClient:
                 conn.close()
 
     async def _open(self, session: _Session) -> Connection:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self._cfg.host, self._cfg.port), timeout=10)
+        transport, protocol = await asyncio.wait_for(
+            asyncio.get_running_loop().create_connection(SmppProtocol, self._cfg.host,
+                                                         self._cfg.port), timeout=10)
         conn: Connection | None = None
 
         def on_request(raw: RawPdu) -> None:
             assert conn is not None
             self._on_request(conn, session, raw)
 
-        conn = Connection(reader, writer, on_request)
-        task = asyncio.create_task(conn.read_loop())
-        conn.read_task = task  # type: ignore[attr-defined]
+        conn = Connection(transport, on_request)
+        protocol.attach(conn)
         return conn
 
     async def _bind(self, conn: Connection, kind: str) -> None:

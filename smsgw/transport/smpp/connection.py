@@ -1,8 +1,12 @@
 """One SMPP TCP connection, either side: framing, sequence numbers, request/response.
 
-Requests from the peer go to `on_request`; it is called in the read loop and must not
+Requests from the peer go to `on_request`; it is called as the bytes arrive and must not
 block (handlers that do real work start a task). Responses resolve the futures of our
 own requests by sequence number, so any number may be outstanding at once.
+
+Bytes come in through `feed`: from `SmppProtocol` (the gateway's client: the event loop
+calls it as data arrives, with no task or future per read) or from `read_loop` over a
+stream (the fake SMSC).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import contextlib
 import itertools
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from smsgw.observability.logs import get_logger
 from smsgw.transport.smpp.pdu import (
@@ -41,16 +46,20 @@ class ConnectionClosed(Exception):
     """The link is gone; what was outstanding on it has no answer."""
 
 
+class Writer(Protocol):
+    """What a Connection writes through: an asyncio Transport or StreamWriter."""
+
+    def write(self, data: bytes) -> None: ...
+    def is_closing(self) -> bool: ...
+    def close(self) -> None: ...
+    def get_extra_info(self, name: str, default: object = None) -> object: ...
+
+
 class Connection:
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        on_request: Callable[[RawPdu], None],
-    ) -> None:
-        self._reader = reader
+    def __init__(self, writer: Writer, on_request: Callable[[RawPdu], None]) -> None:
         self._writer = writer
         self._on_request = on_request
+        self._framer = PduFramer()
         self._sequence = itertools.count(1)
         self._pending: dict[int, asyncio.Future[RawPdu]] = {}
         self._outgoing: list[bytes] = []
@@ -121,18 +130,26 @@ class Connection:
                 callback, _ = self._callbacks.pop(sequence)
                 callback(TimeoutError("no response"))
 
-    async def read_loop(self) -> None:
-        """Read until the link closes; then fail everything still outstanding."""
-        framer = PduFramer()
+    def feed(self, chunk: bytes) -> None:
+        """Bytes from the peer: each whole PDU handled; a broken frame ends the link
+        (answered generic_nack first: nothing after it can be framed)."""
+        if self.closed.is_set():
+            return
         try:
-            while chunk := await self._reader.read(READ_SIZE):
-                for raw in framer.feed(chunk):
-                    self._dispatch(raw)
-        except (ConnectionError, OSError):
-            pass
+            for raw in self._framer.feed(chunk):
+                self._dispatch(raw)
         except FramingError:
             with contextlib.suppress(ConnectionClosed):
                 self.write(generic_nack(ESME_RINVCMDLEN, 0))
+            self.close()
+
+    async def read_loop(self, reader: asyncio.StreamReader) -> None:
+        """Read a stream until the link closes; then fail everything still outstanding."""
+        try:
+            while not self.closed.is_set() and (chunk := await reader.read(READ_SIZE)):
+                self.feed(chunk)
+        except (ConnectionError, OSError):
+            pass
         finally:
             self.close()
 
@@ -180,3 +197,34 @@ class Connection:
         with contextlib.suppress(Exception):
             self._writer.close()
 
+
+
+class SmppProtocol(asyncio.Protocol):
+    """The event loop's side of a client link: bytes straight into its Connection."""
+
+    def __init__(self) -> None:
+        self._conn: Connection | None = None
+        self._early: list[bytes] = []  # arrived before the Connection was attached
+        self._lost = False
+
+    def attach(self, conn: Connection) -> None:
+        self._conn = conn
+        for chunk in self._early:
+            conn.feed(chunk)
+        self._early.clear()
+        if self._lost:
+            conn.close()
+
+    def data_received(self, data: bytes) -> None:
+        if self._conn is None:
+            self._early.append(data)
+        else:
+            self._conn.feed(data)
+
+    def eof_received(self) -> bool | None:
+        return None  # the transport closes; connection_lost ends the Connection
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self._conn is not None:
+            self._conn.close()

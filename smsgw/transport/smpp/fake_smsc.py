@@ -250,9 +250,9 @@ class FakeSmsc:
             assert conn is not None
             self._on_request(conn, holder, raw)
 
-        conn = Connection(reader, writer, on_request)
+        conn = Connection(writer, on_request)
         try:
-            await conn.read_loop()
+            await conn.read_loop(reader)
         finally:
             session = holder.get("session")
             if session in self._sessions:
