@@ -223,7 +223,19 @@ class Outbox:
 
     def restored(self, waiting: Waiting) -> list[Held]:
         """The replies of a row read back from the store (taken over), secrets unsealed;
-        a row its command held: rendered again from its outcome."""
+        a row its command held: rendered again from its outcome. ValueError, and nothing
+        else, for a row that cannot be (damaged, of another version, an outcome its
+        service does not render): a caller skips it and goes on with the others."""
+        try:
+            return self._restored(waiting)
+        except ValueError:
+            raise
+        except (KeyError, TypeError, AttributeError, IndexError, OverflowError) as exc:
+            # the type only: a damaged row's content is nothing a log should repeat
+            raise ValueError(f"an outbox row that cannot be read back ({type(exc).__name__})"
+                             ) from exc
+
+    def _restored(self, waiting: Waiting) -> list[Held]:
         entry = orjson.loads(waiting.entry)
         expires = float(entry["expires"])  # on the clock of the gateway that held it
         if waiting.now_ms is not None and "valid_ms" in entry:  # on this gateway's clock
@@ -388,8 +400,14 @@ def _listed(outbox: Outbox, waiting: Waiting) -> list[Outbound]:
     try:
         return [held.reply for held in outbox.restored(waiting)]
     except ValueError:  # sealed with another key: the stored text is masked already
+        pass
+    try:
         stored = orjson.loads(waiting.entry)
         if "recipe" in stored:  # not renderable here: the message it answers
             recipe = stored["recipe"]
-            return [Outbound(recipe["from"], recipe["to"], recipe["text"], "message")]
-        return [Outbound(stored["to"], stored["from"], stored["text"], stored["kind"])]
+            return [Outbound(str(recipe["from"]), str(recipe["to"]), str(recipe["text"]),
+                             "message")]
+        return [Outbound(str(stored["to"]), str(stored["from"]), str(stored["text"]),
+                         str(stored["kind"]))]
+    except (ValueError, KeyError, TypeError):  # damaged: listed, its content not shown
+        return [Outbound("?", "?", "(a damaged row: " + waiting.reply_id + ")", "unreadable")]

@@ -104,7 +104,8 @@ class OutboxWorker:
         try:
             return self._outbox.restored(waiting)
         except ValueError as exc:  # kept as it is: care sees it in `smsgw admin outbox`
-            log.error("outbox: a row taken over cannot be sent", error=str(exc))
+            log.error("outbox: a row taken over cannot be sent", error=str(exc),
+                      row=waiting.reply_id, shard=waiting.shard)
             return []
 
     def _send(self, found: list[Held]) -> None:
