@@ -120,9 +120,11 @@ class OutboxStore:
                 times = outbox_keys(shard)[2]
                 pipe.zcard(times)
                 pipe.zrange(times, 0, 0, withscores=True)
-            found = await self._store.plain(pipe.execute())
-        count = sum(found[0::2])
-        oldest = [int(first[0][1]) for first in found[1::2] if first]
+            # a damaged shard (a key of another type) is left out, not the whole census
+            found = await self._store.plain(pipe.execute(raise_on_error=False))
+        count = sum(each for each in found[0::2] if isinstance(each, int))
+        oldest = [int(first[0][1]) for first in found[1::2]
+                  if isinstance(first, list) and first]
         return count, min(oldest) if oldest else None
 
     async def waiting(self) -> list[Waiting]:

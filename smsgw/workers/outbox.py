@@ -48,6 +48,8 @@ class OutboxWorker:
                 await self.once()
             except StoreUnavailable as exc:
                 log.warning("outbox: store unavailable", error=str(exc))
+            except Exception as exc:  # a damaged key, a bug: the next pass must still run
+                log.error("outbox: a pass failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(self.interval)
 
     async def once(self) -> int:
@@ -79,8 +81,17 @@ class OutboxWorker:
                          now_ms - int(self._outbox.lease_seconds * 2000), CLAIM_LIMIT)
         taken = 0
         for shard in range(OUTBOX_SHARDS):
-            found = [held for waiting in await self._claim(shard, args)
-                     for held in self._restored(waiting)]
+            try:
+                claimed = await self._claim(shard, args)
+            except StoreUnavailable:
+                raise
+            except Exception as exc:  # e.g. WRONGTYPE: a key of this shard is damaged
+                # (the claim fails on its first read, before any write); the other
+                # shards are taken over all the same
+                log.error("outbox: a shard cannot be claimed", shard=shard,
+                          error=f"{type(exc).__name__}: {exc}")
+                continue
+            found = [held for waiting in claimed for held in self._restored(waiting)]
             taken += len(found)
             self._send(found)
         if taken == 0:
