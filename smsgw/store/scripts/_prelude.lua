@@ -150,7 +150,22 @@ local function outbox_keep(entries, owners, times, row, entry, owner, created)
   redis.call('ZADD', times, 'NX', created, row)
 end
 
+-- The held row's keys are checked before the script's first write (a repeat claims its
+-- redelivery candidate, an HDEL, before it holds the outcome): a key of another type
+-- there fails the call with nothing changed, never after the claim (the next delivery
+-- would find no candidate and apply the command again).
+local held_checked = false
+local function check_held()
+  if E.hold_row ~= '' and not held_checked then
+    redis.call('HLEN', E.held)
+    redis.call('HLEN', E.held_owners)
+    redis.call('ZCARD', E.held_times)
+    held_checked = true
+  end
+end
+
 local function hold(encoded)
+  check_held()
   if E.hold_row ~= '' then
     outbox_keep(E.held, E.held_owners, E.held_times, E.hold_row,
                 E.hold_head .. encoded .. '}', E.hold_owner, clock_ms())
@@ -174,6 +189,7 @@ end
 -- The outcome this message got before (a repeat: answered again, nothing applied), held
 -- in the outbox again like a first outcome; nil if none.
 local function already_answered()
+  check_held()
   local seen = earlier_outcome()
   if seen then return hold(seen) end
   return nil
