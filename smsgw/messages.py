@@ -47,6 +47,7 @@ class HoldSlot:
     owner: str = ""
     head: str = ""  # the row's JSON up to its outcome: `head + outcome + "}"`
     used: bool = False
+    pending: bool = False  # its row may be being written: in hand (outbox.holds)
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,6 +176,8 @@ class Gateway:
         except StoreUnavailable:
             self._redeliveries.remember_uncertain(inbound, "store_failed")
             raise
+        finally:
+            self.outbox.slot_done(inbound.hold)  # its row no longer being written
         late = self._redeliveries.answered_late(received)
         if late:
             self._redeliveries.remember_uncertain(inbound, "late_answer")

@@ -33,7 +33,7 @@ import os
 import secrets
 import socket
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +102,10 @@ class Outbox:
         self._lease_safe_until = float("-inf")  # monotonic
         self._epoch = 0  # one more each time the lease may have lapsed
         self._rows_held: set[tuple[int, str]] = set()  # (shard, row): this gateway's
+        # rows a message's command script may be writing right now (prepared, its call
+        # not answered yet): in hand too, so that a claim of this gateway's own rows
+        # (again=1) does not send them as well
+        self._writing: Counter[tuple[int, str]] = Counter()
 
     @property
     def rows(self) -> OutboxStore:
@@ -114,7 +118,8 @@ class Outbox:
 
     def holds(self, waiting: Waiting) -> bool:
         """Whether this gateway has that row in hand already (sending it)."""
-        return (waiting.shard, waiting.reply_id) in self._rows_held
+        key = (waiting.shard, waiting.reply_id)
+        return key in self._rows_held or key in self._writing
 
     # -- in ---------------------------------------------------------------------------
 
@@ -134,16 +139,36 @@ class Outbox:
             "expires": created + self._max_age, "valid_ms": round(self._max_age * 1000),
             "outcome": None}).decode()
         slot.head = head.removesuffix("null}")
+        if not slot.pending:
+            slot.pending = True
+            self._writing[(slot.shard, slot.row)] += 1
+
+    def slot_done(self, slot: HoldSlot | None) -> None:
+        """The command call of a prepared row answered, or failed: not being written now
+        (the row, if written, is in hand or will be claimed like any other)."""
+        if slot is None or not slot.pending:
+            return
+        slot.pending = False
+        key = (slot.shard, slot.row)
+        self._writing[key] -= 1
+        if self._writing[key] <= 0:
+            del self._writing[key]
 
     async def hold(self, inbound: Inbound | None, replies: list[Outbound]) -> list[Held]:
         """Make replies durable (one call per shard: one for a message's replies), unless
         the message's command script held them already. Raises StoreUnavailable: then
         none of them may be acknowledged."""
         slot = inbound.hold if inbound is not None else None
-        if slot is not None and slot.used:
-            held = self._held_by_command(slot, replies)
-            if held is not None:
-                return held
+        try:
+            if slot is not None and slot.used:
+                held = self._held_by_command(slot, replies)
+                if held is not None:
+                    return held
+            return await self._put(inbound, replies)
+        finally:
+            self.slot_done(slot)
+
+    async def _put(self, inbound: Inbound | None, replies: list[Outbound]) -> list[Held]:
         if not replies:
             return []
         created = time.time()
@@ -155,11 +180,18 @@ class Outbox:
             by_shard[each.shard].append((each.reply_id, self._stored(each)))
         puts = [self._rows.put(shard, self.owner, int(created * 1000), rows)
                 for shard, rows in by_shard.items()]
-        if len(puts) == 1:  # a message's replies: the common case, without a gather
-            await puts[0]
-        else:
-            await asyncio.gather(*puts)
-        self._rows_held.update((each.shard, each.reply_id) for each in held)
+        # in hand from before the put is sent (a claim of this gateway's own rows may
+        # run meanwhile); not in hand if it fails
+        fresh = {(each.shard, each.reply_id) for each in held} - self._rows_held
+        self._rows_held |= fresh
+        try:
+            if len(puts) == 1:  # a message's replies: the common case, without a gather
+                await puts[0]
+            else:
+                await asyncio.gather(*puts)
+        except BaseException:
+            self._rows_held -= fresh
+            raise
         return held
 
     def _held_by_command(self, slot: HoldSlot, replies: list[Outbound]) -> list[Held] | None:
