@@ -310,10 +310,14 @@ class TransferService:
         sent = "sent_first" if outcome["pin_set"] else "sent"
         received = f"received_{outcome['recipient_plan']}"
         at = parse_timestamp(outcome["at"])
+        # the recipient the transfer credited: an outcome answered again (a repeat, an
+        # SMSC reusing a message id with another text) goes to whom it was, never to the
+        # text's (an outcome stored before it said so: the text's)
+        recipient = outcome.get("recipient") or command.recipient
         return [
-            self._confirmation(message.sender, message, command, outcome, at, sender_language,
-                               sent),
-            self._confirmation(command.recipient, message, command, outcome, at,
+            self._confirmation(message.sender, message, recipient, outcome, at,
+                               sender_language, sent),
+            self._confirmation(recipient, message, recipient, outcome, at,
                                recipient_language, received),
         ]
 
@@ -321,7 +325,7 @@ class TransferService:
         self,
         to: str,
         message: Inbound,
-        command: Transfer,
+        recipient: str,
         outcome: Outcome,
         at: datetime,
         language: str,
@@ -335,7 +339,7 @@ class TransferService:
             fee=replies.show_money(int(outcome["fee"]), language),
             balance=replies.show_money(int(outcome["balance"]), language),
             sender=replies.show_number(message.sender, language),
-            recipient=replies.show_number(command.recipient, language),
+            recipient=replies.show_number(recipient, language),
             when=show_moment(at, self._cfg.timezone, language),
             ref=outcome["ref"],
         )

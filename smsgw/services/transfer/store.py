@@ -45,6 +45,7 @@ class Outcome(TypedDict, total=False):
     lang: str
     recipient_lang: str
     recipient_plan: str
+    recipient: str  # whom it credited (an outcome answered again says so, whatever the text)
     ref: str
     at: str
     amount: int

@@ -119,7 +119,7 @@ if not debit_only then
                                amount = amount, plan = recipient_plan}, A.at)
 end
 local outcome = {status = 'ok', lang = lang, recipient_lang = recipient[2] or '',
-                 recipient_plan = recipient_plan, ref = A.ref, at = A.at,
+                 recipient_plan = recipient_plan, recipient = A.recipient, ref = A.ref, at = A.at,
                  amount = amount, fee = fee, balance = new_balance,
                  pin_set = (not sender[3]), txid = debit_only and A.txid or nil}
 local stored = finish(outcome)
