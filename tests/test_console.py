@@ -5,6 +5,7 @@ languages, and hostile input against all of it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -583,3 +584,29 @@ async def test_the_console_keys_work_on_every_store_a_redis_cluster_too(app: App
     assert [e["action"] for e in await audit.trail(app.store, ALI)] == ["unblock"]
     await Heartbeat(Gateway(app, SmppClient.from_settings(app.settings))).beat()
     assert len(await gateway_reports(app.store)) == 1
+
+
+async def test_a_stopping_gateway_never_waits_on_a_heartbeat_that_swallowed_its_cancel(
+        console_app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cancel that lands in a store call and is swallowed there (the beat goes on to
+    sleep) must not keep a stopping gateway waiting: it is cancelled again."""
+    from smsgw.transport.heartbeat import beating
+    gateway = Gateway(console_app, SmppClient.from_settings(console_app.settings))
+    in_ping = asyncio.Event()
+
+    async def swallowing_ping() -> bool:
+        in_ping.set()
+        try:
+            await asyncio.sleep(0.5)
+        except asyncio.CancelledError:
+            return False  # the cancel is lost here
+        return True
+
+    monkeypatch.setattr(console_app.store, "ping", swallowing_ping)
+    async def stop_at_the_first_beat() -> None:
+        async with beating(gateway):
+            await in_ping.wait()
+
+    started = time.monotonic()
+    await asyncio.wait_for(stop_at_the_first_beat(), 10)  # it hung there for good
+    assert time.monotonic() - started < 5  # the heartbeat sleeps 2 s between beats

@@ -39,6 +39,7 @@ HEARTBEAT_SECONDS = 2.0
 STALE_SECONDS = 10.0
 KEEP_SECONDS = 24 * 3600
 RECENT_MESSAGES = 50
+CANCEL_AGAIN_SECONDS = 0.2
 FINAL_BEAT_SECONDS = 1.0  # a stopping gateway does not wait longer for a store that is down
 INDEX_KEY = "gw:{index}"
 
@@ -151,11 +152,21 @@ async def beating(gateway: Gateway) -> AsyncIterator[Heartbeat]:
     try:
         yield heartbeat
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await _cancelled(task)
         with contextlib.suppress(StoreUnavailable, TimeoutError):
             await asyncio.wait_for(heartbeat.beat(stopped=True), FINAL_BEAT_SECONDS)
+
+
+async def _cancelled(task: asyncio.Task[None]) -> None:
+    """Cancel the heartbeat and wait for it to end. A cancel that lands inside a store
+    call can be swallowed by the client (the beat then goes on to sleep): cancelled again
+    until it ends, so a stopping gateway never waits on its heartbeat (a gateway told to
+    stop right after binding hung there, its first beat in flight)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=CANCEL_AGAIN_SECONDS)
+    with contextlib.suppress(asyncio.CancelledError):
+        task.result()
 
 
 def _errors(gateway: Gateway) -> dict[str, int]:
