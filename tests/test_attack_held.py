@@ -51,9 +51,6 @@ SENDER, RECIPIENT, OTHER = "989121110000", "989351234567", "989361112222"
 PIN = "55555"
 TRANSFER = "09351234567:2500:55555"
 
-KNOWN_GAP_IDENTICAL = pytest.mark.xfail(strict=True, reason=(
-    "known gap, older than held rows: identical id-less texts of one sender on one "
-    "session share an outbox row; after a crash one pair of replies is lost"))
 KNOWN_GAP_SETTINGS = pytest.mark.xfail(strict=True, reason=(
     "known gap: a successor renders a held row with its own settings (a fee changed "
     "between the crash and the takeover shows in a refusal)"))
@@ -229,14 +226,13 @@ async def test_break_a_wrong_type_outbox_key_makes_a_redelivery_apply_the_transf
 
 # -- 1. nothing lost -------------------------------------------------------------------
 
-@KNOWN_GAP_IDENTICAL
 async def test_break_two_identical_transfers_on_one_session_share_a_row_one_is_lost(
         server: App) -> None:
     """A subscriber sends the same transfer twice (no SMSC id): on one healthy session
     both are applied (redelivery.py: a deliberate repeat), both acknowledged. Their
-    rows have one id (the origin is the sender and the text's digest), so the second
-    script overwrites the first's outcome: after a kill -9 the successor renders only
-    the second transfer's confirmations; the first's (its own reference) are lost."""
+    rows had one id (the origin is the sender and the text's digest), so the second
+    script overwrote the first's outcome: after a kill -9 the successor rendered only
+    the second transfer's confirmations. Now each attempt's row is its own."""
     app = server
     await funded(app)
     outbox = outbox_of(app)
@@ -249,7 +245,6 @@ async def test_break_two_identical_transfers_on_one_session_share_a_row_one_is_l
     assert sorted(h.reply.text for h in sent) == sorted(r.text for r in one + two)
 
 
-@KNOWN_GAP_IDENTICAL
 async def test_break_the_first_of_two_identical_transfers_removes_the_seconds_row(
         server: App) -> None:
     """The same two messages, without a kill at once: the SMSC takes the first's two
@@ -531,7 +526,6 @@ async def test_break_a_damaged_row_gets_a_value_error_never_another_crash(
         outbox.restored(waiting)
 
 
-@KNOWN_GAP_IDENTICAL
 async def test_break_end_to_end_two_identical_transfers_kill_9_one_pair_of_confirmations_lost(
         redis_url: str, tmp_path: Path) -> None:
     """The same as a real `smsgw run` against the fake SMSC (no message-id TLV): the

@@ -132,7 +132,7 @@ class Outbox:
         """Fill in the row of `inbound` (`shown`: its text as the log shows it): the
         message, enough to render its replies again, and how long they may wait."""
         created = time.time()
-        slot.row = self._origin_digest(inbound) + HELD_ROW_SUFFIX
+        slot.row = self._row_digest(inbound) + HELD_ROW_SUFFIX
         head = orjson.dumps({
             "recipe": {"from": inbound.sender, "to": inbound.to, "text": shown,
                        "at": inbound.at, "id": inbound.msg_id},  # as isoformat()
@@ -218,6 +218,19 @@ class Outbox:
         the same message: the same id (an SMSC's id, a log's identity), or without one
         the same sender, short code and text."""
         return self._hasher.digest("outbox", self._origin(inbound))[:21]
+
+    def _row_digest(self, inbound: Inbound) -> str:
+        """A held row's id: as `_origin_digest`, and for a wire message without an id of
+        its own, the attempt too (its candidate field, the same for a retry of it). Two
+        identical texts on one session are two messages, both applied: two rows, so that
+        neither's replies are lost with the other's (a shared row kept one outcome, and
+        the first's removal dropped the second's). A redelivery on another session is a
+        row of its own as well: after a crash its replies may go twice, as they do when no
+        gateway crashes (each delivery is answered with its replies)."""
+        redelivery = inbound.redelivery
+        if redelivery is None:
+            return self._origin_digest(inbound)
+        return self._hasher.digest("outbox", self._origin(inbound), redelivery.field)[:21]
 
     def _held(self, origin: str, inbound: Inbound | None, reply: Outbound, index: int,
               created: float) -> Held:
