@@ -144,8 +144,9 @@ class Outbox:
             self._writing[(slot.shard, slot.row)] += 1
 
     def slot_done(self, slot: HoldSlot | None) -> None:
-        """The command call of a prepared row answered, or failed: not being written now
-        (the row, if written, is in hand or will be claimed like any other)."""
+        """The message's routing and holding ended (the gateway calls it once, answered or
+        failed): its row is not being written now (if written, it is in hand or will be
+        claimed like any other)."""
         if slot is None or not slot.pending:
             return
         slot.pending = False
@@ -159,14 +160,11 @@ class Outbox:
         the message's command script held them already. Raises StoreUnavailable: then
         none of them may be acknowledged."""
         slot = inbound.hold if inbound is not None else None
-        try:
-            if slot is not None and slot.used:
-                held = self._held_by_command(slot, replies)
-                if held is not None:
-                    return held
-            return await self._put(inbound, replies)
-        finally:
-            self.slot_done(slot)
+        if slot is not None and slot.used:
+            held = self._held_by_command(slot, replies)
+            if held is not None:
+                return held
+        return await self._put(inbound, replies)
 
     async def _put(self, inbound: Inbound | None, replies: list[Outbound]) -> list[Held]:
         if not replies:
