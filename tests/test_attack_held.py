@@ -331,6 +331,29 @@ async def test_break_a_repeat_of_an_id_with_another_text_confirms_to_a_stranger(
     assert [r.to for r in again] == [r.to for r in first], "a confirmation to a stranger"
 
 
+async def test_a_repeat_of_an_id_with_another_text_is_refused_as_first_decided(
+        server: App) -> None:
+    """The same for a refusal that names a sum or a number (found by the hostile-text
+    property in CI): the second text's amount or recipient is not what was decided, and
+    a reply mixing them ("needed 501 rials" for a refusal of 4,332) is told to nobody,
+    neither at once nor by a successor rendering the held row."""
+    app = server
+    await funded(app, balance=3000)
+    outbox = outbox_of(app)
+    cases = [("09351234567:3832:55555", "09351234567:1:55555", "۴٬۳۳۲"),
+             ("09399999999:1000:55555", "09351234567:1000:55555", "۰۹۳۹۹۹۹۹۹۹۹")]
+    for n, (first_text, second_text, told) in enumerate(cases):
+        _, first, _ = await routed(app, outbox, memory_of(app), first_text, "s1",
+                                   smsc_id=f"id{n}")
+        _, again, held = await routed(app, outbox, memory_of(app), second_text, "s1",
+                                      smsc_id=f"id{n}")
+        assert told in first[0].text
+        assert [r.text for r in again] == [r.text for r in first]
+        rows = {w.reply_id: w for w in await outbox.rows.waiting()}
+        restored = outbox.restored(rows[held[0].reply_id])
+        assert [h.reply.text for h in restored] == [r.text for r in first]
+    assert await balance(app, SENDER) == 3000
+
 async def test_break_an_again_claim_sends_replies_whose_put_just_ran(server: App) -> None:
     """The same race for replies held by a put of their own (a format error's): the
     put ran, its answer is on its way; the worker's again=1 claim takes the row."""

@@ -124,20 +124,28 @@ class TransferService:
             return [await self._reply_in_own_language(message, "format", command.value)]
         if isinstance(command, Transfer):
             outcome = await self._apply_transfer(message, command)
-            return self._transfer_replies(message, command, outcome)
-        outcome = await self._apply_pin_change(message, command)
-        return [self._refusal_or_notice(message, outcome, command_amount=0, recipient="")]
+        else:
+            outcome = await self._apply_pin_change(message, command)
+        return self._replies(message, command, outcome)
 
     def replies_for(self, message: Inbound, outcome: dict[str, Any]) -> list[Outbound]:
         """The replies of a message whose command's outcome is known (its row in the
         outbox, taken over): as `handle` rendered them, with no store call."""
         command = command_of(_fields(message))
-        result = cast(Outcome, outcome)
-        if isinstance(command, Transfer):
-            return self._transfer_replies(message, command, result)
-        if isinstance(command, PinChange):
-            return [self._refusal_or_notice(message, result, command_amount=0, recipient="")]
-        raise ValueError("no command in a held message")  # only commands' outcomes are held
+        if isinstance(command, FormatError):  # only commands' outcomes are held
+            raise ValueError("no command in a held message")
+        return self._replies(message, command, cast(Outcome, outcome))
+
+    def _replies(self, message: Inbound, command: Transfer | PinChange,
+                 outcome: Outcome) -> list[Outbound]:
+        """The replies of an outcome, by the outcome: one answered again (an SMSC that
+        reused a message id for another text) is told as it was decided, whatever this
+        text commands; the text fills in only what an outcome stored by an earlier version
+        did not say."""
+        transfer = command if isinstance(command, Transfer) else None
+        if outcome["status"] == "ok":
+            return self._transfer_replies(message, transfer, outcome)
+        return [self._refusal_or_notice(message, outcome, transfer)]
 
     def log_view(self, message: Inbound) -> list[Part]:
         """What a log may show (masking.py): a valid recipient and amount, the command
@@ -225,7 +233,8 @@ class TransferService:
         await self._store.unindex_journal(sender, txid)
         if finished == "reversed":
             reason = await self._scripts.reversal_reason(sender, txid)
-            return {"status": reason or "unknown_recipient", "lang": outcome["lang"]}
+            return {"status": reason or "unknown_recipient", "lang": outcome["lang"],
+                    "recipient": outcome.get("recipient", "")}
         return outcome
 
     async def complete(self, sender: str, txid: str,
@@ -299,10 +308,8 @@ class TransferService:
             max_attempts=self._cfg.max_pin_attempts, at=message.at.isoformat()))
 
     def _transfer_replies(
-        self, message: Inbound, command: Transfer, outcome: Outcome
+        self, message: Inbound, command: Transfer | None, outcome: Outcome
     ) -> list[Outbound]:
-        if outcome["status"] != "ok":
-            return [self._refusal_or_notice(message, outcome, command.amount, command.recipient)]
         sender_language = replies.pick_language(outcome["lang"], self._default_language)
         recipient_language = replies.pick_language(
             outcome["recipient_lang"], self._default_language
@@ -313,7 +320,9 @@ class TransferService:
         # the recipient the transfer credited: an outcome answered again (a repeat, an
         # SMSC reusing a message id with another text) goes to whom it was, never to the
         # text's (an outcome stored before it said so: the text's)
-        recipient = outcome.get("recipient") or command.recipient
+        recipient = outcome.get("recipient") or (command.recipient if command else "")
+        if not recipient:
+            raise ValueError("a transfer's outcome that names no recipient, for no transfer")
         return [
             self._confirmation(message.sender, message, recipient, outcome, at,
                                sender_language, sent),
@@ -346,8 +355,12 @@ class TransferService:
         return Outbound(to, self.short_code, text, f"transfer.{name}", receipt=self._cfg.receipts)
 
     def _refusal_or_notice(
-        self, message: Inbound, outcome: Outcome, command_amount: int, recipient: str
+        self, message: Inbound, outcome: Outcome, command: Transfer | None
     ) -> Outbound:
+        recipient = outcome.get("recipient") or (command.recipient if command else "")
+        needed = outcome.get("needed")
+        if needed is None:
+            needed = (command.amount if command else 0) + self._cfg.fee
         language = replies.pick_language(outcome.get("lang", ""), self._default_language)
         cfg = self._cfg
         status = outcome["status"]
@@ -369,6 +382,6 @@ class TransferService:
             recipient=replies.show_number(recipient, language) if recipient else "",
             remaining=money(max(int(outcome.get("remaining", 0)), 0)),
             balance=money(int(outcome.get("balance", 0))),
-            needed=money(command_amount + cfg.fee),
+            needed=money(int(needed)),
             fee=money(cfg.fee),
         )

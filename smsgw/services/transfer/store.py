@@ -45,7 +45,10 @@ class Outcome(TypedDict, total=False):
     lang: str
     recipient_lang: str
     recipient_plan: str
-    recipient: str  # whom it credited (an outcome answered again says so, whatever the text)
+    # whom it credited, or the refusal names (an outcome answered again says so, whatever
+    # the text)
+    recipient: str
+    needed: int  # insufficient: amount + fee, as decided
     ref: str
     at: str
     amount: int

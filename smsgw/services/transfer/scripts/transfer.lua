@@ -51,8 +51,10 @@ if debit_only then
 else
   recipient = redis.call('HMGET', K.recipient, 'plan', 'lang', 'balance', 'bill')
 end
+-- a refusal that names the recipient or the sum needed says which (an outcome answered
+-- again, for an SMSC's reused id with another text, tells what was decided, not the text)
 if A.in_range ~= '1' or not recipient[1] then
-  return finish({status = 'unknown_recipient', lang = lang})
+  return finish({status = 'unknown_recipient', lang = lang, recipient = A.recipient})
 end
 if A.sender == A.recipient then return finish({status = 'self_transfer', lang = lang}) end
 
@@ -76,7 +78,7 @@ if sent_month + amount > monthly_cap then
   return finish({status = 'monthly_cap', lang = lang, remaining = monthly_cap - sent_month})
 end
 if balance < amount + fee then
-  return finish({status = 'insufficient', lang = lang, balance = balance})
+  return finish({status = 'insufficient', lang = lang, balance = balance, needed = amount + fee})
 end
 if fees_paid + fee > MONEY_CEILING then return finish({status = 'account_error', lang = lang}) end
 
@@ -89,7 +91,7 @@ if credited_to then
   credited_to = credited_field == 'balance' and credited_to + amount or credited_to - amount
 end
 if not credited_to or credited_to > MONEY_CEILING or credited_to < -MONEY_CEILING then
-  return finish({status = 'recipient_limit', lang = lang})
+  return finish({status = 'recipient_limit', lang = lang, recipient = A.recipient})
 end
 
 -- apply (a key about to be written that holds another type raises WRONGTYPE now, not
