@@ -8,9 +8,9 @@ redis-server and the embedded store.
 
 Fixed on the attack branch (these pass there): damaged/unrenderable rows, wrong-type
 outbox keys (worker death; the half-applied repeat), the again=1 claim racing a write.
-Not fixed (these fail): two identical transfers on one session share one row (older
+Fixed since (the tests pass): two identical transfers on one session share one row (older
 than the change), a successor renders with its own config, a reused message id with
-another text confirms to the other text's recipient.
+another text confirms to the other text's recipient or names its sums.
 """
 
 from __future__ import annotations
@@ -50,10 +50,6 @@ from tests.test_outbox_faults import acknowledged_while_stalled, kill, stop
 SENDER, RECIPIENT, OTHER = "989121110000", "989351234567", "989361112222"
 PIN = "55555"
 TRANSFER = "09351234567:2500:55555"
-
-KNOWN_GAP_SETTINGS = pytest.mark.xfail(strict=True, reason=(
-    "known gap: a successor renders a held row with its own settings (a fee changed "
-    "between the crash and the takeover shows in a refusal)"))
 
 
 
@@ -265,25 +261,27 @@ async def test_break_the_first_of_two_identical_transfers_removes_the_seconds_ro
 
 # -- 2. the successor sends what was decided -------------------------------------------
 
-@KNOWN_GAP_SETTINGS
-async def test_break_a_successor_with_a_new_fee_renders_other_refusals(
-        store_url: str) -> None:
-    """The gateway is restarted to apply a new fee (the usual way to change config):
-    the successor renders the predecessor's held refusals with its own settings, so
-    the sender is told a sum ("you need ...") that was never the decision. A row of
-    its own kept the text; a held row keeps only the outcome."""
-    old = build_app(make_settings(store_url))
+async def test_a_successor_with_a_new_fee_renders_the_refusals_as_decided(
+        redis_url: str) -> None:
+    """The gateway is restarted to apply a new fee (the usual way to change config): the
+    successor renders the predecessor's held refusals from their outcomes, which carry
+    every sum and rule the reply names, so the sender is told what was decided, not
+    what the new settings would say. (Before: the successor's fee and maximum.)"""
+    old = build_app(make_settings(redis_url))
     await funded(old, balance=2000)
     outbox = outbox_of(old)
-    _, decided, _ = await routed(old, outbox, memory_of(old), TRANSFER, "s1")
-    assert [r.kind for r in decided] == ["transfer.insufficient"]
+    memory = memory_of(old)
+    decided: list[Outbound] = []
+    for text in (TRANSFER, "09351234567:15000:55555"):
+        decided += (await routed(old, outbox, memory, text, "s1"))[1]
+    assert [r.kind for r in decided] == ["transfer.insufficient", "transfer.above_max"]
     await outbox.end_lease()
-    new = build_app(make_settings(store_url, transfer={"fee": 700, "max_amount": 20000}))
+    new = build_app(make_settings(redis_url, transfer={"fee": 700, "max_amount": 20000}))
     sent: list[Held] = []
     await OutboxWorker(outbox_of(new), sent.extend).once()
     await old.close()
     await new.close()
-    assert [h.reply.text for h in sent] == [r.text for r in decided]
+    assert sorted(h.reply.text for h in sent) == sorted(r.text for r in decided)
 
 
 async def test_break_an_again_claim_sends_a_row_its_script_just_wrote(server: App) -> None:

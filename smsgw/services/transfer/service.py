@@ -364,7 +364,8 @@ class TransferService:
         language = replies.pick_language(outcome.get("lang", ""), self._default_language)
         cfg = self._cfg
         status = outcome["status"]
-        cap = cfg.monthly_cap if status == "monthly_cap" else cfg.daily_cap
+        # the rules as decided (an outcome stored by an earlier version: as set now)
+        cap = outcome.get("cap", cfg.monthly_cap if status == "monthly_cap" else cfg.daily_cap)
 
         def money(amount: int) -> str:
             return replies.show_money(amount, language)
@@ -376,12 +377,12 @@ class TransferService:
             status,
             left=money(int(outcome.get("attempts_left", 0))),
             attempts=money(int(outcome.get("max_attempts", cfg.max_pin_attempts))),
-            max=money(cfg.max_amount),
-            min=money(cfg.min_amount),
-            cap=money(cap),
+            max=money(int(outcome.get("max", cfg.max_amount))),
+            min=money(int(outcome.get("min", cfg.min_amount))),
+            cap=money(int(cap)),
             recipient=replies.show_number(recipient, language) if recipient else "",
             remaining=money(max(int(outcome.get("remaining", 0)), 0)),
             balance=money(int(outcome.get("balance", 0))),
             needed=money(int(needed)),
-            fee=money(cfg.fee),
+            fee=money(int(outcome.get("fee", cfg.fee))),
         )

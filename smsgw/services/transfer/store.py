@@ -49,6 +49,9 @@ class Outcome(TypedDict, total=False):
     # the text)
     recipient: str
     needed: int  # insufficient: amount + fee, as decided
+    min: int  # the rule a refusal names, as it was when decided
+    max: int
+    cap: int
     ref: str
     at: str
     amount: int

@@ -51,8 +51,9 @@ if debit_only then
 else
   recipient = redis.call('HMGET', K.recipient, 'plan', 'lang', 'balance', 'bill')
 end
--- a refusal that names the recipient or the sum needed says which (an outcome answered
--- again, for an SMSC's reused id with another text, tells what was decided, not the text)
+-- a refusal carries every number and rule its reply shows: an outcome answered again
+-- (an SMSC's reused id with another text), or rendered by a successor with other
+-- settings, tells what was decided, not what the text or the new settings say
 if A.in_range ~= '1' or not recipient[1] then
   return finish({status = 'unknown_recipient', lang = lang, recipient = A.recipient})
 end
@@ -62,9 +63,11 @@ if A.sender == A.recipient then return finish({status = 'self_transfer', lang = 
 -- above any maximum
 local amount = rials(A.amount)
 if amount and (amount < min_amount or amount < 0) then
-  return finish({status = 'below_min', lang = lang})
+  return finish({status = 'below_min', lang = lang, min = min_amount})
 end
-if not amount or amount > max_amount then return finish({status = 'above_max', lang = lang}) end
+if not amount or amount > max_amount then
+  return finish({status = 'above_max', lang = lang, max = max_amount})
+end
 
 local sent_today, sent_month = rials(redis.call('GET', K.day), 0), rials(redis.call('GET', K.month), 0)
 local balance, fees_paid = rials(sender[2], 0), rials(sender[7], 0)
@@ -72,13 +75,16 @@ if not (sent_today and sent_month and balance and fees_paid) then
   return finish({status = 'account_error', lang = lang})
 end
 if sent_today + amount > daily_cap then
-  return finish({status = 'daily_cap', lang = lang, remaining = daily_cap - sent_today})
+  return finish({status = 'daily_cap', lang = lang, cap = daily_cap,
+                 remaining = daily_cap - sent_today})
 end
 if sent_month + amount > monthly_cap then
-  return finish({status = 'monthly_cap', lang = lang, remaining = monthly_cap - sent_month})
+  return finish({status = 'monthly_cap', lang = lang, cap = monthly_cap,
+                 remaining = monthly_cap - sent_month})
 end
 if balance < amount + fee then
-  return finish({status = 'insufficient', lang = lang, balance = balance, needed = amount + fee})
+  return finish({status = 'insufficient', lang = lang, balance = balance, needed = amount + fee,
+                 fee = fee})
 end
 if fees_paid + fee > MONEY_CEILING then return finish({status = 'account_error', lang = lang}) end
 
