@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from smsgw.core.records import record
+
 if TYPE_CHECKING:  # made by the SMPP transport only; the store reads it
     from smsgw.transport.redelivery import Redelivery
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Inbound:
     """A whole mobile-originated message, as every service receives it."""
 
@@ -50,7 +52,7 @@ class HoldSlot:
     pending: bool = False  # its row may be being written: in hand (outbox.holds)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Outbound:
     to: str  # canonical MSISDN
     sender: str  # the short code it answers from

@@ -5,13 +5,13 @@ The clock is always passed in (`at`); nothing here reads the time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache, lru_cache
 from zoneinfo import ZoneInfo
 
 import jdatetime
 
+from smsgw.core.records import record
 from smsgw.core.text import to_persian_digits
 
 
@@ -24,7 +24,7 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Period:
     """The keys of the local day and month that a moment falls in."""
 

@@ -17,10 +17,10 @@ the same replies as the original (tests/test_masking.py proves it for every serv
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 
 from smsgw.core.hashing import Hasher
 from smsgw.core.pins import PIN_TOKEN_PREFIX, LoggedPin, Pin
+from smsgw.core.records import record
 from smsgw.core.text import looks_like_digit
 from smsgw.messages import Inbound, Outbound
 
@@ -28,14 +28,14 @@ HIDDEN_DIGIT = "*"
 HIDDEN_SECRET = "******"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Shown:
     """A part a service declares safe to show as it is."""
 
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Secret:
     """A PIN: the log writes its keyed digest token."""
 

@@ -4,7 +4,8 @@ message log writes one in (a keyed digest token), which only `smsgw replay` acce
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+
+from smsgw.core.records import record
 
 PIN_MIN_DIGITS = 5
 PIN_MAX_DIGITS = 8
@@ -15,7 +16,7 @@ PIN_TOKEN = re.compile(r"h~[0-9a-f]{32}")
 _ASCII_DIGITS = re.compile(r"[0-9]+")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoggedPin:
     """A PIN as the message log writes it: the keyed digest the store keeps. Only a text
     read back from a log (`smsgw replay`) may hold one; on the wire it is no PIN."""

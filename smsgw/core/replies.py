@@ -5,11 +5,11 @@ of no service (an unknown short code)."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from smsgw.core.records import record
 from smsgw.core.text import PERSIAN_DIGITS, national_form, to_persian_digits
 
 LANGUAGES = ("fa", "en")
@@ -22,7 +22,7 @@ def _templates(folder: Path, language: str) -> dict[str, dict[str, str]]:
         return tomllib.load(handle)
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Templates:
     """The reply texts of one folder of <language>.toml files, read once."""
 

@@ -11,12 +11,12 @@ any gateway finds work by reading the shards, never by a scan. Gateways hold lea
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from redis.crc import key_slot
 
+from smsgw.core.records import record
 from smsgw.store.keys import OUTBOX_LEASES_KEY, OUTBOX_SHARDS, outbox_keys
 from smsgw.store.script import Script
 from smsgw.store.store import Store
@@ -47,7 +47,7 @@ OUTBOX_DONE = Script(SCRIPTS / "outbox_done.lua", list[str], list[str], int)
 OUTBOX_CLAIM = Script(SCRIPTS / "outbox_claim.lua", OutboxKeys, ClaimArgs, list[str])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Waiting:
     """A reply in the outbox, as stored."""
 

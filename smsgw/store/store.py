@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -25,6 +24,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
+from smsgw.core.records import record
 from smsgw.messages import Inbound
 from smsgw.store import audit, connect
 from smsgw.store.batcher import UNAVAILABLE, ScriptBatcher
@@ -85,7 +85,7 @@ ArgsT = TypeVar("ArgsT", bound=Sequence[Any])
 ResultT = TypeVar("ResultT")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PartLimits:
     """How long a concatenated message's parts wait for the rest (from the first part),
     and how many incomplete messages one sender may have at once."""
@@ -94,7 +94,7 @@ class PartLimits:
     open_messages: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Assembly:
     """What `add_part` found: "partial", "whole" (with the text and the message's id),
     "too_many" (the sender has too many incomplete messages), "total_changed" (this part
@@ -105,7 +105,7 @@ class Assembly:
     message_id: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class SubscriberRow:
     msisdn: str
     plan: str

@@ -10,10 +10,10 @@ one of OTP expiries.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from smsgw.core.records import record
 from smsgw.store import Store
 from smsgw.store.script import Script
 
@@ -37,7 +37,7 @@ def tries_key(request_id: str) -> str:
     return f"wh:{TAG}:t:{request_id}"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Head:
     """A request's first undelivered event: its raw JSON, and its attempts so far."""
 

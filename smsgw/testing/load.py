@@ -30,6 +30,7 @@ from smsgw import admin
 from smsgw.config import Settings, SmscSettings
 from smsgw.core.clock import now
 from smsgw.core.hashing import Hasher
+from smsgw.core.records import record
 from smsgw.core.text import canonical_msisdn, to_persian_digits
 from smsgw.services.otp.cards import with_luhn
 from smsgw.store import Store, SubscriberRow
@@ -232,7 +233,7 @@ class Tracker:
                 + sum(len(q) for q in self._awaiting_recipient.values()))
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Command:
     sender: str
     to: str

@@ -32,10 +32,11 @@ import json
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 from smsgw.core.hashing import Hasher
+from smsgw.core.records import record
 from smsgw.observability.logs import get_logger
 from smsgw.store import Store, StoreUnavailable
 
@@ -46,7 +47,7 @@ WAIT_SECONDS = 10.0
 POLL_SECONDS = 0.02
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Answer:
     status: int
     body: dict[str, Any]

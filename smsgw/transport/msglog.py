@@ -8,7 +8,6 @@ Reading tolerates nothing silently: each bad line comes back with its number and
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import orjson
 from smsgw.core import masking
 from smsgw.core.clock import now, parse_timestamp
 from smsgw.core.hashing import Hasher
+from smsgw.core.records import record
 from smsgw.core.text import any_number_to_canonical
 from smsgw.messages import Inbound, Outbound
 from smsgw.transport.heartbeat import RecentTraffic
@@ -25,7 +25,7 @@ from smsgw.transport.heartbeat import RecentTraffic
 MAX_LINE_CHARS = 100_000
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LoggedMessage:
     """One line of a message log read back: a message received (no `in_reply_to`) or a
     reply sent."""
@@ -43,7 +43,7 @@ class LoggedMessage:
         return self.in_reply_to is None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class BadLine:
     line: int
     reason: str

@@ -20,10 +20,10 @@ from __future__ import annotations
 import itertools
 import time
 from collections import deque
-from dataclasses import dataclass
 from datetime import datetime
 
 from smsgw.core.hashing import Hasher
+from smsgw.core.records import record
 from smsgw.messages import HoldSlot, Inbound
 from smsgw.observability import metrics
 from smsgw.store import Store, StoreUnavailable
@@ -33,7 +33,7 @@ CONFIRM_BATCH_SECONDS = 0.05
 MAX_REMEMBERED_ATTEMPTS = 100_000
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Redelivery:
     """How a wire message without an id may be recognised when delivered again."""
 

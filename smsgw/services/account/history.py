@@ -15,12 +15,12 @@ that lacks a field a line needs.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from smsgw.core.clock import parse_timestamp
+from smsgw.core.records import record
 
 
 class Direction(StrEnum):
@@ -34,7 +34,7 @@ _DIRECTIONS = {"transfer_out": (Direction.SENT, "to"),
                "transfer_reversed": (Direction.REVERSED, "to")}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class TransferLine:
     at: datetime
     direction: Direction

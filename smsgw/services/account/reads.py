@@ -5,8 +5,7 @@ rides in the pipeline with the other calls of its turn) and a plain read of the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from smsgw.core.records import record
 from smsgw.services.account.history import TransferLine, last_transfers
 from smsgw.store import Store
 
@@ -15,7 +14,7 @@ from smsgw.store import Store
 FIRST_READ = 64
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Account:
     plan: str  # "prepaid" | "postpaid"
     balance: int  # prepaid credit, rials

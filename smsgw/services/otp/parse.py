@@ -8,10 +8,10 @@ where a Lark parse took ~10. tests/test_fast_parse.py checks it against the Lark
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from smsgw.core.grammars import terminal
+from smsgw.core.records import record
 from smsgw.core.text import normalise
 
 GRAMMAR = Path(__file__).parent / "otp.lark"
@@ -28,7 +28,7 @@ def _request_pattern() -> re.Pattern[str]:
 _REQUEST = _request_pattern()
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OtpRequest:
     last_four: str | None
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import secrets
 import unicodedata
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from smsgw.core import replies
 from smsgw.core.clock import period_of
 from smsgw.core.hashing import Hasher
 from smsgw.core.masking import Part, Shown
+from smsgw.core.records import record
 from smsgw.core.text import normalise
 from smsgw.messages import Inbound, Outbound
 from smsgw.observability import metrics
@@ -40,7 +40,7 @@ VERIFY_REASONS = ("wrong_code", "expired", "used", "too_many_attempts")
 TEMPLATES = replies.Templates(Path(__file__).parent / "templates")
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class OtpRequestAnswer:
     accepted: bool  # False: rate-limited
     request_id: str

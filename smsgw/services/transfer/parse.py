@@ -10,7 +10,6 @@ tests/test_fast_parse.py checks on generated texts that this agrees with it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import NamedTuple
@@ -18,6 +17,7 @@ from typing import NamedTuple
 from smsgw.core.grammars import terminal
 from smsgw.core.money import MONEY_CEILING, MONEY_CEILING_DIGITS
 from smsgw.core.pins import LoggedPin, Pin, is_pin, is_pin_token, pin_value
+from smsgw.core.records import record
 from smsgw.core.text import canonical_msisdn, looks_like_digit, normalise_compact
 
 GRAMMAR = Path(__file__).parent / "transfer.lark"
@@ -44,14 +44,14 @@ class FormatError(StrEnum):
     PIN_MISMATCH = "pin_mismatch"
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Transfer:
     recipient: str  # canonical MSISDN
     amount: int  # rials, at most MONEY_CEILING
     pin: Pin
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class PinChange:
     old_pin: Pin
     new_pin: Pin

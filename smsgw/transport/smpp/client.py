@@ -26,6 +26,7 @@ from typing import Protocol
 
 from smsgw.config import Settings, SmscSettings
 from smsgw.core.backoff import Backoff
+from smsgw.core.records import record
 from smsgw.observability.logs import get_logger
 from smsgw.transport.smpp.builders import bind_pdu, enquire_link_pdu, fast_submit_sm_pdu, unbind_pdu
 from smsgw.transport.smpp.connection import Connection, ConnectionClosed, SmppProtocol
@@ -68,7 +69,7 @@ BIND_COMMANDS = {"transceiver": BIND_TRANSCEIVER, "receiver": BIND_RECEIVER,
                  "transmitter": BIND_TRANSMITTER}
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class WireMessage:
     """A deliver_sm's mobile-originated message as the session hands it up: a whole
     message or one part of a concatenated one (the gateway makes an Inbound of it)."""
@@ -80,7 +81,7 @@ class WireMessage:
     part: tuple[int, int, int] | None  # (reference, number, total) of a concatenated part
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Receipt:
     message_id: str
     state: str  # DELIVRD, UNDELIV, EXPIRED, ...

@@ -8,8 +8,8 @@ the codec of everything else, and the reference: tests decode random PDUs with b
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
+from smsgw.core.records import record
 from smsgw.transport.smpp.pdu import (
     ESME_RINVCMDLEN,
     ESME_RINVDSTADR,
@@ -36,7 +36,7 @@ MESSAGE_STATES = {1: "ENROUTE", 2: "DELIVRD", 3: "EXPIRED", 4: "DELETED", 5: "UN
 ESM_UDHI = 0x40
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class ShortMessage:
     source: str
     destination: str

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Final
 
 from aiosmpplib.protocol import (
@@ -32,6 +31,8 @@ from aiosmpplib.protocol import (
     UnbindResp,
 )
 from aiosmpplib.state import PduHeader, SmppCommand, SmppCommandStatus
+
+from smsgw.core.records import record
 
 HEADER: Final = struct.Struct("!IIII")
 HEADER_LENGTH: Final = 16
@@ -98,7 +99,7 @@ class FramingError(Exception):
     """The byte stream itself is broken (impossible length): the link must be dropped."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RawPdu:
     command_id: int
     status: int

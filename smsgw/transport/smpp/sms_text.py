@@ -9,9 +9,10 @@ part is within the 140-octet air limit once the SMSC packs it.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 from aiosmpplib.codec import GSM7BitCodec
+
+from smsgw.core.records import record
 
 UCS2_SINGLE_OCTETS = 140
 UCS2_PART_OCTETS = 134  # 140 - 6-octet UDH
@@ -46,7 +47,7 @@ def gsm_decode(octets: bytes) -> str:
     return str(_gsm.decode(octets)[0])
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Part:
     encoding: str  # "gsm0338" or "ucs2"
     payload: bytes  # UDH (if any) + encoded text
