@@ -126,6 +126,11 @@ class TransferService:
             outcome = await self._apply_transfer(message, command)
         else:
             outcome = await self._apply_pin_change(message, command)
+            if outcome["status"] == "ok" and outcome.get("txid"):
+                # a journaled transfer's debit, answered again for a PIN change text on
+                # its reused id: finished first, as the transfer text's would be (it may
+                # have been reversed since: then its refusal is what was decided)
+                outcome = await self._finish_debited(message.sender, outcome, None)
         return self._replies(message, command, outcome)
 
     def replies_for(self, message: Inbound, outcome: dict[str, Any]) -> list[Outbound]:
