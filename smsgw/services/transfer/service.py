@@ -126,6 +126,11 @@ class TransferService:
             outcome = await self._apply_transfer(message, command)
         else:
             outcome = await self._apply_pin_change(message, command)
+            if outcome["status"] == "ok" and outcome.get("txid"):
+                # a journaled transfer's debit, answered again for a PIN change text on
+                # its reused id: finished first, as the transfer text's would be (it may
+                # have been reversed since: then its refusal is what was decided)
+                outcome = await self._finish_debited(message.sender, outcome, None)
         return self._replies(message, command, outcome)
 
     def replies_for(self, message: Inbound, outcome: dict[str, Any]) -> list[Outbound]:
@@ -207,7 +212,8 @@ class TransferService:
             daily_cap=cfg.daily_cap, monthly_cap=cfg.monthly_cap,
             at=message.at.isoformat(), ref=transfer_ref(message.identity),
             in_range=int(in_prefixes(recipient, self._prefixes)),
-            max_attempts=cfg.max_pin_attempts, sender=sender, recipient=recipient)
+            max_attempts=cfg.max_pin_attempts, sender=sender, recipient=recipient,
+            default_lang=self._default_language)
         if not self._store.single_slot:
             return await self._scripts.transfer(message, period, args)
         txid = message.identity or secrets.token_hex(16)
@@ -305,7 +311,8 @@ class TransferService:
         return await self._scripts.change_pin(message, PinChangeArgs(
             old_pin=self._pin_digest(sender, command.old_pin),
             new_pin=self._pin_digest(sender, command.new_pin),
-            max_attempts=self._cfg.max_pin_attempts, at=message.at.isoformat()))
+            max_attempts=self._cfg.max_pin_attempts, at=message.at.isoformat(),
+            default_lang=self._default_language))
 
     def _transfer_replies(
         self, message: Inbound, command: Transfer | None, outcome: Outcome

@@ -107,6 +107,7 @@ class TransferArgs(NamedTuple):
     recipient_balance: str = ""
     recipient_bill: str = ""
     txid: str = ""
+    default_lang: str = ""  # the gateway's reply language, for a sender who has none
 
 
 class PinChangeKeys(NamedTuple):
@@ -119,6 +120,7 @@ class PinChangeArgs(NamedTuple):
     new_pin: str
     max_attempts: int
     at: str
+    default_lang: str = ""  # the gateway's reply language, for a sender who has none
 
 
 class CreditKeys(NamedTuple):

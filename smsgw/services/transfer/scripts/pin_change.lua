@@ -7,8 +7,10 @@ local seen = already_answered()
 if seen then return seen end
 
 local sender = redis.call('HMGET', K.sender, 'plan', 'pin', 'strikes', 'blocked', 'lang')
-if not sender[1] then return finish({status = 'unknown_sender'}) end
-local lang = sender[5] or ''
+-- the language a reply is told in, decided here (a successor with another default
+-- language renders what was decided): the sender's, else the gateway's default
+if not sender[1] then return finish({status = 'unknown_sender', lang = A.default_lang}) end
+local lang = sender[5] or A.default_lang
 if sender[1] ~= 'prepaid' then return finish({status = 'postpaid_sender', lang = lang}) end
 if sender[4] == '1' then return finish({status = 'blocked', lang = lang}) end
 if not sender[2] then return finish({status = 'no_pin', lang = lang}) end

@@ -28,8 +28,10 @@ if seen then return seen end
 -- 2. sender
 local sender = redis.call('HMGET', K.sender, 'plan', 'balance', 'pin', 'strikes', 'blocked', 'lang',
                           'fees_paid')
-if not sender[1] then return finish({status = 'unknown_sender'}) end
-local lang = sender[6] or ''
+-- the language a reply is told in, decided here (a successor with another default
+-- language renders what was decided): the sender's, else the gateway's default
+if not sender[1] then return finish({status = 'unknown_sender', lang = A.default_lang}) end
+local lang = sender[6] or A.default_lang
 if sender[1] ~= 'prepaid' then return finish({status = 'postpaid_sender', lang = lang}) end
 if sender[5] == '1' then return finish({status = 'blocked', lang = lang}) end
 
