@@ -44,7 +44,7 @@ async def test_an_otp_the_payment_system_asked_for_is_no_inbound_record_on_repla
     fresh = build_app(make_settings(""))
     out, report = io.StringIO(), io.StringIO()
     summary = await replay(fresh.router, fresh.hasher, lines, out, report,
-                           before=previous_replies(lines))
+                           before=previous_replies(lines, fresh.hasher))
     await fresh.close()
     assert summary.inbound == 0 and out.getvalue() == ""
 

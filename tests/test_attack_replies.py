@@ -412,15 +412,14 @@ async def test_replaying_a_log_twice_applies_nothing_twice(
         await app.close()
 
 
-async def test_break_replay_compare_reports_every_record_of_a_reused_id_as_changed(
+async def test_replay_compare_compares_each_record_of_a_reused_id_with_its_own_replies(
         redis_url: str) -> None:
     """`smsgw replay --compare` (README: "report replies that changed"): a log in which
     an id occurs twice (an SMSC that reused a message id; two id-less records of the
-    same ts and text, replay's one identity) is reported as changed although every
-    reply is the same. `previous_replies` collects the replies by the id they answer,
-    so each record of that id is compared with the replies of all of them (here 4
-    lines "before" against 2 "now"): a regression check of a new version against real
-    traffic cries wolf on every reused id."""
+    same ts and text, replay's one identity) reports nothing when every reply is the
+    same. (Before: `previous_replies` collected the replies by the id they answer, so
+    each record of that id was compared with the replies of all of them, 4 lines
+    "before" against 2 "now": the regression check cried wolf on every reused id.)"""
     app = build_app(make_settings(redis_url))
     try:
         await funded(app, balance=50_000)
@@ -430,9 +429,23 @@ async def test_break_replay_compare_reports_every_record_of_a_reused_id_as_chang
         compare_report = io.StringIO()
         logged = REPLAYED + out.getvalue().splitlines()
         summary = await replay(app.router, app.hasher, REPLAYED, io.StringIO(),
-                               compare_report, before=previous_replies(logged))
+                               compare_report, before=previous_replies(logged, app.hasher))
         assert not TYPED_PIN.search(compare_report.getvalue())
         assert summary.compared == 10
         assert summary.differing == 0, compare_report.getvalue()
     finally:
         await app.close()
+
+
+async def test_a_gateway_log_s_replies_belong_to_the_latest_record_of_their_id() -> None:
+    """In a gateway's own log (replies carry the SMSC's ids, written after the message
+    they answer), each reply is compared with the record of its id just before it."""
+    inbound = [log_line(f"2026-07-23T10:0{n}:00+03:30", TRANSFER, "m1") for n in (0, 1)]
+    replies = [json.dumps({"ts": "2026-07-23T10:00:01+03:30", "from": "1112", "to": SENDER,
+                           "text": text, "id": smsc_id, "in_reply_to": "m1"})
+               for text, smsc_id in (("first", "a7f"), ("second", "b21"))]
+    logged = [inbound[0], replies[0], inbound[1], replies[1]]
+    app = build_app(make_settings(""))
+    earlier = previous_replies(logged, app.hasher)
+    await app.close()
+    assert earlier == {"m1": [[(SENDER, "first")], [(SENDER, "second")]]}

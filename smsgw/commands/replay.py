@@ -77,7 +77,7 @@ async def run_replay(settings: Settings, log: str, out_file: Path | None,
             progress = _progress(stack, len(lines))
             summary = await replay(
                 app.router, app.hasher, lines, out, sys.stderr,
-                before=previous_replies(lines) if compare else None,
+                before=previous_replies(lines, app.hasher) if compare else None,
                 on_line=progress,
                 remember_seconds=settings.redis.processed_ttl_seconds,
             )
