@@ -3,9 +3,13 @@ delivered again, or whose SMSC id was reused for another text, is answered with 
 replies first decided; a held row is rendered by a successor exactly as decided, whatever
 its settings; nothing is applied twice; money is conserved.
 
-Each test is a promise attacked: the ones that broke are named `test_break_*` (they fail
-on the code they were written against; see each docstring); the rest are hostile cases
-that held, kept. Helpers are tests/test_attack_held.py's.
+Each test is a promise attacked. Seven broke; each docstring says how it broke and what
+was mended: two on the attack branch (a cluster's reversed transfer confirmed to a PIN
+change text on its id; the reply language a successor's own), five after it (the zone a
+successor tells the time in; a redelivery just after closing time; help and format
+errors on a reused id, now README's stated rule; an earlier version's outcome; replay
+--compare on reused ids). The rest are hostile cases that held. Helpers are
+tests/test_attack_held.py's.
 """
 
 from __future__ import annotations
@@ -116,13 +120,12 @@ async def test_break_an_unknown_senders_refusal_is_told_in_the_successors_defaul
     assert texts(again) == texts(decided)
 
 
-async def test_break_a_successor_in_another_timezone_tells_another_time(
+async def test_a_successor_in_another_timezone_tells_the_time_as_decided(
         redis_url: str) -> None:
-    """Promise 3: a held confirmation is rendered with the successor's `[transfer]
-    timezone` (`_confirmation`: `show_moment(at, self._cfg.timezone, ...)`); the outcome
-    keeps the moment, not the zone it was told in. An operator who corrects the zone and
-    restarts: the successor tells both parties another time of day (here 09:30 in
-    Tehran becomes 06:00) than the gateway that decided the transfer."""
+    """Promise 3: a held confirmation is told in the zone the transfer was decided in
+    (the outcome keeps it beside the moment). Before: rendered with the successor's
+    `[transfer] timezone`, an operator who corrected the zone and restarted had the
+    successor tell both parties another time of day (09:30 in Tehran became 06:00)."""
     old = build_app(make_settings(redis_url, replies={"language": "en"}))
     await funded(old)
     for msisdn in (SENDER, RECIPIENT):
@@ -141,13 +144,13 @@ async def test_break_a_successor_in_another_timezone_tells_another_time(
 
 # -- promise 1: a redelivery answered as first decided ----------------------------------
 
-async def test_break_a_redelivery_after_closing_time_is_told_the_service_is_closed(
+async def test_a_redelivery_after_closing_time_is_answered_as_decided(
         redis_url: str) -> None:
-    """Promise 1: `handle` checks `[transfer] open_until` against the *redelivery's*
-    clock before it looks for the stored outcome. A transfer applied at 11:59 whose
-    answer was lost is delivered again at 12:01: it is answered "Credit transfer is not
-    available now", beside (or, on a cluster where the replies are put after the script,
-    instead of) the confirmations of a transfer that was made."""
+    """Promise 1: a transfer applied at 11:59 whose answer was lost is delivered again
+    at 12:01, after `[transfer] open_until`: it gets the confirmations of the transfer
+    that was made (the script refuses a closed window only after looking for an outcome
+    already decided). Before: `handle` checked the window first and answered "Credit
+    transfer is not available now" beside, or on a cluster instead of, them."""
     close = parse_timestamp("2026-07-23T12:00:00+03:30")
     app = build_app(make_settings(redis_url, transfer={"open_until": close.isoformat()}))
     try:
@@ -167,35 +170,34 @@ async def test_break_a_redelivery_after_closing_time_is_told_the_service_is_clos
 # -- promise 2: a reused id, mixed command kinds -----------------------------------------
 
 @pytest.mark.parametrize("second", ["HELP", "راهنما", "hello", "09351234567:2500"])
-async def test_break_help_or_a_format_error_on_a_reused_id_gets_its_own_reply(
+async def test_help_or_a_format_error_on_a_reused_id_gets_its_own_reply(
         server_app: App, second: str) -> None:
-    """Promise 2 as README words it ("a message whose SMSC id was reused for another
-    text is answered with the first text's replies"): only a text that reaches a command
-    script looks its id up. A help text or a format error on a reused id is answered as
-    a new message (help, "Part of the command is missing"), never with the first text's
-    replies; and the other way round, an id first used by such a text is no id at all
-    for the command that reuses it (applied). Nothing is applied twice, so this is a
-    gap between the promise and the code, not a loss of money: say so in README, or
-    look the id up first."""
+    """README's rule (our choice): only a command (a transfer or a PIN change) looks its
+    id up. A help text or a format error on a reused id is answered for itself (it
+    changes nothing, so nothing can apply twice); and an id first used by such a text
+    does not stop the command that reuses it. (Found by the outside attack: README
+    said every reused id got the first text's replies.)"""
     app = server_app
     await funded(app)
     outbox = outbox_of(app)
-    _, first, _ = await routed(app, outbox, memory_of(app), TRANSFER, "s1", smsc_id="h1")
+    await routed(app, outbox, memory_of(app), TRANSFER, "s1", smsc_id="h1")
     _, again, _ = await routed(app, outbox, memory_of(app), second, "s1", smsc_id="h1")
     assert await balance(app, RECIPIENT) == 2500
-    assert texts(again) == texts(first)
+    assert [r.kind.split(".")[0] for r in again] in (["help"], ["format"])
+    _, help_first, _ = await routed(app, outbox, memory_of(app), second, "s1", smsc_id="h2")
+    _, applied, _ = await routed(app, outbox, memory_of(app), TRANSFER, "s1", smsc_id="h2")
+    assert [r.kind for r in applied] == ["transfer.sent", "transfer.received_prepaid"]
+    assert await balance(app, RECIPIENT) == 5000
+    assert texts(help_first) == texts(again)
 
 
-async def test_break_an_earlier_versions_ok_outcome_answered_for_a_pin_change_text_raises(
+async def test_an_earlier_versions_ok_outcome_answered_for_a_pin_change_text_is_told(
         server_app: App) -> None:
     """Promise 2 for outcomes stored by an older version (remembered 7 days: across an
     upgrade): an "ok" outcome from before 56d2ccb names no recipient. A PIN change text
-    on its reused id reaches pin_change.lua, which answers that outcome (and holds it in
-    a row with the PIN change's text); `_transfer_replies` raises ValueError ("names no
-    recipient, for no transfer"). The gateway answers ESME_RX_T_APPN, the SMSC delivers
-    it again, the same again, for as long as the outcome is remembered; and the held row
-    cannot be rendered by any successor (left for care): the sender and the recipient
-    never get the confirmations of the transfer that was made."""
+    on its reused id gets it: the sender is told its transfer's confirmation, the
+    recipient (told at the time) nothing again. Before: ValueError, a temporary error
+    to the SMSC, redelivered for as long as the outcome was remembered."""
     app = server_app
     await funded(app)
     outbox = outbox_of(app)
@@ -206,8 +208,13 @@ async def test_break_an_earlier_versions_ok_outcome_answered_for_a_pin_change_te
     stored = json.loads(str(await app.store.redis.get(key)))
     del stored["recipient"]  # as an earlier version stored it
     await app.store.redis.set(key, json.dumps(stored), ex=3600)
-    _, again, _ = await routed(app, outbox, memory_of(app), PIN_CHANGE, "s1", smsc_id="o1")
-    assert texts(again) == texts(first)
+    _, again, held = await routed(app, outbox, memory_of(app), PIN_CHANGE, "s1",
+                                  smsc_id="o1")
+    assert [(r.to, r.kind) for r in again] == [(SENDER, "transfer.sent")]
+    assert again[0].text.replace("-", "۰۹۳۵۱۲۳۴۵۶۷") == first[0].text
+    rows = {w.reply_id: w for w in await outbox.rows.waiting()}
+    assert [h.reply for h in outbox.restored(rows[held[0].reply_id])] == again
+    assert await balance(app, RECIPIENT) == 2500
 
 
 @pytest.fixture

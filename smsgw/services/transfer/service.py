@@ -117,15 +117,18 @@ class TransferService:
         parsed = _fields(message)
         if parsed.compact.casefold() in HELP_WORDS:  # interfaces.md
             return [await self._reply_in_own_language(message, "help", "transfer_commands")]
-        if not self._is_open(message.at):
-            return [await self._reply_in_own_language(message, "transfer", "closed")]
+        is_open = self._is_open(message.at)
         command = command_of(parsed)
         if isinstance(command, FormatError):
-            return [await self._reply_in_own_language(message, "format", command.value)]
+            section, name = ("format", command.value) if is_open else ("transfer", "closed")
+            return [await self._reply_in_own_language(message, section, name)]
+        # a command outside the window is refused by its script, after the script looked
+        # for an outcome already decided (a redelivery just after closing time is
+        # answered with what was decided before it)
         if isinstance(command, Transfer):
-            outcome = await self._apply_transfer(message, command)
+            outcome = await self._apply_transfer(message, command, is_open)
         else:
-            outcome = await self._apply_pin_change(message, command)
+            outcome = await self._apply_pin_change(message, command, is_open)
             if outcome["status"] == "ok" and outcome.get("txid"):
                 # a journaled transfer's debit, answered again for a PIN change text on
                 # its reused id: finished first, as the transfer text's would be (it may
@@ -199,7 +202,8 @@ class TransferService:
             kind=f"{section}.{name}",
         )
 
-    async def _apply_transfer(self, message: Inbound, command: Transfer) -> Outcome:
+    async def _apply_transfer(self, message: Inbound, command: Transfer,
+                              is_open: bool) -> Outcome:
         sender, recipient = message.sender, command.recipient
         period = period_of(message.at, self._cfg.timezone, self._cfg.calendar)
         cfg = self._cfg
@@ -213,7 +217,7 @@ class TransferService:
             at=message.at.isoformat(), ref=transfer_ref(message.identity),
             in_range=int(in_prefixes(recipient, self._prefixes)),
             max_attempts=cfg.max_pin_attempts, sender=sender, recipient=recipient,
-            default_lang=self._default_language)
+            default_lang=self._default_language, open=int(is_open), tz=cfg.timezone)
         if not self._store.single_slot:
             return await self._scripts.transfer(message, period, args)
         txid = message.identity or secrets.token_hex(16)
@@ -306,13 +310,14 @@ class TransferService:
         """A log's token (only parsed from a text read back from a log) is the digest."""
         return pin.digest if isinstance(pin, LoggedPin) else self._hasher.pin_digest(sender, pin)
 
-    async def _apply_pin_change(self, message: Inbound, command: PinChange) -> Outcome:
+    async def _apply_pin_change(self, message: Inbound, command: PinChange,
+                                is_open: bool) -> Outcome:
         sender = message.sender
         return await self._scripts.change_pin(message, PinChangeArgs(
             old_pin=self._pin_digest(sender, command.old_pin),
             new_pin=self._pin_digest(sender, command.new_pin),
             max_attempts=self._cfg.max_pin_attempts, at=message.at.isoformat(),
-            default_lang=self._default_language))
+            default_lang=self._default_language, open=int(is_open)))
 
     def _transfer_replies(
         self, message: Inbound, command: Transfer | None, outcome: Outcome
@@ -328,14 +333,14 @@ class TransferService:
         # SMSC reusing a message id with another text) goes to whom it was, never to the
         # text's (an outcome stored before it said so: the text's)
         recipient = outcome.get("recipient") or (command.recipient if command else "")
+        told = [self._confirmation(message.sender, message, recipient, outcome, at,
+                                   sender_language, sent)]
         if not recipient:
-            raise ValueError("a transfer's outcome that names no recipient, for no transfer")
-        return [
-            self._confirmation(message.sender, message, recipient, outcome, at,
-                               sender_language, sent),
-            self._confirmation(recipient, message, recipient, outcome, at,
-                               recipient_language, received),
-        ]
+            # an outcome stored before outcomes named their recipient, answered again for
+            # another command's text: the sender is told; the recipient was, at the time
+            return told
+        return [*told, self._confirmation(recipient, message, recipient, outcome, at,
+                                          recipient_language, received)]
 
     def _confirmation(
         self,
@@ -355,8 +360,9 @@ class TransferService:
             fee=replies.show_money(int(outcome["fee"]), language),
             balance=replies.show_money(int(outcome["balance"]), language),
             sender=replies.show_number(message.sender, language),
-            recipient=replies.show_number(recipient, language),
-            when=show_moment(at, self._cfg.timezone, language),
+            recipient=replies.show_number(recipient, language) if recipient else "-",
+            # in the zone it was decided in (an outcome stored before it said so: ours)
+            when=show_moment(at, outcome.get("tz") or self._cfg.timezone, language),
             ref=outcome["ref"],
         )
         return Outbound(to, self.short_code, text, f"transfer.{name}", receipt=self._cfg.receipts)

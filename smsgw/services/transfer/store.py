@@ -48,6 +48,7 @@ class Outcome(TypedDict, total=False):
     # whom it credited, or the refusal names (an outcome answered again says so, whatever
     # the text)
     recipient: str
+    tz: str  # ok: the zone its confirmations tell the time in
     needed: int  # insufficient: amount + fee, as decided
     min: int  # the rule a refusal names, as it was when decided
     max: int
@@ -108,6 +109,8 @@ class TransferArgs(NamedTuple):
     recipient_bill: str = ""
     txid: str = ""
     default_lang: str = ""  # the gateway's reply language, for a sender who has none
+    open: int = 1  # 1/0: within [transfer] open_from..open_until
+    tz: str = ""  # [transfer] timezone: the zone a confirmation tells the time in
 
 
 class PinChangeKeys(NamedTuple):
@@ -121,6 +124,7 @@ class PinChangeArgs(NamedTuple):
     max_attempts: int
     at: str
     default_lang: str = ""  # the gateway's reply language, for a sender who has none
+    open: int = 1  # 1/0: within [transfer] open_from..open_until
 
 
 class CreditKeys(NamedTuple):

@@ -9,6 +9,9 @@ if seen then return seen end
 local sender = redis.call('HMGET', K.sender, 'plan', 'pin', 'strikes', 'blocked', 'lang')
 -- the language a reply is told in, decided here (a successor with another default
 -- language renders what was decided): the sender's, else the gateway's default
+if A.open ~= '1' then  -- outside [transfer] open_from..open_until
+  return finish({status = 'closed', lang = sender[5] or A.default_lang})
+end
 if not sender[1] then return finish({status = 'unknown_sender', lang = A.default_lang}) end
 local lang = sender[5] or A.default_lang
 if sender[1] ~= 'prepaid' then return finish({status = 'postpaid_sender', lang = lang}) end

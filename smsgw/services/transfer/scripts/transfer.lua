@@ -30,6 +30,9 @@ local sender = redis.call('HMGET', K.sender, 'plan', 'balance', 'pin', 'strikes'
                           'fees_paid')
 -- the language a reply is told in, decided here (a successor with another default
 -- language renders what was decided): the sender's, else the gateway's default
+if A.open ~= '1' then  -- outside [transfer] open_from..open_until
+  return finish({status = 'closed', lang = sender[6] or A.default_lang})
+end
 if not sender[1] then return finish({status = 'unknown_sender', lang = A.default_lang}) end
 local lang = sender[6] or A.default_lang
 if sender[1] ~= 'prepaid' then return finish({status = 'postpaid_sender', lang = lang}) end
@@ -130,6 +133,7 @@ if not debit_only then
 end
 local outcome = {status = 'ok', lang = lang, recipient_lang = recipient[2] or '',
                  recipient_plan = recipient_plan, recipient = A.recipient, ref = A.ref, at = A.at,
+                 tz = A.tz,
                  amount = amount, fee = fee, balance = new_balance,
                  pin_set = (not sender[3]), txid = debit_only and A.txid or nil}
 local stored = finish(outcome)
