@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 import redis
 from aiohttp import ClientResponse
@@ -28,6 +29,12 @@ from smsgw.testing import (  # re-exported: tests import them from here
 )
 
 TEST_KEY = "test-hash-key-0123456789abcdef"
+
+# The property tests' examples: random on a developer's run, the same every time under
+# `.ci/run` (SMSGW_HYPOTHESIS_PROFILE=ci), so that what CI passes or fails can be run
+# again as it was. A failure in CI shows the example and its reproduce blob.
+hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
+hypothesis.settings.load_profile(os.environ.get("SMSGW_HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(autouse=True)
