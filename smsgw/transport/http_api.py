@@ -26,11 +26,11 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from smsgw.core.money import MONEY_CEILING, MONEY_CEILING_DIGITS
-from smsgw.core.text import normalise
+from smsgw.core.text import looks_like_digit
 from smsgw.messages import Outbound
 from smsgw.observability import metrics
 from smsgw.services.otp.cards import card_problem
-from smsgw.services.otp.service import OtpService
+from smsgw.services.otp.service import OtpService, printable
 from smsgw.store import StoreUnavailable
 from smsgw.transport import openapi
 from smsgw.transport.idempotency import Answer, Idempotency, InProgress, KeyReused, Work
@@ -43,7 +43,9 @@ from smsgw.transport.openapi import (
 )
 
 MAX_BODY_BYTES = 16 * 1024
-CARD_LIKE = re.compile(r"[0-9](?:[ .\-_/]?[0-9]){11,}")
+# 12 or more digits with nothing but separators (no letter) between them; checked on the
+# merchant as the SMS shows it (printable), every digit look-alike a digit
+CARD_LIKE = re.compile(r"[0-9](?:[\W_]*[0-9]){11,}")
 Deliver = Callable[[list[Outbound]], None]
 Health = Callable[[], Awaitable[dict[str, Any]]]
 # routes that check the key (or a console session) themselves: console/web.py
@@ -309,7 +311,10 @@ def _amount(body: dict[str, Any]) -> int:
 
 def _merchant(body: dict[str, Any]) -> str:
     merchant = _string(body, "merchant", MAX_MERCHANT_CHARS)
-    # the merchant is shown in the SMS and the message log: no card number may ride in it
-    if CARD_LIKE.search(normalise(merchant)):
+    # the merchant is shown in the SMS and the message log: no card number may ride in it,
+    # whatever separates its digits there (printable drops tabs and format characters and
+    # squeezes spaces: "6279\t6112..." is shown "62796112..."), in whatever digits
+    shown = printable(merchant, limit=len(merchant))
+    if CARD_LIKE.search("".join("0" if looks_like_digit(ch) else ch for ch in shown)):
         raise BadBody("'merchant' must not hold 12 or more digits in a row (a card number?)")
     return merchant
