@@ -14,7 +14,8 @@ from smsgw.core.pins import is_pin
 DIGEST_HEX_CHARS = 32
 SEAL_NONCE_BYTES = 16
 SEAL_TAG_BYTES = 16
-MAX_SEALED_BYTES = 32  # one HMAC-SHA256 block of keystream: an OTP is at most 10 digits
+KEYSTREAM_BLOCK_BYTES = 32  # one HMAC-SHA256
+MAX_SEALED_BYTES = 4096  # an OTP (10 digits at most), a part of a concatenated SMS
 
 
 class Hasher:
@@ -45,14 +46,17 @@ class Hasher:
         return self.digest("otp", card_hash, code)
 
     def seal(self, label: str, value: str) -> str:
-        """A short secret (an OTP) kept where it must be read back (the outbox), hidden
-        from whoever lacks the key: XOR with a keystream that HMAC makes of a fresh nonce,
-        and a tag, so a changed value is refused (hex)."""
+        """A secret kept where it must be read back (an OTP in the outbox, a part of a
+        concatenated SMS waiting for the rest), hidden from whoever lacks the key: XOR
+        with a keystream that HMAC makes of a fresh nonce, block by block (HMAC as a PRF
+        in counter mode), and a tag over nonce and ciphertext, so a changed value is
+        refused (hex)."""
         data = value.encode("utf-8")
         if len(data) > MAX_SEALED_BYTES:
             raise ValueError("only short secrets are sealed")
         nonce = os.urandom(SEAL_NONCE_BYTES)
-        sealed = bytes(a ^ b for a, b in zip(data, self._keystream(label, nonce), strict=False))
+        keystream = self._keystream(label, nonce, len(data))
+        sealed = bytes(a ^ b for a, b in zip(data, keystream, strict=False))
         return (nonce + sealed + self._seal_tag(label, nonce, sealed)).hex()
 
     def unseal(self, label: str, sealed_hex: str) -> str:
@@ -61,11 +65,17 @@ class Hasher:
         nonce, sealed = raw[:SEAL_NONCE_BYTES], raw[SEAL_NONCE_BYTES:-SEAL_TAG_BYTES]
         if not hmac.compare_digest(raw[-SEAL_TAG_BYTES:], self._seal_tag(label, nonce, sealed)):
             raise ValueError("sealed value damaged, or sealed with another key")
-        return bytes(a ^ b for a, b in zip(sealed, self._keystream(label, nonce),
-                                           strict=False)).decode("utf-8")
+        keystream = self._keystream(label, nonce, len(sealed))
+        return bytes(a ^ b for a, b in zip(sealed, keystream, strict=False)).decode("utf-8")
 
-    def _keystream(self, label: str, nonce: bytes) -> bytes:
-        return hmac.digest(self._key, b"seal\x1f" + label.encode() + b"\x1f" + nonce, "sha256")
+    def _keystream(self, label: str, nonce: bytes, length: int) -> bytes:
+        """`length` bytes: block 0 as the first version made it (an OTP sealed by it still
+        opens), then block n of HMAC(key, the same input + n)."""
+        start = b"seal\x1f" + label.encode() + b"\x1f" + nonce
+        blocks = [hmac.digest(self._key, start, "sha256")]
+        for number in range(1, -(-length // KEYSTREAM_BLOCK_BYTES)):
+            blocks.append(hmac.digest(self._key, start + number.to_bytes(4, "big"), "sha256"))
+        return b"".join(blocks)
 
     def _seal_tag(self, label: str, nonce: bytes, sealed: bytes) -> bytes:
         message = b"seal-tag\x1f" + label.encode() + b"\x1f" + nonce + sealed

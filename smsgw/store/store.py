@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -98,7 +98,8 @@ class PartLimits:
 class Assembly:
     """What `add_part` found: "partial", "whole" (with the text and the message's id),
     "too_many" (the sender has too many incomplete messages), "total_changed" (this part
-    names another total than the message's first part)."""
+    names another total than the message's first part), "unreadable" (a stored part
+    that does not open)."""
 
     state: str
     text: str = ""
@@ -201,10 +202,13 @@ class Store:
     # -- the transport's calls ------------------------------------------------------
 
     async def add_part(self, sender: str, message_key: str, number: int, total: int,
-                       text: str, limits: PartLimits, message_id: str) -> Assembly:
+                       text: str, limits: PartLimits, message_id: str,
+                       open_part: Callable[[str], str] | None = None) -> Assembly:
         """Store one part of a concatenated message (`message_id` names the message if
         this part is its first); the whole once every part is in. The parts stay until
-        `forget_parts`, so a whole whose command failed is found again on redelivery."""
+        `forget_parts`, so a whole whose command failed is found again on redelivery.
+        `open_part`: how a stored part reads back (the transport seals them: a command's
+        PIN is never in the store in clear); ValueError from it: "unreadable"."""
         found = await self.run(
             ADD_PART, AddPartKeys(parts_key(sender, message_key), open_parts_key(sender)),
             AddPartArgs(number, total, text, limits.ttl_seconds, limits.open_messages,
@@ -212,7 +216,12 @@ class Store:
         state = str(found[0])
         if state != "whole":
             return Assembly(state)
-        return Assembly(state, "".join(found[2:]), str(found[1]))
+        parts = [str(part) for part in found[2:]]
+        try:
+            whole = "".join(map(open_part, parts) if open_part is not None else parts)
+        except ValueError:  # sealed with another key (rotated meanwhile), or damaged
+            return Assembly("unreadable")
+        return Assembly(state, whole, str(found[1]))
 
     async def forget_parts(self, sender: str, message_key: str) -> None:
         """Drop the parts of a message whose command has been applied."""

@@ -58,7 +58,7 @@ class Gateway:
         self._recorder = MessageRecorder(message_log, app.router.log_view, app.hasher,
                                          self.recent)
         self._order = SharedOrder(app.store) if cfg.order_across_binds else KeyedOrder()
-        self._parts = Reassembly(app.store, cfg.redelivery_window_seconds)
+        self._parts = Reassembly(app.store, app.hasher, cfg.redelivery_window_seconds)
         self._redeliveries = Redeliveries(app.store, app.hasher, cfg.redelivery_window_seconds,
                                           cfg.response_timer_seconds)
         # Messages in processing at once: beyond this they wait (cheaply, unanswered), so

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 
+from smsgw.core.hashing import Hasher
 from smsgw.observability.logs import get_logger
 from smsgw.store import Assembly, PartLimits, Store, StoreUnavailable
 from smsgw.transport.smpp.client import WireMessage
@@ -23,7 +24,9 @@ MAX_OPEN_MESSAGES_PER_SENDER = 8
 MIN_PARTS_TTL_SECONDS = 60
 # What to answer a part that is not (yet) a whole message
 PART_STATUSES = {"partial": ESME_ROK, "too_long": ESME_RX_P_APPN,
-                 "too_many": ESME_RX_P_APPN, "total_changed": ESME_RX_P_APPN}
+                 "too_many": ESME_RX_P_APPN, "total_changed": ESME_RX_P_APPN,
+                 "unreadable": ESME_RX_P_APPN}
+SEAL_LABEL = "part"
 
 
 def _parts_key(message: WireMessage) -> str:
@@ -33,8 +36,12 @@ def _parts_key(message: WireMessage) -> str:
 
 
 class Reassembly:
-    def __init__(self, store: Store, window_seconds: int) -> None:
+    """Each part is sealed with the hash key while it waits (core/hashing.py): a command
+    sent in parts holds a PIN, and the store keeps no PIN in clear."""
+
+    def __init__(self, store: Store, hasher: Hasher, window_seconds: int) -> None:
         self._store = store
+        self._hasher = hasher
         self._limits = PartLimits(max(window_seconds, MIN_PARTS_TTL_SECONDS),
                                   MAX_OPEN_MESSAGES_PER_SENDER)
         self._counter = itertools.count(1)
@@ -49,8 +56,12 @@ class Reassembly:
         if total > MAX_PARTS or len(message.text) > MAX_PART_CHARACTERS:
             return Assembly("too_long")
         return await self._store.add_part(
-            sender, _parts_key(message), number, total, message.text, self._limits,
-            f"{session}-p{next(self._counter)}")
+            sender, _parts_key(message), number, total,
+            self._hasher.seal(SEAL_LABEL, message.text), self._limits,
+            f"{session}-p{next(self._counter)}", self._open_part)
+
+    def _open_part(self, sealed: str) -> str:
+        return self._hasher.unseal(SEAL_LABEL, sealed)
 
     async def forget(self, message: WireMessage, sender: str) -> None:
         """After the command is applied (its outcome stored under the message's id, so a

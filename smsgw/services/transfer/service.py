@@ -29,7 +29,7 @@ from smsgw.core.clock import parse_timestamp, period_of, show_moment
 from smsgw.core.hashing import Hasher
 from smsgw.core.masking import Part, Secret, Shown
 from smsgw.core.money import MONEY_CEILING
-from smsgw.core.pins import LoggedPin, Pin, is_pin, pin_value
+from smsgw.core.pins import LoggedPin, Pin, pin_value
 from smsgw.core.text import in_prefixes, looks_like_digit, parse_prefix_ranges
 from smsgw.messages import Inbound, Outbound
 from smsgw.observability.logs import get_logger
@@ -173,19 +173,13 @@ class TransferService:
     def _amount_view(self, text: str) -> str:
         """A valid amount as a log shows it: as typed within min..max (the replies show
         it); outside, a stand-in on the same side (no reply shows such an amount, and it
-        may well be a PIN typed in the amount's place: `recipient:PIN:amount`). Within
-        min..max, one typed with leading zeros in the shape of a PIN (`01234`) is such
-        a PIN far more often than an amount: the minimum stands in (our choice: its
-        replay is a transfer of the minimum; a PIN with no leading zero within min..max,
-        `10000` by default, cannot be told from the amount and is shown)."""
-        digits = text.replace(",", "")
-        value = int(digits.lstrip("0") or "0")  # valid: within the ceiling
+        may well be a PIN typed in the amount's place: `recipient:PIN:amount`; a valid
+        amount has no leading zero, transfer.lark)."""
+        value = int(text.replace(",", "") or "0")  # valid: within the ceiling
         if value < self._cfg.min_amount:
             return "0"
         if value > self._cfg.max_amount:
             return str(MONEY_CEILING)
-        if digits.startswith("0") and is_pin(digits):
-            return str(self._cfg.min_amount)
         return text
 
     def _is_open(self, at: datetime) -> bool:
