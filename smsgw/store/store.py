@@ -203,12 +203,13 @@ class Store:
 
     async def add_part(self, sender: str, message_key: str, number: int, total: int,
                        text: str, limits: PartLimits, message_id: str,
-                       open_part: Callable[[str], str] | None = None) -> Assembly:
+                       open_part: Callable[[int, str], str] | None = None) -> Assembly:
         """Store one part of a concatenated message (`message_id` names the message if
         this part is its first); the whole once every part is in. The parts stay until
         `forget_parts`, so a whole whose command failed is found again on redelivery.
-        `open_part`: how a stored part reads back (the transport seals them: a command's
-        PIN is never in the store in clear); ValueError from it: "unreadable"."""
+        `open_part(number, stored)`: how a stored part reads back (the transport seals
+        them: a command's PIN is never in the store in clear); ValueError from it:
+        "unreadable"."""
         found = await self.run(
             ADD_PART, AddPartKeys(parts_key(sender, message_key), open_parts_key(sender)),
             AddPartArgs(number, total, text, limits.ttl_seconds, limits.open_messages,
@@ -218,7 +219,8 @@ class Store:
             return Assembly(state)
         parts = [str(part) for part in found[2:]]
         try:
-            whole = "".join(map(open_part, parts) if open_part is not None else parts)
+            whole = "".join(open_part(number, part) for number, part in enumerate(parts, 1)
+                            ) if open_part is not None else "".join(parts)
         except ValueError:  # sealed with another key (rotated meanwhile), or damaged
             return Assembly("unreadable")
         return Assembly(state, whole, str(found[1]))

@@ -29,6 +29,13 @@ PART_STATUSES = {"partial": ESME_ROK, "too_long": ESME_RX_P_APPN,
 SEAL_LABEL = "part"
 
 
+def _seal_label(sender: str, key: str, number: int) -> str:
+    """A part's seal names its sender, message and place: a sealed part written back into
+    another place, or another sender's message, by whoever can write to Redis, does not
+    open (the whole is "unreadable"), so no one can splice a text together."""
+    return f"{SEAL_LABEL}\x1f{sender}\x1f{key}\x1f{number}"
+
+
 def _parts_key(message: WireMessage) -> str:
     """One concatenated message of a sender: its short code and reference number."""
     assert message.part is not None
@@ -55,13 +62,12 @@ class Reassembly:
         _, number, total = message.part
         if total > MAX_PARTS or len(message.text) > MAX_PART_CHARACTERS:
             return Assembly("too_long")
+        key = _parts_key(message)
         return await self._store.add_part(
-            sender, _parts_key(message), number, total,
-            self._hasher.seal(SEAL_LABEL, message.text), self._limits,
-            f"{session}-p{next(self._counter)}", self._open_part)
-
-    def _open_part(self, sealed: str) -> str:
-        return self._hasher.unseal(SEAL_LABEL, sealed)
+            sender, key, number, total,
+            self._hasher.seal(_seal_label(sender, key, number), message.text), self._limits,
+            f"{session}-p{next(self._counter)}",
+            lambda place, sealed: self._hasher.unseal(_seal_label(sender, key, place), sealed))
 
     async def forget(self, message: WireMessage, sender: str) -> None:
         """After the command is applied (its outcome stored under the message's id, so a
