@@ -21,6 +21,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +79,13 @@ def wire(text: str, sender: str = SENDER, smsc_id: str | None = None) -> WireMes
 
 
 async def routed(app: App, outbox: Outbox, memory: Redeliveries, text: str, session: str,
-                 smsc_id: str | None = None, sender: str = SENDER
+                 smsc_id: str | None = None, sender: str = SENDER, at: datetime | None = None
                  ) -> tuple[Inbound, list[Outbound], list[Held]]:
     """One wire message as Gateway._process routes it: its Inbound made by the
     redelivery memory, its row prepared, its replies decided and held."""
     slot = outbox.slot(sender)
-    inbound = memory.inbound(wire(text, sender, smsc_id), sender, text, "", session, now(),
-                             hold=slot)
+    inbound = memory.inbound(wire(text, sender, smsc_id), sender, text, "", session,
+                             at or now(), hold=slot)
     outbox.prepare(slot, inbound, masking.inbound_text(inbound, app.router.log_view(inbound),
                                                        app.hasher))
     try:

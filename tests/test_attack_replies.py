@@ -18,7 +18,7 @@ import io
 import json
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +26,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from smsgw.app import App, build_app
-from smsgw.core import masking
 from smsgw.core.clock import now, parse_timestamp
 from smsgw.core.money import MONEY_CEILING
 from smsgw.messages import Inbound, Outbound
@@ -35,7 +34,6 @@ from smsgw.store.keys import processed_key, subscriber_key
 from smsgw.store.script import Script
 from smsgw.transport.log_replay import previous_replies, replay
 from smsgw.transport.outbox import Held, Outbox
-from smsgw.transport.redelivery import Redeliveries
 from smsgw.workers.outbox import OutboxWorker
 from tests.attacks import tried
 from tests.conftest import make_settings
@@ -49,30 +47,12 @@ from tests.test_attack_held import (
     memory_of,
     outbox_of,
     routed,
-    wire,
 )
 
 # a PIN as typed in the texts below, as a whole field (any script's digits)
 TYPED_PIN = re.compile(r"(?<!\d)([5５۵٥]{5}|24680|246806|11111|99999|77777|۲۴۶۸۰)(?!\d)")
 STRANGER = "989121119999"  # no subscriber: not in the store
 PIN_CHANGE = "PIN:55555:24680:24680"
-
-
-async def routed_at(app: App, outbox: Outbox, memory: Redeliveries, text: str, session: str,
-                    at: datetime, smsc_id: str | None = None, sender: str = SENDER
-                    ) -> tuple[Inbound, list[Outbound], list[Held]]:
-    """`routed` at a chosen moment (the message's clock)."""
-    slot = outbox.slot(sender)
-    inbound = memory.inbound(wire(text, sender, smsc_id), sender, text, "", session, at,
-                             hold=slot)
-    outbox.prepare(slot, inbound, masking.inbound_text(inbound, app.router.log_view(inbound),
-                                                       app.hasher))
-    try:
-        replies = await app.router.handle(inbound)
-        held = await outbox.hold(inbound, replies)
-    finally:
-        outbox.slot_done(slot)
-    return inbound, replies, held
 
 
 async def taken_over(old: Outbox, new: App) -> list[Held]:
@@ -156,11 +136,11 @@ async def test_a_redelivery_after_closing_time_is_answered_as_decided(
     try:
         await funded(app)
         outbox = outbox_of(app)
-        _, first, _ = await routed_at(app, outbox, memory_of(app), TRANSFER, "s1",
-                                      close - timedelta(minutes=1), smsc_id="c1")
+        _, first, _ = await routed(app, outbox, memory_of(app), TRANSFER, "s1",
+                                   at=close - timedelta(minutes=1), smsc_id="c1")
         assert [r.kind for r in first] == ["transfer.sent", "transfer.received_prepaid"]
-        _, again, _ = await routed_at(app, outbox, memory_of(app), TRANSFER, "s2",
-                                      close + timedelta(minutes=1), smsc_id="c1")
+        _, again, _ = await routed(app, outbox, memory_of(app), TRANSFER, "s2",
+                                   at=close + timedelta(minutes=1), smsc_id="c1")
         assert await balance(app, RECIPIENT) == 2500  # applied once
     finally:
         await app.close()

@@ -42,6 +42,7 @@ from smsgw.transport.smpp.pdu import ESME_RX_P_APPN
 from tests.attacks import tried
 from tests.conftest import add_subscribers, make_settings
 from tests.test_attack_held import memory_of, outbox_of, routed
+from tests.test_no_secrets import store_text
 from tests.test_otp_rules import CARD, MOBILE, T0
 
 SENDER, RECIPIENT = "989121110000", "989351234567"
@@ -66,22 +67,7 @@ async def funded(app: App, pin: str, balance: int = 1_000_000) -> None:
 
 async def dump(app: App) -> str:
     """Everything Redis keeps, as text."""
-    redis = app.store.redis
-    parts = []
-    async for key in redis.scan_iter(count=1000):
-        kind = await redis.type(key)
-        kind = kind.decode() if isinstance(kind, bytes) else kind
-        value: Any = ""
-        if kind == "string":
-            value = await redis.get(key)
-        elif kind == "hash":
-            value = await redis.hgetall(key)
-        elif kind == "list":
-            value = await redis.lrange(key, 0, -1)
-        elif kind == "zset":
-            value = await redis.zrange(key, 0, -1)
-        parts.append(f"{key!r} {value!r}")
-    return "\n".join(parts)
+    return await store_text(app.store.redis)
 
 
 def digits_shown(text: str) -> str:

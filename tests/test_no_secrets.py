@@ -7,6 +7,7 @@ import json
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -92,10 +93,16 @@ def otp_of_mt(mts: list) -> str:  # type: ignore[type-arg]
 
 
 async def dump(rig) -> str:  # type: ignore[no-untyped-def]
-    redis = rig.app.store.redis
+    return await store_text(rig.app.store.redis)
+
+
+async def store_text(redis: Any) -> str:
+    """Everything a Redis keeps, as text (for looking for a secret in it)."""
     parts = []
     async for key in redis.scan_iter(count=1000):
         kind = await redis.type(key)
+        kind = kind.decode() if isinstance(kind, bytes) else kind
+        value: Any = ""
         if kind == "string":
             value = await redis.get(key)
         elif kind == "hash":
@@ -104,7 +111,5 @@ async def dump(rig) -> str:  # type: ignore[no-untyped-def]
             value = await redis.lrange(key, 0, -1)
         elif kind == "zset":
             value = await redis.zrange(key, 0, -1)
-        else:
-            value = ""
-        parts.append(f"{key} {json.dumps(value, ensure_ascii=False)}")
+        parts.append(f"{key!r} {value!r}")
     return "\n".join(parts)
