@@ -219,11 +219,11 @@ class Store:
             return Assembly(state)
         parts = [str(part) for part in found[2:]]
         try:
-            whole = "".join(open_part(number, part) for number, part in enumerate(parts, 1)
-                            ) if open_part is not None else "".join(parts)
+            if open_part is not None:
+                parts = [open_part(number, part) for number, part in enumerate(parts, 1)]
         except ValueError:  # sealed with another key (rotated meanwhile), or damaged
             return Assembly("unreadable")
-        return Assembly(state, whole, str(found[1]))
+        return Assembly(state, "".join(parts), str(found[1]))
 
     async def forget_parts(self, sender: str, message_key: str) -> None:
         """Drop the parts of a message whose command has been applied."""

@@ -151,9 +151,13 @@ class TransferService:
         text commands; the text fills in only what an outcome stored by an earlier version
         did not say."""
         transfer = command if isinstance(command, Transfer) else None
+        # whom it credited, or the refusal names (an outcome stored before outcomes said
+        # so: the text's)
+        recipient = outcome.get("recipient") or (transfer.recipient if transfer else "")
         if outcome["status"] == "ok":
-            return self._transfer_replies(message, transfer, outcome)
-        return [self._refusal_or_notice(message, outcome, transfer)]
+            return self._transfer_replies(message, recipient, outcome)
+        return [self._refusal_or_notice(message, outcome, recipient,
+                                        transfer.amount if transfer else 0)]
 
     def log_view(self, message: Inbound) -> list[Part]:
         """What a log may show (masking.py): a valid recipient and amount, the command
@@ -321,7 +325,7 @@ class TransferService:
             default_lang=self._default_language, open=int(is_open)))
 
     def _transfer_replies(
-        self, message: Inbound, command: Transfer | None, outcome: Outcome
+        self, message: Inbound, recipient: str, outcome: Outcome
     ) -> list[Outbound]:
         sender_language = replies.pick_language(outcome["lang"], self._default_language)
         recipient_language = replies.pick_language(
@@ -330,10 +334,8 @@ class TransferService:
         sent = "sent_first" if outcome["pin_set"] else "sent"
         received = f"received_{outcome['recipient_plan']}"
         at = parse_timestamp(outcome["at"])
-        # the recipient the transfer credited: an outcome answered again (a repeat, an
-        # SMSC reusing a message id with another text) goes to whom it was, never to the
-        # text's (an outcome stored before it said so: the text's)
-        recipient = outcome.get("recipient") or (command.recipient if command else "")
+        # to the recipient the transfer credited: an outcome answered again (a repeat, an
+        # SMSC reusing a message id with another text) goes to whom it was
         told = [self._confirmation(message.sender, message, recipient, outcome, at,
                                    sender_language, sent)]
         if not recipient:
@@ -369,12 +371,8 @@ class TransferService:
         return Outbound(to, self.short_code, text, f"transfer.{name}", receipt=self._cfg.receipts)
 
     def _refusal_or_notice(
-        self, message: Inbound, outcome: Outcome, command: Transfer | None
+        self, message: Inbound, outcome: Outcome, recipient: str, command_amount: int
     ) -> Outbound:
-        recipient = outcome.get("recipient") or (command.recipient if command else "")
-        needed = outcome.get("needed")
-        if needed is None:
-            needed = (command.amount if command else 0) + self._cfg.fee
         language = replies.pick_language(outcome.get("lang", ""), self._default_language)
         cfg = self._cfg
         status = outcome["status"]
@@ -397,6 +395,6 @@ class TransferService:
             recipient=replies.show_number(recipient, language) if recipient else "",
             remaining=money(max(int(outcome.get("remaining", 0)), 0)),
             balance=money(int(outcome.get("balance", 0))),
-            needed=money(int(needed)),
+            needed=money(int(outcome.get("needed", command_amount + cfg.fee))),
             fee=money(int(outcome.get("fee", cfg.fee))),
         )
