@@ -32,8 +32,9 @@ from pathlib import Path
 import uvloop
 
 from smsgw.config import load_settings
-from smsgw.testing import RedisCluster
+from smsgw.testing import RedisCluster, RedisServer, free_port
 from smsgw.testing.load import (
+    SMSC_WINDOW,
     CpuMeter,
     LoadTestOptions,
     Population,
@@ -67,7 +68,8 @@ async def peer_point(rate: float, seconds: float, start_peer: Callable[[int], Aw
                      settle: float = 0.0) -> dict[str, object]:
     """Drive a stateless peer (no store) bound to a fresh fake SMSC: `start_peer(port)`
     starts it and gives back its stop and its pids (their CPU is measured)."""
-    smsc = await FakeSmsc(redeliver_after=2.0, deliver_window=5000, keep_history=False).start()
+    smsc = await FakeSmsc(redeliver_after=2.0, deliver_window=SMSC_WINDOW,
+                          keep_history=False).start()
     stop_peer, pids = await start_peer(smsc.port)
     try:
         await smsc.wait_bound(30)
@@ -202,6 +204,26 @@ async def ceiling_beyond(measure: Point, top: float, misses: int) -> list[dict]:
     return points
 
 
+PRODUCTION_FSYNC = "everysec"  # README "Running it for real": appendonly, fsync each second
+
+
+@contextmanager
+def local_redis(url: str) -> Iterator[str]:
+    """The Redis of (b): `url` if one is given, else a redis-server of the bench's own
+    that keeps its append-only file as production does (a store that writes nothing to
+    disk costs Redis less, and flatters it)."""
+    if url:
+        yield url
+        return
+    with tempfile.TemporaryDirectory(prefix="smsgw-bench-redis-") as workdir:
+        server = RedisServer(free_port(), Path(workdir), durable=True, fsync=PRODUCTION_FSYNC)
+        server.start()
+        try:
+            yield server.url
+        finally:
+            server.stop()
+
+
 @contextmanager
 def local_cluster(wanted: bool) -> Iterator[str | None]:
     """A 3-node Redis Cluster of our own for row (d), for the length of the run."""
@@ -209,7 +231,7 @@ def local_cluster(wanted: bool) -> Iterator[str | None]:
         yield None
         return
     with tempfile.TemporaryDirectory(prefix="smsgw-bench-cluster-") as workdir:
-        cluster = RedisCluster(Path(workdir))
+        cluster = RedisCluster(Path(workdir), durable=True, fsync=PRODUCTION_FSYNC)
         cluster.start()
         try:
             yield cluster.url
@@ -217,11 +239,12 @@ def local_cluster(wanted: bool) -> Iterator[str | None]:
             cluster.stop()
 
 
-SUSTAINABLE_P99_MS = 250.0
+SUSTAINABLE_P99_MS = 100.0  # beyond, the answers queue: p95 was already ~70 ms at 250
 
 
 def is_sustainable(point: dict) -> bool:
-    """Answered as it came: at least 97 % of the offered rate per second, no errors, and
+    """Answered as it came: at least 97 % of the offered rate over the run (to its last
+    answer), no errors (a transfer refused counts: it is less work than one applied), and
     p99 under SUSTAINABLE_P99_MS (not merely drained later)."""
     return (not point["errors"] and point["commands_per_s"] >= 0.97 * point["offered_rate"]
             and point["latency_ms"]["p99"] < SUSTAINABLE_P99_MS)
@@ -249,7 +272,9 @@ def headline(report: dict) -> list[str]:
     held = report.get("held") or {}
     lines = ["# smsgw benchmark", "",
              f"Run: {report['when']}, {m['cores']} cores ({m['cpu']}), Python {m['python']}, "
-             f"Redis {''.join(m['redis'])}; fake SMSC, driver, gateway and Redis on one box. "
+             f"Redis {''.join(m['redis'])} ({report.get('redis_persistence', 'not recorded')}), "
+             f"an SMSC window of {report.get('smsc_window', 'not recorded')}, Poisson "
+             "arrivals; fake SMSC, driver, gateway and Redis on one box. "
              "Absolute rates move from box to box (and with whatever else the box runs): "
              "the ratio to (a), measured in the same run, is the figure to compare.", ""]
     if held.get("ratio_b_over_a") is not None:
@@ -258,14 +283,41 @@ def headline(report: dict) -> list[str]:
                      f"{held['b']['commands_per_s']}/s; offered rates tried, from the "
                      f"sweep's sustainable one down: (a) {held.get('tried_a')}, "
                      f"(b) {held.get('tried_b')})")
-    lines.append(f"(b)/(a) of the sweep's sustainable rates: {report.get('ratio_b_over_a')}; "
-                 f"(b2)/(a) {report.get('ratio_b2_over_a')}; "
-                 f"(d)/(a) {report.get('ratio_d_over_a')}")
+    bound = "≤ " if a_unbounded(report) else ""
+    lines.append(f"(b)/(a) of the sweep's sustainable rates: {bound}"
+                 f"{report.get('ratio_b_over_a')}{bracket(report)}; "
+                 f"(b2)/(a) {bound}{report.get('ratio_b2_over_a')}; "
+                 f"(d)/(a) {bound}{report.get('ratio_d_over_a')}")
+    if bound:
+        lines.append("(≤: (a) still kept up at the highest rate tried, so its ceiling is "
+                     "higher and the ratios lower than shown)")
     lines += ["", "CPU µs per transfer, by process, at each row's sustainable rate:", ""]
     for setup, point in report["sustainable"].items():
         if point:
             lines.append(f"- {setup} at {point['offered_rate']:.0f}/s: {cpu_cells(point)}")
     return [*lines, ""]
+
+
+def a_unbounded(report: dict) -> bool:
+    """(a) kept up at the highest rate it was offered: its ceiling was not found."""
+    a_points = report["sweep"].get("a_transport") or []
+    return bool(a_points) and is_sustainable(a_points[-1])
+
+
+def bracket(report: dict) -> str:
+    """Where the true (b)/(a) lies, the sweep's rates being steps: between (b)'s last
+    passed rate over (a)'s first failed one, and (b)'s first failed over (a)'s passed."""
+    limits = {}
+    for setup in ("a_transport", "b_gateway_redis"):
+        points = report["sweep"].get(setup) or []
+        passed = report["sustainable"].get(setup)
+        failed = [p["offered_rate"] for p in points
+                  if passed and p["offered_rate"] > passed["offered_rate"]]
+        if not passed or not failed:
+            return ""
+        limits[setup] = (passed["offered_rate"], min(failed))
+    (a_pass, a_fail), (b_pass, b_fail) = limits["a_transport"], limits["b_gateway_redis"]
+    return f" (between {b_pass / a_fail:.2f} and {b_fail / a_pass:.2f}, by the sweep's steps)"
 
 
 def write_markdown(report: dict) -> None:
@@ -285,7 +337,7 @@ def write_markdown(report: dict) -> None:
                          f"{lat['p50']} | {lat['p95']} | {lat['p99']} | {lat['max']} | "
                          f"{p['errors'] or ''} | {cpu_cells(p)} |")
     lines += ["", "Sustainable (highest offered load answered as it came: >= 97 % of it per "
-              f"second, no errors, p99 < {SUSTAINABLE_P99_MS:.0f} ms):", ""]
+              f"second over the run, no errors, p99 < {SUSTAINABLE_P99_MS:.0f} ms):", ""]
     for setup, point in report["sustainable"].items():
         lines.append(f"- {setup}: {point['offered_rate'] if point else 'none'}/s"
                      + (f", p99 {point['latency_ms']['p99']} ms" if point else ""))
@@ -375,7 +427,9 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--no-cluster", action="store_true", help="leave out row (d)")
     parser.add_argument("--rows", default="",
                         help="only these rows of the sweep, by letter: a,b (default: all)")
-    parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--redis", default="",
+                        help="a Redis to use (redis://host:port/db); default: one of the "
+                             "bench's own, append-only, fsync each second")
     parser.add_argument("--report-only", action="store_true",
                         help="re-render results.md and the plot from results.json")
     parser.add_argument("--sustain-only", action="store_true",
@@ -385,24 +439,34 @@ def arguments() -> argparse.Namespace:
 
 async def main() -> None:
     args = arguments()
-    if args.report_only or args.sustain_only:
-        report = json.loads((HERE / "results.json").read_text(encoding="utf-8"))
-        if args.report_only:
-            finish(report)
-            return
-    else:
-        report = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                  "machine": machine()}
-        with local_cluster(not args.no_cluster) as cluster_url:
-            rows = setups(args.seconds, args.redis, cluster_url)
-            if args.rows:
-                wanted = {f"{letter.strip()}_" for letter in args.rows.split(",")}
-                rows = {name: row for name, row in rows.items()
-                        if name[:name.index("_") + 1] in wanted}
-            report["sweep"] = await sweep([float(r) for r in args.rates.split(",")], rows)
-    judge(report)
-    await long_runs(report, args)
+    if args.report_only:
+        finish(json.loads((HERE / "results.json").read_text(encoding="utf-8")))
+        return
+    with local_redis(args.redis) as redis_url:
+        report = await measured(args, redis_url)
+        judge(report)
+        await long_runs(report, args)
     finish(report)
+
+
+async def measured(args: argparse.Namespace, redis_url: str) -> dict:
+    """The sweep (or, with --sustain-only, the one of results.json), against
+    `redis_url`, which the held runs use too."""
+    persistence = "as given (--redis)" if args.redis else f"appendonly, {PRODUCTION_FSYNC}"
+    args.redis = redis_url
+    if args.sustain_only:
+        return json.loads((HERE / "results.json").read_text(encoding="utf-8"))
+    report = {"when": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+              "machine": machine(), "redis_persistence": persistence,
+              "smsc_window": SMSC_WINDOW}
+    with local_cluster(not args.no_cluster) as cluster_url:
+        rows = setups(args.seconds, redis_url, cluster_url)
+        if args.rows:
+            wanted = {f"{letter.strip()}_" for letter in args.rows.split(",")}
+            rows = {name: row for name, row in rows.items()
+                    if name[:name.index("_") + 1] in wanted}
+        report["sweep"] = await sweep([float(r) for r in args.rates.split(",")], rows)
+    return report
 
 
 def swept_rates(report: dict, setup: str, top: float) -> list[float]:

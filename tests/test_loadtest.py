@@ -29,6 +29,9 @@ def test_loadtest_command_reports_throughput_latency_and_money(tmp_path: Path,
     assert data["mt_received"] > data["mo_sent"]  # transfers are answered twice
     assert set(data["latency_ms"]) == {"p50", "p95", "p99", "max"}
     assert data["money_conserved"] is True
+    # conservation alone also holds for a gateway that moves nothing: the fees rose by
+    # the fee of every transfer confirmed
+    assert data["confirmed_transfers"] > 0 and data["fees_as_confirmed"] is True
     assert set(data["sent_by_kind"]) <= {"transfer", "wrong_pin", "bad_format", "limit",
                                          "pin_change", "otp", "enquiry"}
 
@@ -110,3 +113,62 @@ def test_synthetic_traffic_is_as_varied_as_real_traffic() -> None:
         assert parsed.recipient == command.recipient
         assert parsed.pin == traffic.pin(command.sender)
         assert 1000 <= parsed.amount <= 10_000
+
+
+def test_a_refused_transfer_is_an_error_of_the_run_not_an_answer(redis_url: str) -> None:
+    """A transfer the driver meant to go through, refused (here by a tiny daily cap), is a
+    cheaper command than one applied: a run that counted it as answered would measure
+    less work than it offered. It is counted as an error; the fees still match exactly
+    the transfers confirmed."""
+    import asyncio
+
+    settings = make_settings(redis_url, transfer={"daily_cap": 2000})
+    options = LoadTestOptions(200, 1.5, 60, parse_mix("transfer=100"), "inprocess", 0)
+    results = asyncio.run(run_loadtest(settings, options, say=lambda _: None)).as_json()
+    assert results["errors"].get("transfer_refused", 0) > 0
+    assert 0 < results["confirmed_transfers"] < results["mo_sent"]
+    assert results["money_conserved"] is True and results["fees_as_confirmed"] is True
+
+
+def test_a_new_population_starts_without_earlier_runs_sums(redis_url: str) -> None:
+    """Sums of the day and month that an earlier, larger run left for its subscribers
+    (beyond the first 10,000 too) are gone before the next run: left over, they refused a
+    growing share of a later run's transfers under the caps. Numbers outside the
+    synthetic range are not touched."""
+    import asyncio
+
+    from smsgw.testing.load import prepare_population, synthetic
+
+    async def leftovers() -> tuple[list[str], bool]:
+        app = build_app(make_settings(redis_url))
+        try:
+            stale = [f"s:{{{synthetic(i)}}}:d:20261201" for i in (0, 9_999, 10_000, 54_321)]
+            other = "s:{989121234567}:d:20261201"
+            for key in [*stale, other]:
+                await app.store.redis.set(key, 47_000)
+            await prepare_population(app.store, app.hasher, 60_000, {"transfer": 1.0})
+            left = [key for key in stale if await app.store.redis.exists(key)]
+            kept = bool(await app.store.redis.exists(other))
+            await app.store.redis.delete(other)
+            return left, kept
+        finally:
+            await app.close()
+
+    left, kept = asyncio.run(leftovers())
+    assert left == [] and kept
+
+
+def test_arrivals_come_in_bursts_as_real_ones_do() -> None:
+    """The driver's arrivals are a Poisson process: the offered rate on average, but the
+    count per 5 ms tick varies as a Poisson count does (an even stream, whose count per
+    tick barely varies, queues less and flatters the p99)."""
+    import random
+    import statistics
+
+    from smsgw.testing.load import Arrivals
+
+    arrivals = Arrivals(2000.0, random.Random(3))
+    counts = [arrivals.due(tick * 0.005) for tick in range(1, 4001)]  # 20 s
+    mean = statistics.fmean(counts)
+    assert abs(sum(counts) - 40_000) < 4 * 40_000 ** 0.5
+    assert 0.8 * mean < statistics.pvariance(counts) < 1.2 * mean

@@ -18,6 +18,12 @@ def money_total(subscribers: dict[str, dict[str, str]]) -> int:
     return total
 
 
+async def fees_collected(store: Store) -> int:
+    """The fees taken so far, over every subscriber."""
+    return sum(int(fields.get("fees_paid") or 0)
+               for fields in (await store.all_subscribers()).values())
+
+
 async def money(store: Store) -> int:
     """The invariant over the whole store, counting once each transfer that is debited
     but not yet credited (in flight between two slots)."""

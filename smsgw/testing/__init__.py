@@ -27,10 +27,12 @@ def free_port() -> int:
 class RedisServer:
     """A redis-server process of our own on loopback, that keeps nothing on disk."""
 
-    def __init__(self, port: int, workdir: Path, durable: bool = False) -> None:
+    def __init__(self, port: int, workdir: Path, durable: bool = False,
+                 fsync: str = "always") -> None:
         self.port = port
         self.workdir = workdir
-        self.durable = durable  # an fsync'd append-only file, so a restart keeps the data
+        self.durable = durable  # an append-only file, so a restart keeps the data
+        self.fsync = fsync  # its appendfsync: "always" (the tests), "everysec" (production)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -43,7 +45,7 @@ class RedisServer:
             raise RuntimeError("redis-server is not installed (.ci/run installs it)")
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes" if self.durable else "no", "--appendfsync", "always",
+             "--appendonly", "yes" if self.durable else "no", "--appendfsync", self.fsync,
              "--dir", str(self.workdir), "--logfile", ""],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
@@ -87,11 +89,13 @@ class RedisCluster:
     """A Redis Cluster of our own on loopback: `masters` redis-server processes in cluster
     mode, slots spread by `redis-cli --cluster create`, nothing kept on disk."""
 
-    def __init__(self, workdir: Path, masters: int = 3, durable: bool = False) -> None:
+    def __init__(self, workdir: Path, masters: int = 3, durable: bool = False,
+                 fsync: str = "always") -> None:
         self.workdir = workdir
         self.ports = [free_cluster_port() for _ in range(masters)]
         self.processes: list[subprocess.Popen[bytes]] = []
-        self.durable = durable  # fsync'd append-only files: a restarted node keeps its data
+        self.durable = durable  # append-only files: a restarted node keeps its data
+        self.fsync = fsync  # as RedisServer's
 
     @property
     def url(self) -> str:
@@ -118,7 +122,7 @@ class RedisCluster:
             raise RuntimeError("redis-server is not installed (.ci/run installs it)")
         return subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes" if self.durable else "no", "--appendfsync", "always",
+             "--appendonly", "yes" if self.durable else "no", "--appendfsync", self.fsync,
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
              "--cluster-node-timeout", "2000", "--dir", str(self.workdir / str(port)),
              "--logfile", ""],

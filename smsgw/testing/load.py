@@ -33,7 +33,7 @@ from smsgw.core.hashing import Hasher
 from smsgw.core.records import record
 from smsgw.core.text import canonical_msisdn, to_persian_digits
 from smsgw.services.otp.cards import with_luhn
-from smsgw.store import Store, SubscriberRow
+from smsgw.store import Store, SubscriberRow, audit
 from smsgw.store.keys import subscriber_key
 from smsgw.testing import free_port
 from smsgw.transport.smpp.client import Receipt, SmppClient, WireMessage
@@ -53,6 +53,10 @@ SENDER_CONFIRMATION = ("کارمزد", "Fee")  # only the sender's confirmation 
 MAX_OUTSTANDING = 50_000
 TRANSFER_SHORT_CODE = "1112"
 DRAIN_SECONDS = 10.0
+# deliver_sm the fake SMSC has out unanswered on a bind, as a real SMSC's window (tens to
+# a few hundred; peers.md drove Kannel at 200): a wider one lets the gateway batch more
+# per event-loop turn than any operator's SMSC would let it
+SMSC_WINDOW = 200
 SETTLE_SECONDS = 30.0
 
 
@@ -79,6 +83,15 @@ def synthetic(index: int) -> str:
     return f"98{POPULATION_BASE + index}"
 
 
+def population_pattern(size: int) -> str:
+    """A key pattern that covers every key of synthetic subscribers 0..size-1 (and, being
+    a prefix, a few more of the synthetic range), and no number outside that range."""
+    first, last = synthetic(0), synthetic(max(size, 1) - 1)
+    same = next((i for i, (a, b) in enumerate(zip(first, last, strict=True)) if a != b),
+                len(first))
+    return "s:{" + first[:same] + "*"
+
+
 @dataclass
 class Population:
     senders: list[str]  # good senders (the right PIN)
@@ -102,10 +115,14 @@ class Results:
     mo_sent: int = 0
     mt_received: int = 0
     completed: int = 0
+    confirmed_transfers: int = 0  # transfers whose sender was told they went through
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     by_kind: Counter[str] = field(default_factory=Counter)
     money_conserved: bool | None = None
+    # the fees collected rose by the fee of each transfer confirmed: confirmed transfers
+    # moved money (conservation alone also holds for a gateway that moves nothing)
+    fees_as_confirmed: bool | None = None
     gateway_rss_kb: dict[str, int] = field(default_factory=dict)
     cpu_seconds: dict[str, float] = field(default_factory=dict)  # by process group
     gateway_rss_samples_kb: list[int] = field(default_factory=list)  # each tenth of the run
@@ -141,6 +158,8 @@ class Results:
             "sent_by_kind": dict(self.by_kind),
             "overloaded": self.overloaded,
             "money_conserved": self.money_conserved,
+            "confirmed_transfers": self.confirmed_transfers,
+            "fees_as_confirmed": self.fees_as_confirmed,
             "cpu_us_per_command": {group: round(seconds * 1e6 / self.completed, 1)
                                    for group, seconds in self.cpu_seconds.items()}
             if self.completed else {},
@@ -205,7 +224,12 @@ class Tracker:
             self.results.errors["unmatched_mt"] += 1
             return
         mo = queue.popleft()
+        if mo.recipient and not to_sender:
+            # a transfer meant to go through was refused (a cap, the balance): a cheaper
+            # command than the one offered, so a run with refusals measures less work
+            self.results.errors["transfer_refused"] += 1
         if to_sender and mo.recipient:
+            self.results.confirmed_transfers += 1
             pair = (mt.destination, mo.recipient)
             early = _take_first(self._early_recipient, pair)
             if early is not None:
@@ -231,6 +255,25 @@ class Tracker:
     def unanswered(self) -> int:
         return (sum(len(q) for q in self.pending.values())
                 + sum(len(q) for q in self._awaiting_recipient.values()))
+
+
+class Arrivals:
+    """Arrival times of a Poisson process at `rate` a second (exponential gaps): real
+    subscribers do not text on a metronome, and bursts queue more than an even spacing
+    does (the p99 of an even stream flatters)."""
+
+    def __init__(self, rate: float, rng: random.Random) -> None:
+        self._rate = rate
+        self._rng = rng
+        self._next = rng.expovariate(rate)
+
+    def due(self, elapsed: float) -> int:
+        """How many arrived since the last call, by `elapsed` seconds into the run."""
+        count = 0
+        while self._next <= elapsed:
+            count += 1
+            self._next += self._rng.expovariate(self._rate)
+        return count
 
 
 @record
@@ -297,8 +340,10 @@ def load_kinds() -> dict[str, LoadKind]:
 
 async def prepare_population(store: Store, hasher: Hasher, size: int,
                              mix: dict[str, float]) -> Population:
-    """A fresh synthetic population: removes what earlier runs left in its own range."""
-    async for key in store.redis.scan_iter(match="s:{98936900*", count=2000):
+    """A fresh synthetic population: removes what earlier runs left in its own range (the
+    day's and month's sums too: left over, they refused a growing share of a later run's
+    transfers under the caps, and a refusal is a cheaper command than a transfer)."""
+    async for key in store.redis.scan_iter(match=population_pattern(size), count=2000):
         await store.redis.delete(key)
     msisdns = [synthetic(i) for i in range(size)]
     victims_count = max(1, size // 20) if mix.get("wrong_pin") else 0
@@ -375,14 +420,15 @@ async def _drive(inject: Inject, attach: Attach, population: Population, rate: f
     rng = random.Random(seed)
     traffic = Traffic(population, rng)
     kinds, weights = zip(*mix.items(), strict=True)
+    arrivals = Arrivals(rate, random.Random(seed + 1))
     started = time.monotonic()
     total = int(rate * duration)  # a late wake-up near the end still offers all of them
     offered = 0
     while offered < total:
         elapsed = time.monotonic() - started
-        due = min(int(rate * elapsed), total) - offered
-        offered += max(due, 0)
-        for kind in rng.choices(kinds, weights, k=max(due, 0)):
+        due = min(arrivals.due(elapsed), total - offered)
+        offered += due
+        for kind in rng.choices(kinds, weights, k=due):
             if tracker.outstanding >= MAX_OUTSTANDING:
                 results.errors["not_sent_backlog"] += 1
                 continue
@@ -562,14 +608,14 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
         return await _against_running_smsc(settings, options, on_progress)
     _warn_of_submit_cap(settings.smsc.submit_rate * max(options.gateways, 1), options.rate, say)
     smsc = await FakeSmsc(port=options.listen_port, redeliver_after=2.0,
-                          deliver_window=5000, keep_history=False).start()
+                          deliver_window=SMSC_WINDOW, keep_history=False).start()
     app = build_app(settings.model_copy(update={"smsc": settings.smsc.model_copy(
         update={"host": "127.0.0.1", "port": smsc.port})}))
     gateways = _Gateways(app, settings, options, smsc.port)
     try:
         population = await prepare_population(app.store, app.hasher, options.population,
                                                options.mix)
-        before = await app.store.money() if options.check_money else None
+        before = await _ledger(app.store) if options.check_money else None
         pids = gateways.start(say)
         await smsc.wait_bound(timeout=60)
         while smsc.bound_sessions < gateways.binds:
@@ -581,12 +627,20 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
         # money read earlier would count transfers still in flight.
         await gateways.stop()
         if before is not None:
-            results.money_conserved = await app.store.money() == before
+            money, fees = await _ledger(app.store)
+            results.money_conserved = money == before[0]
+            results.fees_as_confirmed = (
+                fees - before[1] == settings.transfer.fee * results.confirmed_transfers)
         return results
     finally:
         await gateways.stop()
         await smsc.stop()
         await app.close()
+
+
+async def _ledger(store: Store) -> tuple[int, int]:
+    """The money invariant's total, and the fees collected."""
+    return await store.money(), await audit.fees_collected(store)
 
 
 async def _measure(smsc: FakeSmsc, pids: list[int], population: Population,
@@ -674,13 +728,16 @@ async def _against_running_smsc(settings: Settings, options: LoadTestOptions,
     try:
         population = await prepare_population(app.store, app.hasher, options.population,
                                                options.mix)
-        before = await app.store.money()
+        before, fees_before = await _ledger(app.store)
         host, port = options.smsc
         results = await drive_remote_smsc(host, port, population, options.rate,
                                           options.duration, options.mix, options.seed,
                                           on_progress)
         settled = await _settled_money(app.store)
         results.money_conserved = None if settled is None else settled == before
+        if settled is not None:
+            fees = await audit.fees_collected(app.store) - fees_before
+            results.fees_as_confirmed = fees == settings.transfer.fee * results.confirmed_transfers
         return results
     finally:
         await app.close()
