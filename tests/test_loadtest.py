@@ -125,7 +125,7 @@ def test_a_refused_transfer_is_an_error_of_the_run_not_an_answer(redis_url: str)
     settings = make_settings(redis_url, transfer={"daily_cap": 2000})
     options = LoadTestOptions(200, 1.5, 60, parse_mix("transfer=100"), "inprocess", 0)
     results = asyncio.run(run_loadtest(settings, options, say=lambda _: None)).as_json()
-    assert results["errors"].get("transfer_refused", 0) > 0
+    assert results["errors"].get("transfer_refused_by_cap", 0) > 0
     assert 0 < results["confirmed_transfers"] < results["mo_sent"]
     assert results["money_conserved"] is True and results["fees_as_confirmed"] is True
 
@@ -143,13 +143,15 @@ def test_a_new_population_starts_without_earlier_runs_sums(redis_url: str) -> No
         app = build_app(make_settings(redis_url))
         try:
             stale = [f"s:{{{synthetic(i)}}}:d:20261201" for i in (0, 9_999, 10_000, 54_321)]
-            other = "s:{989121234567}:d:20261201"
-            for key in [*stale, other]:
+            # another number, and one just past the run's range (the pattern's prefix
+            # matches it): neither is the run's to remove
+            others = ["s:{989121234567}:d:20261201", f"s:{{{synthetic(60_000)}}}:d:20261201"]
+            for key in [*stale, *others]:
                 await app.store.redis.set(key, 47_000)
             await prepare_population(app.store, app.hasher, 60_000, {"transfer": 1.0})
             left = [key for key in stale if await app.store.redis.exists(key)]
-            kept = bool(await app.store.redis.exists(other))
-            await app.store.redis.delete(other)
+            kept = all([await app.store.redis.exists(key) for key in others])
+            await app.store.redis.delete(*others)
             return left, kept
         finally:
             await app.close()
@@ -172,3 +174,21 @@ def test_arrivals_come_in_bursts_as_real_ones_do() -> None:
     mean = statistics.fmean(counts)
     assert abs(sum(counts) - 40_000) < 4 * 40_000 ** 0.5
     assert 0.8 * mean < statistics.pvariance(counts) < 1.2 * mean
+
+
+def test_a_refusal_that_names_the_fee_is_no_confirmation() -> None:
+    """The Persian "not enough credit" refusal names the fee (کارمزد) as the confirmation
+    does: the driver must not count it as a transfer done (and then wait for the
+    recipient's confirmation that never comes)."""
+    from smsgw.services.transfer.service import TEMPLATES
+    from smsgw.testing.load import Results, Tracker
+    from smsgw.transport.smpp.fake_smsc import Mt
+
+    for language in ("fa", "en"):
+        refusal = TEMPLATES.render(language, "transfer", "insufficient", balance="1,000",
+                                   needed="10,500", fee="500")
+        tracker = Tracker(Results(offered_rate=1, duration=1))
+        tracker.sent("989369000001", "transfer", recipient="989369000002")
+        tracker.on_mt(Mt(["m1"], "1112", "989369000001", refusal, "ucs2", 1, 0, 0.0))
+        assert tracker.results.errors["transfer_refused"] == 1, language
+        assert tracker.results.confirmed_transfers == 0 and tracker.results.completed == 1

@@ -49,7 +49,10 @@ POPULATION_BASE = 9369000000  # synthetic subscribers: 0936 900 0000 and up
 START_BALANCE = 10_000_000
 DEFAULT_MIX = "transfer=78,wrong_pin=4,bad_format=4,limit=4,pin_change=4,otp=4,enquiry=2"
 NATIONAL_NUMBER = re.compile(r"[0۰][0-9۰-۹]{10}")  # as replies show numbers: 0935…, ۰۹۳۵…
-SENDER_CONFIRMATION = ("کارمزد", "Fee")  # only the sender's confirmation shows the fee
+# the sender's confirmation, fa and en: every marker of one set in the text (the Persian
+# "insufficient" refusal names the fee too, but nothing was done)
+SENDER_CONFIRMATION = (("کارمزد", "انجام شد"), ("Fee ", "Sent "))
+CAP_REFUSAL = ("سقف انتقال", "limit is")  # the daily or monthly cap's refusal, fa and en
 MAX_OUTSTANDING = 50_000
 TRANSFER_SHORT_CODE = "1112"
 DRAIN_SECONDS = 10.0
@@ -83,9 +86,19 @@ def synthetic(index: int) -> str:
     return f"98{POPULATION_BASE + index}"
 
 
+def in_population(key: str | bytes, size: int) -> bool:
+    """Whether a subscriber key (`s:{98...}...`) is one of synthetic subscribers
+    0..size-1: the pattern's prefix also matches numbers past them."""
+    text = key.decode() if isinstance(key, bytes) else key
+    number = text[3:text.find("}")] if text.startswith("s:{") else ""
+    if not number.isdigit() or not number.startswith("98"):
+        return False
+    return 0 <= int(number[2:]) - POPULATION_BASE < size
+
+
 def population_pattern(size: int) -> str:
-    """A key pattern that covers every key of synthetic subscribers 0..size-1 (and, being
-    a prefix, a few more of the synthetic range), and no number outside that range."""
+    """A key pattern that covers every key of synthetic subscribers 0..size-1 (being a
+    prefix, others too: `in_population` tells them apart)."""
     first, last = synthetic(0), synthetic(max(size, 1) - 1)
     same = next((i for i, (a, b) in enumerate(zip(first, last, strict=True)) if a != b),
                 len(first))
@@ -210,7 +223,8 @@ class Tracker:
     def on_mt(self, mt: Mt) -> None:
         self.results.mt_received += 1
         text = mt.text
-        to_sender = SENDER_CONFIRMATION[0] in text or SENDER_CONFIRMATION[1] in text
+        to_sender = any(all(marker in text for marker in markers)
+                        for markers in SENDER_CONFIRMATION)
         # a transfer's confirmation to its recipient names both numbers (an enquiry's
         # history names numbers too, but it comes from another short code)
         from_transfer = mt.source == TRANSFER_SHORT_CODE
@@ -225,9 +239,10 @@ class Tracker:
             return
         mo = queue.popleft()
         if mo.recipient and not to_sender:
-            # a transfer meant to go through was refused (a cap, the balance): a cheaper
-            # command than the one offered, so a run with refusals measures less work
-            self.results.errors["transfer_refused"] += 1
+            # a transfer meant to go through was refused: a cheaper command than the one
+            # offered, so a run with refusals measures less work
+            by_cap = any(marker in text for marker in CAP_REFUSAL)
+            self.results.errors["transfer_refused_by_cap" if by_cap else "transfer_refused"] += 1
         if to_sender and mo.recipient:
             self.results.confirmed_transfers += 1
             pair = (mt.destination, mo.recipient)
@@ -344,7 +359,8 @@ async def prepare_population(store: Store, hasher: Hasher, size: int,
     day's and month's sums too: left over, they refused a growing share of a later run's
     transfers under the caps, and a refusal is a cheaper command than a transfer)."""
     async for key in store.redis.scan_iter(match=population_pattern(size), count=2000):
-        await store.redis.delete(key)
+        if in_population(key, size):
+            await store.redis.delete(key)
     msisdns = [synthetic(i) for i in range(size)]
     victims_count = max(1, size // 20) if mix.get("wrong_pin") else 0
     rows = [SubscriberRow(m, "prepaid", START_BALANCE, 0, "fa") for m in msisdns]
@@ -629,13 +645,19 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
         if before is not None:
             money, fees = await _ledger(app.store)
             results.money_conserved = money == before[0]
-            results.fees_as_confirmed = (
-                fees - before[1] == settings.transfer.fee * results.confirmed_transfers)
+            results.fees_as_confirmed = _fees_as_confirmed(
+                fees - before[1], settings.transfer.fee, results.confirmed_transfers)
         return results
     finally:
         await gateways.stop()
         await smsc.stop()
         await app.close()
+
+
+def _fees_as_confirmed(collected: int, fee: int, confirmed: int) -> bool | None:
+    """Whether the fees collected are the fee of each confirmed transfer; None with no
+    fee (then nothing tells a gateway that moves money from one that does not)."""
+    return collected == fee * confirmed if fee else None
 
 
 async def _ledger(store: Store) -> tuple[int, int]:
@@ -736,8 +758,9 @@ async def _against_running_smsc(settings: Settings, options: LoadTestOptions,
         settled = await _settled_money(app.store)
         results.money_conserved = None if settled is None else settled == before
         if settled is not None:
-            fees = await audit.fees_collected(app.store) - fees_before
-            results.fees_as_confirmed = fees == settings.transfer.fee * results.confirmed_transfers
+            results.fees_as_confirmed = _fees_as_confirmed(
+                await audit.fees_collected(app.store) - fees_before, settings.transfer.fee,
+                results.confirmed_transfers)
         return results
     finally:
         await app.close()
