@@ -170,7 +170,7 @@ def test_arrivals_come_in_bursts_as_real_ones_do() -> None:
     from smsgw.testing.load import Arrivals
 
     arrivals = Arrivals(2000.0, random.Random(3))
-    counts = [arrivals.due(tick * 0.005) for tick in range(1, 4001)]  # 20 s
+    counts = [len(arrivals.due(tick * 0.005)) for tick in range(1, 4001)]  # 20 s
     mean = statistics.fmean(counts)
     assert abs(sum(counts) - 40_000) < 4 * 40_000 ** 0.5
     assert 0.8 * mean < statistics.pvariance(counts) < 1.2 * mean
@@ -192,3 +192,18 @@ def test_a_refusal_that_names_the_fee_is_no_confirmation() -> None:
         tracker.on_mt(Mt(["m1"], "1112", "989369000001", refusal, "ucs2", 1, 0, 0.0))
         assert tracker.results.errors["transfer_refused"] == 1, language
         assert tracker.results.confirmed_transfers == 0 and tracker.results.completed == 1
+
+
+def test_latency_counts_from_when_a_command_was_due() -> None:
+    """A driver that sends a command late (its tick came late) must not hide the wait:
+    the latency runs from when the command was due."""
+    import time
+
+    from smsgw.testing.load import Results, Tracker
+    from smsgw.transport.smpp.fake_smsc import Mt
+
+    tracker = Tracker(Results(offered_rate=1, duration=1))
+    due = time.monotonic() - 0.5
+    tracker.sent("989369000001", "bad_format", at=due)
+    tracker.on_mt(Mt(["m1"], "1112", "989369000001", "bad format", "gsm", 1, 0, due + 0.5))
+    assert tracker.results.percentile(0.99) >= 499.0

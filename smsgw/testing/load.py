@@ -214,8 +214,11 @@ class Tracker:
         self._early_recipient: defaultdict[tuple[str, str], deque[float]] = defaultdict(deque)
         self.outstanding = 0
 
-    def sent(self, sender: str, kind: str, recipient: str = "") -> None:
-        self.pending[sender].append(_Awaiting(time.monotonic(), kind, recipient))
+    def sent(self, sender: str, kind: str, recipient: str = "",
+             at: float | None = None) -> None:
+        """`at`: when it was due (time.monotonic()); now by default."""
+        injected = time.monotonic() if at is None else at
+        self.pending[sender].append(_Awaiting(injected, kind, recipient))
         self.outstanding += 1
         self.results.mo_sent += 1
         self.results.by_kind[kind] += 1
@@ -282,13 +285,14 @@ class Arrivals:
         self._rng = rng
         self._next = rng.expovariate(rate)
 
-    def due(self, elapsed: float) -> int:
-        """How many arrived since the last call, by `elapsed` seconds into the run."""
-        count = 0
+    def due(self, elapsed: float) -> list[float]:
+        """The arrivals since the last call, by `elapsed` seconds into the run: when each
+        was due, in seconds into the run."""
+        arrived: list[float] = []
         while self._next <= elapsed:
-            count += 1
+            arrived.append(self._next)
             self._next += self._rng.expovariate(self._rate)
-        return count
+        return arrived
 
 
 @record
@@ -442,15 +446,17 @@ async def _drive(inject: Inject, attach: Attach, population: Population, rate: f
     offered = 0
     while offered < total:
         elapsed = time.monotonic() - started
-        due = min(arrivals.due(elapsed), total - offered)
-        offered += due
-        for kind in rng.choices(kinds, weights, k=due):
+        due = arrivals.due(elapsed)[: total - offered]
+        offered += len(due)
+        for arrival, kind in zip(due, rng.choices(kinds, weights, k=len(due)), strict=True):
             if tracker.outstanding >= MAX_OUTSTANDING:
                 results.errors["not_sent_backlog"] += 1
                 continue
             command = traffic.command(kind)
             inject(command.sender, command.to, command.text)
-            tracker.sent(command.sender, kind, command.recipient)
+            # its latency counts from when it was due, not from the driver's tick that
+            # sent it: a driver running late would otherwise hide the queueing
+            tracker.sent(command.sender, kind, command.recipient, at=started + arrival)
         if progress is not None:
             progress.show(results, tracker, elapsed)
         await asyncio.sleep(0.005)
