@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smsgw.app import build_app
 from smsgw.commands.main import main
@@ -207,3 +209,33 @@ def test_latency_counts_from_when_a_command_was_due() -> None:
     tracker.sent("989369000001", "bad_format", at=due)
     tracker.on_mt(Mt(["m1"], "1112", "989369000001", "bad format", "gsm", 1, 0, due + 0.5))
     assert tracker.results.percentile(0.99) >= 499.0
+
+
+@given(size=st.integers(1, 1_000_000), index=st.integers(0, 2_000_000),
+       tail=st.sampled_from(["", ":d:20261201", ":m:J1405-09", ":h"]))
+def test_the_cleanup_removes_only_the_runs_own_subscribers(size: int, index: int,
+                                                             tail: str) -> None:
+    """Every key of a subscriber the run uses is found by the scan and removed; a key of
+    any other synthetic number, past the range, is not."""
+    from fnmatch import fnmatchcase
+
+    from smsgw.testing.load import in_population, population_pattern, synthetic
+
+    key = f"s:{{{synthetic(index)}}}{tail}"
+    assert in_population(key, size) == (index < size)
+    if index < size:
+        assert fnmatchcase(key, population_pattern(size))
+
+
+@given(key=st.text(max_size=40) | st.binary(max_size=40).map(lambda raw: b"s:{" + raw)
+       | st.text("0123456789٠١٢٣۰۱۲۳}", max_size=16).map(lambda digits: f"s:{{98936{digits}}}"))
+def test_the_cleanup_never_takes_a_key_that_names_no_synthetic_number(key: str | bytes) -> None:
+    """Generated keys (any text, any bytes after `s:{`) are never taken for one of the
+    run's subscribers unless they name one."""
+    from smsgw.testing.load import POPULATION_BASE, in_population
+
+    text = key.decode(errors="replace") if isinstance(key, bytes) else key
+    number = text[3:text.find("}")] if text.startswith("s:{") else ""
+    if in_population(key, 1_000_000):
+        assert number.startswith("98") and number.isascii() and number[2:].isdigit()
+        assert 0 <= int(number[2:]) - POPULATION_BASE < 1_000_000

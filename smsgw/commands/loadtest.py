@@ -75,11 +75,12 @@ def command(config_file: Path | None, redis_url: str | None, rate: float, durati
                    f"{results.errors['not_sent_backlog']:,} not sent at {rate:,.0f}/s: the "
                    "gateway did not keep up, so these figures describe an overload; try a "
                    "lower --rate for a sustained one", err=True)
-    if results.errors["transfer_refused"]:
-        click.echo(f"{results.errors['transfer_refused']:,} transfers meant to go through "
-                   "were refused (a cap, the balance; earlier runs' sums are cleared first): "
-                   "a refusal is less work than a transfer, so the rate measured flatters",
-                   err=True)
+    refused = results.errors["transfer_refused"] + results.errors["transfer_refused_by_cap"]
+    if refused:
+        click.echo(f"{refused:,} transfers meant to go through were refused "
+                   f"({results.errors['transfer_refused_by_cap']:,} by a cap; earlier runs' "
+                   "sums are cleared first): a refusal is less work than a transfer, so the "
+                   "rate measured flatters", err=True)
     if json_file is not None:
         json_file.write_text(json.dumps(summary, indent=2), encoding="utf-8")
 

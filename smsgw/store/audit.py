@@ -18,18 +18,19 @@ def money_total(subscribers: dict[str, dict[str, str]]) -> int:
     return total
 
 
-async def fees_collected(store: Store) -> int:
-    """The fees taken so far, over every subscriber."""
-    return sum(int(fields.get("fees_paid") or 0)
-               for fields in (await store.all_subscribers()).values())
-
-
 async def money(store: Store) -> int:
     """The invariant over the whole store, counting once each transfer that is debited
     but not yet credited (in flight between two slots)."""
-    total = money_total(await store.all_subscribers())
+    return (await money_and_fees(store))[0]
+
+
+async def money_and_fees(store: Store) -> tuple[int, int]:
+    """`money`, and the fees taken so far over every subscriber, from one read."""
+    subscribers = await store.all_subscribers()
+    fees = sum(int(fields.get("fees_paid") or 0) for fields in subscribers.values())
+    total = money_total(subscribers)
     for sender in await store.journal_senders():
         for txid, entry in (await store.journal_entries(sender)).items():
             if not await store.was_credited(entry["recipient"], txid):
                 total += int(entry["amount"])
-    return total
+    return total, fees

@@ -89,9 +89,10 @@ def synthetic(index: int) -> str:
 def in_population(key: str | bytes, size: int) -> bool:
     """Whether a subscriber key (`s:{98...}...`) is one of synthetic subscribers
     0..size-1: the pattern's prefix also matches numbers past them."""
-    text = key.decode() if isinstance(key, bytes) else key
+    text = key.decode(errors="replace") if isinstance(key, bytes) else key
     number = text[3:text.find("}")] if text.startswith("s:{") else ""
-    if not number.isdigit() or not number.startswith("98"):
+    # ASCII digits only: int() also reads Persian and other digits, which no stored number has
+    if not (number.isascii() and number.isdigit() and number.startswith("98")):
         return False
     return 0 <= int(number[2:]) - POPULATION_BASE < size
 
@@ -637,7 +638,7 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
     try:
         population = await prepare_population(app.store, app.hasher, options.population,
                                                options.mix)
-        before = await _ledger(app.store) if options.check_money else None
+        before = await audit.money_and_fees(app.store) if options.check_money else None
         pids = gateways.start(say)
         await smsc.wait_bound(timeout=60)
         while smsc.bound_sessions < gateways.binds:
@@ -649,7 +650,7 @@ async def run_loadtest(settings: Settings, options: LoadTestOptions,
         # money read earlier would count transfers still in flight.
         await gateways.stop()
         if before is not None:
-            money, fees = await _ledger(app.store)
+            money, fees = await audit.money_and_fees(app.store)
             results.money_conserved = money == before[0]
             results.fees_as_confirmed = _fees_as_confirmed(
                 fees - before[1], settings.transfer.fee, results.confirmed_transfers)
@@ -664,11 +665,6 @@ def _fees_as_confirmed(collected: int, fee: int, confirmed: int) -> bool | None:
     """Whether the fees collected are the fee of each confirmed transfer; None with no
     fee (then nothing tells a gateway that moves money from one that does not)."""
     return collected == fee * confirmed if fee else None
-
-
-async def _ledger(store: Store) -> tuple[int, int]:
-    """The money invariant's total, and the fees collected."""
-    return await store.money(), await audit.fees_collected(store)
 
 
 async def _measure(smsc: FakeSmsc, pids: list[int], population: Population,
@@ -756,7 +752,7 @@ async def _against_running_smsc(settings: Settings, options: LoadTestOptions,
     try:
         population = await prepare_population(app.store, app.hasher, options.population,
                                                options.mix)
-        before, fees_before = await _ledger(app.store)
+        before, fees_before = await audit.money_and_fees(app.store)
         host, port = options.smsc
         results = await drive_remote_smsc(host, port, population, options.rate,
                                           options.duration, options.mix, options.seed,
@@ -764,9 +760,9 @@ async def _against_running_smsc(settings: Settings, options: LoadTestOptions,
         settled = await _settled_money(app.store)
         results.money_conserved = None if settled is None else settled == before
         if settled is not None:
+            _, fees = await audit.money_and_fees(app.store)
             results.fees_as_confirmed = _fees_as_confirmed(
-                await audit.fees_collected(app.store) - fees_before, settings.transfer.fee,
-                results.confirmed_transfers)
+                fees - fees_before, settings.transfer.fee, results.confirmed_transfers)
         return results
     finally:
         await app.close()
