@@ -383,7 +383,9 @@ NOTES = [
     "- (k) is Kannel 1.4.5 (Debian's package, bearerbox + smsbox) bound to the same fake "
     "SMSC, answering each MO with one fixed text (no state, no store, one MT, where the "
     "others send three `submit_sm`), with the fast settings of notes/peers.md and its "
-    "durable spool store (`store-type = spool`). Installed with `apt-get install kannel`; "
+    "durable spool store (`store-type = spool`); its MOs are transfer texts above the "
+    "largest amount, whose one reply is all the driver waits for. Installed with "
+    "`apt-get install kannel`; "
     "the row is left out where it is not installed.",
     "- (a) is an ESME on smsgw's own SMPP client that answers each MO with the two "
     "confirmations a transfer gets, rendered from smsgw's templates with the MO's numbers "
