@@ -23,7 +23,7 @@ def test_loadtest_command_reports_throughput_latency_and_money(tmp_path: Path,
     monkeypatch.setenv("SMSGW_SECURITY_HASH_KEY", "k" * 32)
     out = tmp_path / "result.json"
     result = CliRunner().invoke(main, ["loadtest", "--rate", "150", "--duration", "2",
-                                       "--population", "200", "--json", str(out)])
+                                       "--population", "2000", "--json", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert 290 <= data["mo_sent"] <= 300 and data["errors"] == {}
@@ -65,7 +65,7 @@ async def test_driving_a_running_fake_smsc_through_a_driver_bind(redis_url: str)
         running = asyncio.create_task(gateway.run())
         await gateway.client.wait_bound(10)
         try:
-            options = LoadTestOptions(100, 2, 200, parse_mix("transfer=90,bad_format=10"),
+            options = LoadTestOptions(100, 2, 2000, parse_mix("transfer=90,bad_format=10"),
                                       "external", 0, smsc=("127.0.0.1", smsc.port))
             results = (await run_loadtest(settings, options)).as_json()
         finally:

@@ -61,6 +61,7 @@ DRAIN_SECONDS = 10.0
 # per event-loop turn than any operator's SMSC would let it
 SMSC_WINDOW = 200
 SETTLE_SECONDS = 30.0
+FREE_TRIES = 8
 
 
 def parse_mix(text: str) -> dict[str, float]:
@@ -335,11 +336,26 @@ class Traffic:
     as they stand), so that (almost) no text repeats and no per-text cache helps more
     than it would in life."""
 
-    def __init__(self, population: Population, rng: random.Random) -> None:
+    def __init__(self, population: Population, rng: random.Random,
+                 busy: Callable[[str], bool] | None = None) -> None:
         self.population = population
         self.rng = rng
         self._pins: dict[str, str] = {}
         self._kinds = load_kinds()
+        self._busy = busy  # whether a subscriber's last command is still unanswered
+
+    def free(self, pool: list[str]) -> str:
+        """A subscriber of `pool` whose last command was answered, as a person waits for
+        the reply before texting again (through two gateways, a text sent before the last
+        one is answered may reach the store first: the order across binds is that of
+        arrival at the store, and a PIN change overtaken makes a transfer a wrong PIN);
+        any one after a few tries."""
+        who = self.rng.choice(pool)
+        for _ in range(FREE_TRIES):
+            if self._busy is None or not self._busy(who):
+                break
+            who = self.rng.choice(pool)
+        return who
 
     def pin(self, sender: str) -> str:
         return self._pins.get(sender) or pin_of(sender)
@@ -439,7 +455,7 @@ async def _drive(inject: Inject, attach: Attach, population: Population, rate: f
     tracker = Tracker(results)
     detach = attach(tracker)
     rng = random.Random(seed)
-    traffic = Traffic(population, rng)
+    traffic = Traffic(population, rng, busy=lambda who: bool(tracker.pending.get(who)))
     kinds, weights = zip(*mix.items(), strict=True)
     arrivals = Arrivals(rate, random.Random(seed + 1))
     started = time.monotonic()

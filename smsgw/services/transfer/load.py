@@ -25,16 +25,24 @@ def _transfer(traffic: Traffic, amount: int, completes: bool) -> Command:
     from smsgw.testing.load import Command, as_typed, typed_amount, typed_number
 
     rng = traffic.rng
-    sender, recipient = rng.sample(traffic.population.senders, 2)
+    sender = traffic.free(traffic.population.senders)
+    recipient = _other_than(sender, traffic)
     fields = [typed_number(recipient, rng), typed_amount(amount, rng), traffic.pin(sender)]
     return Command(sender, SHORT_CODE, as_typed(fields, rng), recipient if completes else "")
+
+
+def _other_than(sender: str, traffic: Traffic) -> str:
+    """A recipient: any subscriber but the sender."""
+    while (recipient := traffic.rng.choice(traffic.population.senders)) == sender:
+        pass
+    return recipient
 
 
 def wrong_pin(traffic: Traffic) -> Command:
     from smsgw.testing.load import Command, as_typed, typed_number
 
     rng = traffic.rng
-    sender = rng.choice(traffic.population.victims)
+    sender = traffic.free(traffic.population.victims)
     recipient = rng.choice(traffic.population.senders)
     pin = traffic.pin(sender)
     wrong = str((int(pin[0]) + rng.randrange(1, 10)) % 10) + pin[1:]
@@ -43,12 +51,12 @@ def wrong_pin(traffic: Traffic) -> Command:
 
 
 def pin_change(traffic: Traffic) -> Command:
-    """A real change: the sender's later commands use the new PIN (a sender's commands
-    are applied in the order they are sent)."""
+    """A real change: the sender's later commands use the new PIN (a sender's next
+    command waits for this one's answer: Traffic.free)."""
     from smsgw.testing.load import Command, as_typed, pin_of
 
     rng = traffic.rng
-    sender = rng.choice(traffic.population.senders)
+    sender = traffic.free(traffic.population.senders)
     new = pin_of(f"{rng.randrange(10**7):07d}")
     old = traffic.pin(sender)
     traffic.set_pin(sender, new)
