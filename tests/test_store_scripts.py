@@ -3,14 +3,16 @@ reads them by name, and a name the tuple lacks is an error, not a nil."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import orjson
 import pytest
 from redis.exceptions import ResponseError
 
 from smsgw.core.money import MONEY_CEILING
-from smsgw.store import HISTORY_LENGTH, Store
+from smsgw.store import HISTORY_LENGTH, Store, SubscriberRow
 from smsgw.store.script import Script
 
 
@@ -49,3 +51,71 @@ def test_a_lua_keyword_is_no_name(tmp_path: Path) -> None:
     (tmp_path / "bad_name.lua").write_text("return 1")
     with pytest.raises(ValueError, match="Lua keyword"):
         Script(tmp_path / "bad_name.lua", Bad, list[str], int)
+
+
+async def test_a_history_keeps_the_newest_entries_and_no_more(store_url: str) -> None:
+    """The scripts trim a history only once it is nearly full: it never grows past
+    HISTORY_LENGTH, and the entries kept are the newest."""
+    store = Store.connect(store_url)
+    msisdn = "989350000777"
+    try:
+        await store.upsert_subscribers(
+            [SubscriberRow(msisdn, "prepaid", 0, 0, "fa")], replace=False, at="2026-12-01")
+        for number in range(HISTORY_LENGTH + 25):
+            answer = await store.care_action(msisdn, "topup", f"t{number:05d}", 1)
+            assert answer["status"] == "ok"
+        history = await store.history(msisdn)
+        assert len(history) == HISTORY_LENGTH
+        assert history[0]["at"] == f"t{HISTORY_LENGTH + 24:05d}"
+        assert history[-1]["at"] == "t00025"
+    finally:
+        await store.redis.delete(f"s:{{{msisdn}}}", f"s:{{{msisdn}}}:h")
+        await store.close()
+
+
+class HistoryKeys(NamedTuple):
+    history: str
+
+
+class RecordArgs(NamedTuple):
+    count: int
+    at: str
+
+
+class KeyArgs(NamedTuple):
+    key: str
+
+
+RECORD_MANY = Script(Path(__file__).with_name("lua") / "record_many.lua", HistoryKeys,
+                     RecordArgs, int)
+KEYS_JSON = Script(Path(__file__).with_name("lua") / "keys_json.lua", list, KeyArgs, list)
+
+
+@pytest.mark.parametrize("count", [1, 9, 10, 40])
+async def test_many_entries_in_one_call_still_keep_the_history_bounded(
+        store_url: str, count: int) -> None:
+    """A call that records several entries into one nearly full list (found by the
+    review: the length read before the queued pushes let 1,011 entries stand)."""
+    store = Store.connect(store_url)
+    key = "s:{989350000888}:h"
+    try:
+        await store.redis.lpush(key, *[f"old{n}" for n in range(HISTORY_LENGTH - 9)])
+        assert await store.run(RECORD_MANY, HistoryKeys(key), RecordArgs(count, "t")) == min(
+            HISTORY_LENGTH, HISTORY_LENGTH - 9 + count)
+        newest = orjson.loads(await store.redis.lindex(key, 0))
+        assert newest["n"] == count
+    finally:
+        await store.redis.delete(key)
+        await store.close()
+
+
+@pytest.mark.parametrize("key", ["status", "_a1", "a-b", 'q"x', "ä", "é", "1a", "a b", "a\\b",
+                                 "\u00e9t\u00e9", "k\x00", "\u200f"])
+async def test_to_json_writes_any_key_as_valid_json(store_url: str, key: str) -> None:
+    store = Store.connect(store_url)
+    try:
+        ours, _ = await store.run(KEYS_JSON, [], KeyArgs(key))
+        text = ours.decode() if isinstance(ours, bytes) else ours
+        assert orjson.loads(text) == {key: 1} == json.loads(text)
+    finally:
+        await store.close()

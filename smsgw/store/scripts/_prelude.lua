@@ -71,7 +71,13 @@ local function to_json(record)
     else
       text = cjson.encode(value)
     end
-    parts[#parts + 1] = cjson.encode(tostring(key)) .. ':' .. text
+    -- an ASCII name (every key our scripts write; %a would follow the C locale) needs
+    -- no escaping: cjson only for others
+    if type(key) == 'string' and string.find(key, '^[A-Za-z_][A-Za-z0-9_]*$') then
+      parts[#parts + 1] = '"' .. key .. '":' .. text
+    else
+      parts[#parts + 1] = cjson.encode(tostring(key)) .. ':' .. text
+    end
   end
   return '{' .. table.concat(parts, ',') .. '}'
 end
@@ -89,11 +95,15 @@ end
 
 -- A history entry (stamped `at`), newest first; the list keeps HISTORY_LENGTH entries.
 -- Queued (`later`), as every write; a key that holds another type fails now.
+-- Trimmed only once full (an LTRIM per entry was a write, and an AOF entry, for
+-- nothing): the length counts this call's own entries not written yet (`recorded`).
+local recorded = {}
 local function record(key, entry, at)
-  redis.call('LLEN', key)
+  local length = redis.call('LLEN', key) + (recorded[key] or 0)
+  recorded[key] = (recorded[key] or 0) + 1
   entry.at = at
   later('LPUSH', key, to_json(entry))
-  later('LTRIM', key, 0, HISTORY_LENGTH - 1)
+  if length >= HISTORY_LENGTH then later('LTRIM', key, 0, HISTORY_LENGTH - 1) end
 end
 
 -- The PIN-strike rule (credit-transfer.md), for every command that takes the transfer
