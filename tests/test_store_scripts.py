@@ -3,17 +3,22 @@ reads them by name, and a name the tuple lacks is an error, not a nil."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import orjson
 import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.exceptions import ResponseError
 
 from smsgw.core.money import MONEY_CEILING
 from smsgw.store import HISTORY_LENGTH, Store, SubscriberRow
 from smsgw.store.script import Script
+from tests.attacks import tried
 
 
 class ProbeKeys(NamedTuple):
@@ -119,3 +124,46 @@ async def test_to_json_writes_any_key_as_valid_json(store_url: str, key: str) ->
         assert orjson.loads(text) == {key: 1} == json.loads(text)
     finally:
         await store.close()
+
+
+class HostileArgs(NamedTuple):
+    count: int
+    key: str
+    value: str
+    at: str
+
+
+RECORD_HOSTILE = Script(Path(__file__).with_name("lua") / "record_hostile.lua", HistoryKeys,
+                        HostileArgs, list)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(start=st.integers(0, HISTORY_LENGTH + 5), count=st.integers(1, 30),
+       key=st.text(min_size=1, max_size=12).filter(lambda k: k != "at"), value=st.text(max_size=40))
+def test_any_entries_recorded_keep_the_history_bounded_and_valid_json(
+        redis_url: str, start: int, count: int, key: str, value: str) -> None:
+    """Generated: a list at any length, any number of entries in one call, any key and
+    value (quotes, control characters, RTL marks, digits first): the list never passes
+    HISTORY_LENGTH, keeps the newest, and each entry reads back as the same JSON."""
+    tried("a history: bounded, newest kept, every entry valid JSON")
+    history = "s:{989350000999}:h"
+    sync = redis.Redis.from_url(redis_url)
+    sync.delete(history)
+    if start:
+        sync.lpush(history, *[f"old{n}" for n in range(start)])
+
+    async def run() -> list[Any]:
+        store = Store.connect(redis_url)
+        try:
+            return list(await store.run(RECORD_HOSTILE, HistoryKeys(history),
+                                        HostileArgs(count, key, value, "t")))
+        finally:
+            await store.close()
+
+    try:
+        length, newest = asyncio.run(run())
+        assert length == min(HISTORY_LENGTH, start + count)
+        text = newest.decode() if isinstance(newest, bytes) else newest
+        assert orjson.loads(text) == json.loads(text) == {key: value, "at": "t"}
+    finally:
+        sync.delete(history)
