@@ -35,7 +35,7 @@ async def test_an_otp_the_payment_system_asked_for_is_no_inbound_record_on_repla
     app = gateway_rig.app
     await admin.card_add(app.store, app.hasher, CARD, ALI, "debit", "static-pw", now())
     answer = await gateway_rig.app.otp.request_for_payment(CARD, 1_500_000, "shop", now())
-    gateway_rig.gateway.deliver(answer.replies)
+    await gateway_rig.gateway.deliver(answer.replies)
     await gateway_rig.smsc.wait_mt(1)
     await gateway_rig.gateway.settle()
     lines = (gateway_rig.log_dir / "messages.jsonl").read_text(encoding="utf-8").splitlines()

@@ -15,6 +15,7 @@ from smsgw.console import people as people_module
 from smsgw.console.people import MAX_FAILURES, People, SignIn
 from tests.conftest import make_settings
 from tests.console_helpers import PASSWORDS, seed
+from tests.deliveries import dropped
 from tests.test_http_api import AUTH, KEY, Api, api
 from tests.test_otp_rules import CARD, T0
 from tests.test_webhooks import Receiver, bank, deliver_all, receiver
@@ -123,7 +124,7 @@ async def test_a_wrong_method_or_path_under_v1_gets_a_json_answer(redis_url: str
     async def health() -> dict[str, object]:
         return {"store": True}
 
-    client = TestClient(TestServer(make_app(app.otp, "k", lambda _: None, now, health)))
+    client = TestClient(TestServer(make_app(app.otp, "k", dropped, now, health)))
     await client.start_server()
     try:
         auth = {"Authorization": "Bearer k"}

@@ -41,6 +41,7 @@ from smsgw.transport.smpp.client import WireMessage
 from smsgw.transport.smpp.pdu import ESME_RX_P_APPN
 from tests.attacks import tried
 from tests.conftest import add_subscribers, make_settings
+from tests.deliveries import kept_in
 from tests.test_attack_held import memory_of, outbox_of, routed
 from tests.test_no_secrets import store_text
 from tests.test_otp_rules import CARD, MOBILE, T0
@@ -106,7 +107,7 @@ async def api(redis_url: str) -> AsyncIterator[Api]:
     async def health() -> dict[str, Any]:
         return {"store": True}
 
-    client = TestClient(TestServer(make_app(app.otp, KEY, sent.extend, lambda: T0, health)))
+    client = TestClient(TestServer(make_app(app.otp, KEY, kept_in(sent), lambda: T0, health)))
     await client.start_server()
     yield Api(client, app, sent)
     await client.close()

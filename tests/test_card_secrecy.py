@@ -36,6 +36,7 @@ from smsgw.messages import Outbound
 from smsgw.transport.http_api import make_app
 from tests.attacks import tried
 from tests.conftest import make_settings
+from tests.deliveries import dropped
 from tests.test_otp_rules import BLOCKED, CARD, DISABLED, FOREIGN, MOBILE, T0, UNKNOWN, otp_of
 
 KEY = "test-api-key"
@@ -198,7 +199,7 @@ async def bank(redis_url: str) -> AsyncIterator[Bank]:
     async def health() -> dict[str, Any]:
         return {"store": True}
 
-    def deliver(messages: list[Outbound]) -> None:
+    async def deliver(messages: list[Outbound]) -> None:
         holder["attacker"].sent.extend(messages)
 
     client = TestClient(TestServer(make_app(app.otp, KEY, deliver,
@@ -335,7 +336,7 @@ def metrics_keyed_app(app: App, metrics_key: str) -> Any:
     async def health() -> dict[str, Any]:
         return {"store": True}
 
-    return make_app(app.otp, KEY, lambda _: None, lambda: T0, health, metrics_key=metrics_key)
+    return make_app(app.otp, KEY, dropped, lambda: T0, health, metrics_key=metrics_key)
 
 
 @pytest.mark.parametrize("metrics_key, authorization, status", [

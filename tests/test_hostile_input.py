@@ -29,6 +29,7 @@ from smsgw.transport.http_api import make_app
 from smsgw.transport.msglog import BadLine, LoggedMessage, read_records
 from tests.attacks import tried
 from tests.conftest import add_subscribers, make_settings
+from tests.deliveries import kept_in
 from tests.test_otp_rules import CARD, MOBILE, T0
 
 json_values = st.recursive(
@@ -132,7 +133,7 @@ async def api(redis_url: str) -> AsyncIterator[tuple[TestClient, App, list[Any]]
     async def health() -> dict[str, Any]:
         return {"store": True}
 
-    client = TestClient(TestServer(make_app(app.otp, "k", sent.extend, lambda: T0, health)))
+    client = TestClient(TestServer(make_app(app.otp, "k", kept_in(sent), lambda: T0, health)))
     await client.start_server()
     yield client, app, sent
     await client.close()

@@ -63,7 +63,11 @@ async def serving(app: App, kind: type[ApiT], health: Callable[[], Awaitable[dic
                   **options: Any) -> AsyncIterator[ApiT]:
     """The HTTP API of `app` on a test server, its SMS and clock in the client `kind`."""
     holder: dict[str, ApiT] = {}
-    web_app = make_app(app.otp, KEY, lambda msgs: holder["api"].sent.extend(msgs),
+
+    async def deliver(messages: list[Outbound]) -> None:
+        holder["api"].sent.extend(messages)
+
+    web_app = make_app(app.otp, KEY, deliver,
                        lambda: holder["api"].now, health, **options)
     client = TestClient(TestServer(web_app))
     await client.start_server()

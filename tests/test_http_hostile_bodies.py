@@ -26,6 +26,7 @@ from smsgw.messages import Outbound
 from smsgw.transport.http_api import MAX_BODY_BYTES, make_app
 from tests.attacks import tried
 from tests.conftest import make_settings
+from tests.deliveries import kept_in
 from tests.test_otp_rules import CARD, MOBILE, T0
 
 KEY = "test-api-key"
@@ -63,7 +64,7 @@ async def api(redis_url: str) -> AsyncIterator[Api]:
     async def health() -> dict[str, Any]:
         return {"store": True}
 
-    client = TestClient(TestServer(make_app(app.otp, KEY, sent.extend, lambda: T0, health)))
+    client = TestClient(TestServer(make_app(app.otp, KEY, kept_in(sent), lambda: T0, health)))
     await client.start_server()
     connection = redis.Redis.from_url(redis_url)
     yield Api(client, app, connection, sent)

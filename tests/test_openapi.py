@@ -23,6 +23,7 @@ from smsgw.transport.http_api import make_app
 from smsgw.transport.openapi import document
 from tests.attacks import tried
 from tests.contract import ContractBroken, check_answer
+from tests.deliveries import dropped
 from tests.test_http_api import AUTH, Api, api
 from tests.test_otp_rules import CARD, T0
 
@@ -39,7 +40,7 @@ async def test_it_is_served_without_the_key_and_names_every_v1_route(api: Api) -
     response = await api.client.get("/openapi.json")
     assert response.status == 200
     assert await response.json() == json.loads(json.dumps(document()))
-    web_app = make_app(api.app.otp, "k", lambda _: None, lambda: T0, _healthy)
+    web_app = make_app(api.app.otp, "k", dropped, lambda: T0, _healthy)
     mount_console(web_app, api.app)  # as `smsgw run` serves it: GET /v1/status too
     served = {(route.method.lower(), route.resource.canonical)
               for route in web_app.router.routes()
@@ -113,7 +114,7 @@ async def test_generated_requests_get_answers_the_contract_describes(
 
 async def test_status_answers_keep_the_contract(api: Api) -> None:
     api.app.settings.http.api_key = "test-api-key"  # /v1/status reads the settings' key
-    web_app = make_app(api.app.otp, "test-api-key", lambda _: None, lambda: T0, _healthy)
+    web_app = make_app(api.app.otp, "test-api-key", dropped, lambda: T0, _healthy)
     mount_console(web_app, api.app)
     client = TestClient(TestServer(web_app))
     await client.start_server()

@@ -7,21 +7,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections import Counter
+from pathlib import Path
 
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from smsgw import admin
 from smsgw.app import App, build_app
 from smsgw.commands.main import main
-from smsgw.messages import Outbound
+from smsgw.messages import Inbound, Outbound
 from smsgw.observability import metrics
-from smsgw.transport.outbox import Held, Outbox
-from smsgw.transport.smpp.client import ReplyExpired, SubmitRefused
+from smsgw.transport.gateway import Gateway
+from smsgw.transport.http_api import make_app
+from smsgw.transport.msglog import MessageLog
+from smsgw.transport.outbox import Held, Outbox, listing
+from smsgw.transport.smpp.client import ReplyExpired, SmppClient, SubmitRefused
 from smsgw.workers.outbox import OutboxWorker
 from tests.attacks import tried
 from tests.conftest import make_settings
+from tests.test_http_api import AUTH, KEY
+from tests.test_otp_rules import CARD, MOBILE, T0
 
 OTP = Outbound("989351234567", "7000", "Your code 482913, valid 120 s", "otp.sms_card",
                receipt=True, secret="482913", receipt_about="otp request r1")
@@ -193,3 +203,44 @@ async def _successor(app: App, dead: Outbox) -> tuple[Outbox, list[Held]]:
     taken: list[Held] = []
     await OutboxWorker(successor, taken.extend).once()
     return successor, taken
+
+
+
+async def test_an_http_otp_is_in_the_outbox_before_its_202(app: App, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    """The bank's 202 says the SMS will go: it must be durable by then (a gateway killed
+    just after the answer sends it after its restart). Here the outbox's write is held
+    back: the 202 waits for it; no SMSC is bound, so the outbox is all there is."""
+    await admin.card_add(app.store, app.hasher, CARD, MOBILE, "debit", "static-pw", T0)
+    gateway = Gateway(app, SmppClient.from_settings(app.settings),
+                      MessageLog(str(tmp_path), 1_000_000, 1))
+    write_allowed = asyncio.Event()
+    hold = gateway.outbox.hold
+
+    async def slow_hold(inbound: Inbound | None, replies: list[Outbound]) -> list[Held]:
+        await write_allowed.wait()
+        return await hold(inbound, replies)
+
+    monkeypatch.setattr(gateway.outbox, "hold", slow_hold)
+    client = TestClient(TestServer(make_app(app.otp, KEY, gateway.deliver, lambda: T0,
+                                            _healthy)))
+    await client.start_server()
+    try:
+        asking = asyncio.ensure_future(client.post(
+            "/v1/otp", headers=AUTH, json={"card": CARD, "amount": 1_500_000,
+                                           "merchant": "Shop"}))
+        await asyncio.sleep(0.3)
+        assert not asking.done()  # no answer while the SMS is not kept
+        write_allowed.set()
+        answer = await asyncio.wait_for(asking, 5)
+        assert answer.status == 202
+        rows = await listing(app.store, app.hasher, app.settings)
+        assert [(row["to"], row["kind"]) for row in rows] == [(MOBILE, "otp.sms_payment")]
+        assert re.search(r"\d{6}", rows[0]["text"]) is None  # masked as in the log
+    finally:
+        await client.close()
+
+
+async def _healthy() -> dict[str, object]:
+    return {"store": True}

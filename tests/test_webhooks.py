@@ -37,6 +37,7 @@ from smsgw.transport.smpp.fake_smsc import FakeSmsc
 from smsgw.workers.webhooks import RETRY_FOR_SECONDS, WebhookWorker, signature
 from tests.attacks import tried
 from tests.conftest import free_port, make_settings
+from tests.deliveries import dropped
 from tests.test_otp_rules import BLOCKED, CARD, DISABLED, FOREIGN, MOBILE, OTHER, T0, UNKNOWN
 
 SECRET = "whsec-test"
@@ -284,7 +285,7 @@ async def test_over_the_wire_sent_delivered_and_failed_from_receipts(
         for state, in_text in (("DELIVRD", True), ("UNDELIV", False)):
             smsc.receipt_state, smsc.receipt_in_text = state, in_text
             answer = await app.otp.request_for_payment(CARD, 5_000, "Shop", now())
-            gateway.deliver(answer.replies)
+            await gateway.deliver(answer.replies)
             ids.append(answer.request_id)
             await gateway.settle()
         await deliver_all(app, receiver.url, 4, receiver)
@@ -361,7 +362,7 @@ async def test_with_webhooks_on_the_http_caller_sees_the_same_for_every_card(
     async def healthy() -> dict[str, Any]:
         return {"store": True}
 
-    client = TestClient(TestServer(make_app(bank.otp, "k", lambda _: None, lambda: T0,
+    client = TestClient(TestServer(make_app(bank.otp, "k", dropped, lambda: T0,
                                             healthy)))
     await client.start_server()
     auth = {"Authorization": "Bearer k"}

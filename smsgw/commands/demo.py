@@ -178,7 +178,7 @@ async def run_demo(settings: Settings, language: str | None) -> int:
 
         async def deliver(messages: list[Outbound]) -> list[tuple[str, str, str]]:
             seen = len(smsc.mt)
-            gateway.deliver(messages)
+            await gateway.deliver(messages)
             await gateway.settle()
             return [(mt.source, mt.destination, mt.text) for mt in smsc.mt[seen:]]
 

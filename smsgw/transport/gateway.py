@@ -71,7 +71,7 @@ class Gateway:
         self._held_by_command = frozenset(
             code for code in app.router.short_codes
             if app.router.holds_replies(code) and not app.store.single_slot)
-        self._holding: set[asyncio.Task[None]] = set()  # HTTP OTPs being made durable
+        self._holding: set[asyncio.Future[None]] = set()  # HTTP OTPs being made durable
         self._store_down_logged = float("-inf")
         self._store_down_count = 0
         self._short_codes = app.router.short_codes
@@ -202,12 +202,14 @@ class Gateway:
 
     # -- outbound -----------------------------------------------------------------------
 
-    def deliver(self, messages: list[Outbound]) -> None:
+    async def deliver(self, messages: list[Outbound]) -> None:
         """Send messages that answer no inbound SMS (OTPs the payment system asked for),
-        through the outbox; with the store down, sent anyway (kept in memory only)."""
-        task = asyncio.create_task(self._deliver_durably(messages))
+        through the outbox: once this returns they are durable, so the HTTP API answers
+        202 only then. With the store down they are sent anyway (kept in memory only)."""
+        task = asyncio.ensure_future(self._deliver_durably(messages))
         self._holding.add(task)
         task.add_done_callback(self._holding.discard)
+        await asyncio.shield(task)  # a caller that gives up does not stop the holding
 
     async def _deliver_durably(self, messages: list[Outbound]) -> None:
         try:

@@ -46,7 +46,7 @@ MAX_BODY_BYTES = 16 * 1024
 # 12 or more digits with nothing but separators (no letter) between them; checked on the
 # merchant as the SMS shows it (printable), every digit look-alike a digit
 CARD_LIKE = re.compile(r"[0-9](?:[\W_]*[0-9]){11,}")
-Deliver = Callable[[list[Outbound]], None]
+Deliver = Callable[[list[Outbound]], Awaitable[None]]  # returns once the SMS is durable
 Health = Callable[[], Awaitable[dict[str, Any]]]
 # routes that check the key (or a console session) themselves: console/web.py
 OWN_AUTH_PATHS = frozenset({"/v1/status"})
@@ -199,7 +199,7 @@ class _Api:
                 return Answer(429, {"error": "rate_limited",
                                     "retry_after_seconds": answer.retry_after},
                               {"Retry-After": str(answer.retry_after)})
-            self._deliver(answer.replies)
+            await self._deliver(answer.replies)  # durable before the 202
             return Answer(202, {"request_id": answer.request_id})
 
         return await self._once(request, body, work)
