@@ -211,6 +211,23 @@ def test_latency_counts_from_when_a_command_was_due() -> None:
     assert tracker.results.percentile(0.99) >= 499.0
 
 
+def test_the_p99_of_each_second_shows_when_a_stall_came() -> None:
+    """A run's one p99 hides whether latency grew all along (overload) or spiked once (a
+    stall): the JSON gives the p99 of each second, by when the commands were due."""
+    from smsgw.testing.load import Results, Tracker
+    from smsgw.transport.smpp.fake_smsc import Mt
+
+    results = Results(offered_rate=1, duration=4, started=1000.0)
+    tracker = Tracker(results)
+    for index, (due, latency) in enumerate([(0.2, 0.010), (0.7, 0.012), (2.5, 0.400),
+                                            (3.1, 0.011)]):
+        sender = f"98936900000{index}"
+        tracker.sent(sender, "bad_format", at=1000.0 + due)
+        tracker.on_mt(Mt([f"m{index}"], "1112", sender, "bad format", "gsm", 1, 0,
+                         1000.0 + due + latency))
+    assert results.as_json()["p99_ms_by_second"] == [12.0, None, 400.0, 11.0]
+
+
 @given(size=st.integers(1, 1_000_000), index=st.integers(0, 2_000_000),
        tail=st.sampled_from(["", ":d:20261201", ":m:J1405-09", ":h"]))
 def test_the_cleanup_removes_only_the_runs_own_subscribers(size: int, index: int,

@@ -132,6 +132,8 @@ class Results:
     completed: int = 0
     confirmed_transfers: int = 0  # transfers whose sender was told they went through
     latencies: list[float] = field(default_factory=list)
+    due_seconds: list[float] = field(default_factory=list)  # of each latency: when it was due
+    started: float = 0.0  # monotonic, when the run began (0: a tracker used on its own)
     errors: Counter[str] = field(default_factory=Counter)
     by_kind: Counter[str] = field(default_factory=Counter)
     money_conserved: bool | None = None
@@ -156,6 +158,17 @@ class Results:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
 
+    def p99_by_second(self) -> list[float | None]:
+        """The p99 latency (ms) of the commands due in each second of the run, in order;
+        None for a second with none answered. A queue that grows shows as a rising line,
+        a stall (a fork of Redis, a collection) as one or two high seconds."""
+        by_second: dict[int, list[float]] = {}
+        for due, latency in zip(self.due_seconds, self.latencies, strict=True):
+            by_second.setdefault(max(0, int(due)), []).append(latency)
+        seconds = max(by_second, default=-1) + 1
+        return [_p99_ms(by_second[second]) if second in by_second else None
+                for second in range(seconds)]
+
     def as_json(self) -> dict[str, Any]:
         return {
             "offered_rate": self.offered_rate,
@@ -169,6 +182,7 @@ class Results:
                            "p95": round(self.percentile(0.95), 2),
                            "p99": round(self.percentile(0.99), 2),
                            "max": round(max(self.latencies, default=0) * 1000, 2)},
+            "p99_ms_by_second": self.p99_by_second(),
             "errors": dict(self.errors),
             "sent_by_kind": dict(self.by_kind),
             "overloaded": self.overloaded,
@@ -181,6 +195,11 @@ class Results:
             "gateway_rss_kb": self.gateway_rss_kb,
             "gateway_rss_samples_kb": self.gateway_rss_samples_kb,
         }
+
+
+def _p99_ms(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000, 1)
 
 
 T = TypeVar("T")
@@ -270,6 +289,7 @@ class Tracker:
         self.outstanding -= 1
         self.results.completed += 1
         self.results.latencies.append(at - mo.injected)
+        self.results.due_seconds.append(mo.injected - self.results.started)
         self.results.last_completion = max(self.results.last_completion, at)
 
     def unanswered(self) -> int:
@@ -458,7 +478,7 @@ async def _drive(inject: Inject, attach: Attach, population: Population, rate: f
     traffic = Traffic(population, rng, busy=lambda who: bool(tracker.pending.get(who)))
     kinds, weights = zip(*mix.items(), strict=True)
     arrivals = Arrivals(rate, random.Random(seed + 1))
-    started = time.monotonic()
+    started = results.started = time.monotonic()
     total = int(rate * duration)  # a late wake-up near the end still offers all of them
     offered = 0
     while offered < total:
