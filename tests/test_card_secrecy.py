@@ -33,7 +33,9 @@ from smsgw import admin
 from smsgw.app import App, build_app
 from smsgw.core.replies import Templates
 from smsgw.messages import Outbound
+from smsgw.transport.gateway import Gateway
 from smsgw.transport.http_api import make_app
+from smsgw.transport.smpp.client import SmppClient
 from tests.attacks import tried
 from tests.conftest import make_settings
 from tests.deliveries import dropped
@@ -199,7 +201,13 @@ async def bank(redis_url: str) -> AsyncIterator[Bank]:
     async def health() -> dict[str, Any]:
         return {"store": True}
 
-    async def deliver(messages: list[Outbound]) -> None:
+    # through a gateway's outbox (bound to no SMSC: nothing leaves), as `smsgw run` does:
+    # the real card's SMS is made durable before the 202, so a card without one must
+    # cost the same store work (the decoy row)
+    gateway = Gateway(app, SmppClient.from_settings(app.settings))
+
+    async def deliver(messages: list[Outbound], decoys: list[Outbound]) -> None:
+        await gateway.deliver(messages, decoys)
         holder["attacker"].sent.extend(messages)
 
     client = TestClient(TestServer(make_app(app.otp, KEY, deliver,

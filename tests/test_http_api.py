@@ -64,7 +64,7 @@ async def serving(app: App, kind: type[ApiT], health: Callable[[], Awaitable[dic
     """The HTTP API of `app` on a test server, its SMS and clock in the client `kind`."""
     holder: dict[str, ApiT] = {}
 
-    async def deliver(messages: list[Outbound]) -> None:
+    async def deliver(messages: list[Outbound], _: list[Outbound]) -> None:
         holder["api"].sent.extend(messages)
 
     web_app = make_app(app.otp, KEY, deliver,

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smsgw.store import Store
+from smsgw.app import build_app
+from smsgw.messages import Outbound
+from smsgw.store import Store, StoreUnavailable
 from smsgw.store.shared import CONFIRM
+from smsgw.transport.outbox import Outbox
+from tests.conftest import RedisServer, free_port, make_settings
 
 
 async def test_a_burst_on_a_fresh_store_is_answered(store_url: str) -> None:
@@ -31,6 +36,35 @@ async def test_scripts_are_reloaded_after_a_flush(redis_url: str) -> None:
         assert await store.run(CONFIRM, ["s:{989360000000}:r:x"], ["f"]) == 1
     finally:
         await store.close()
+
+
+async def test_a_server_turned_replica_is_the_store_unavailable(tmp_path: Path) -> None:
+    """After a failover the old primary is a replica: it refuses a script's first write
+    (READONLY). That is "not now" (the gateway asks the SMSC to deliver again, the HTTP
+    API sends its SMS from memory), not an error of the call: the outside attack on the
+    HTTP OTP got a 500 from it."""
+    (tmp_path / "primary").mkdir()
+    (tmp_path / "replica").mkdir()
+    primary = RedisServer(free_port(), tmp_path / "primary")
+    replica = RedisServer(free_port(), tmp_path / "replica")
+    primary.start()
+    replica.start()
+    app = build_app(make_settings(replica.url))
+    try:
+        await app.store.redis.execute_command("REPLICAOF", "127.0.0.1", str(primary.port))
+        for _ in range(100):
+            if (await app.store.redis.info("replication"))["master_link_status"] == "up":
+                break
+            await asyncio.sleep(0.05)
+        outbox = Outbox(app.store, app.hasher, app.settings)
+        with pytest.raises(StoreUnavailable):
+            await outbox.hold(None, [Outbound("989351234567", "7000", "code 123456", "otp.x",
+                                              secret="123456")])
+        assert await app.store.redis.dbsize() == 0  # nothing written
+    finally:
+        await app.close()
+        replica.stop()
+        primary.stop()
 
 
 def test_evalsha_is_packed_as_redis_py_packs_it() -> None:

@@ -28,6 +28,7 @@ from redis.exceptions import (
     ClusterError,
     MasterDownError,
     NoScriptError,
+    ReadOnlyError,
     SlotNotCoveredError,
     TryAgainError,
 )
@@ -40,10 +41,11 @@ from smsgw.store.script import Script, registered
 MAX_BATCH = 512
 # What means "the store can't be reached now" (a node down, a cluster failing over; a
 # ClusterError: redis-py gave up after as many redirections as it follows, a slot being
-# resharded, none of which ran the call).
+# resharded; READONLY: the server became a replica and refused the script's first write,
+# so nothing of it was written: none of these ran the call).
 UNAVAILABLE = (aioredis.ConnectionError, aioredis.TimeoutError, OSError,
                ClusterDownError, ClusterError, SlotNotCoveredError, MasterDownError,
-               TryAgainError)
+               TryAgainError, ReadOnlyError)
 MAX_FLUSHES = 8  # pipelines in flight; while all are busy, calls gather into bigger batches
 
 

@@ -110,6 +110,12 @@ def outbox_shard(msisdn: str) -> int:
     return zlib.crc32(msisdn.encode()) % OUTBOX_SHARDS
 
 
+def outbox_decoy_keys() -> tuple[str, str, str]:
+    """Shaped as a shard, read by no one: the one row that an HTTP OTP request that sends
+    no SMS writes (over and over, so it stays one), doing the work of one that does."""
+    return "ob:{decoy}", "ob:{decoy}:o", "ob:{decoy}:t"
+
+
 def outbox_keys(shard: int) -> tuple[str, str, str]:
     """One outbox shard, all in one slot: its replies (a hash: reply id -> JSON), their
     owners (a hash: reply id -> gateway id), their ages (a zset: reply id -> created, ms)."""

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from redis.crc import key_slot
 
 from smsgw.core.records import record
-from smsgw.store.keys import OUTBOX_LEASES_KEY, OUTBOX_SHARDS, outbox_keys
+from smsgw.store.keys import OUTBOX_LEASES_KEY, OUTBOX_SHARDS, outbox_decoy_keys, outbox_keys
 from smsgw.store.script import Script
 from smsgw.store.store import Store
 
@@ -70,6 +70,11 @@ class OutboxStore:
         for reply_id, entry in replies:
             args += (reply_id, entry)
         await self._store.run(OUTBOX_PUT, OutboxKeys(*outbox_keys(shard)), args)
+
+    async def put_decoy(self, owner: str, created_ms: int, entry: str) -> None:
+        """The same call as `put` of one reply, on the decoy row (keys.outbox_decoy_keys)."""
+        await self._store.run(OUTBOX_PUT, OutboxKeys(*outbox_decoy_keys()),
+                              [owner, created_ms, "decoy", entry])
 
     async def remove(self, by_shard: dict[int, list[str]]) -> None:
         """Drop these replies: one call for all (one per slot on a cluster)."""

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import functools
 import time
+from collections.abc import Sequence
 
 from smsgw.app import App
 from smsgw.core.clock import now
@@ -202,16 +203,23 @@ class Gateway:
 
     # -- outbound -----------------------------------------------------------------------
 
-    async def deliver(self, messages: list[Outbound]) -> None:
+    async def deliver(self, messages: list[Outbound], decoys: Sequence[Outbound] = ()) -> None:
         """Send messages that answer no inbound SMS (OTPs the payment system asked for),
         through the outbox: once this returns they are durable, so the HTTP API answers
-        202 only then. With the store down they are sent anyway (kept in memory only)."""
-        task = asyncio.ensure_future(self._deliver_durably(messages))
+        202 only then. With the store down they are sent anyway (kept in memory only).
+        `decoys` (what a card that gets no SMS would have got) cost the same, on a decoy
+        row of the outbox, and are sent to no one."""
+        task = asyncio.ensure_future(self._deliver_durably(messages, list(decoys)))
         self._holding.add(task)
         task.add_done_callback(self._holding.discard)
         await asyncio.shield(task)  # a caller that gives up does not stop the holding
 
-    async def _deliver_durably(self, messages: list[Outbound]) -> None:
+    async def _deliver_durably(self, messages: list[Outbound], decoys: list[Outbound]) -> None:
+        if decoys:
+            with contextlib.suppress(StoreUnavailable):
+                await self.outbox.hold_decoys(decoys)
+        if not messages:
+            return
         try:
             held = await self.outbox.hold(None, messages)
         except StoreUnavailable:

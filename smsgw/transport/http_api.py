@@ -46,7 +46,9 @@ MAX_BODY_BYTES = 16 * 1024
 # 12 or more digits with nothing but separators (no letter) between them; checked on the
 # merchant as the SMS shows it (printable), every digit look-alike a digit
 CARD_LIKE = re.compile(r"[0-9](?:[\W_]*[0-9]){11,}")
-Deliver = Callable[[list[Outbound]], Awaitable[None]]  # returns once the SMS is durable
+# the SMS to send, and the decoys (sent to no one, made durable alike: card secrecy);
+# returns once the SMS is durable
+Deliver = Callable[[list[Outbound], list[Outbound]], Awaitable[None]]
 Health = Callable[[], Awaitable[dict[str, Any]]]
 # routes that check the key (or a console session) themselves: console/web.py
 OWN_AUTH_PATHS = frozenset({"/v1/status"})
@@ -199,7 +201,7 @@ class _Api:
                 return Answer(429, {"error": "rate_limited",
                                     "retry_after_seconds": answer.retry_after},
                               {"Retry-After": str(answer.retry_after)})
-            await self._deliver(answer.replies)  # durable before the 202
+            await self._deliver(answer.replies, answer.decoys)  # durable before the 202
             return Answer(202, {"request_id": answer.request_id})
 
         return await self._once(request, body, work)

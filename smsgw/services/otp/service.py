@@ -46,6 +46,9 @@ class OtpRequestAnswer:
     request_id: str
     retry_after: int
     replies: list[Outbound]
+    # the SMS a card that gets none would have got: not sent, but made durable alike on a
+    # decoy row (Outbox.hold_decoys), so that the answer takes as long as a real one
+    decoys: list[Outbound]
 
 
 def printable(text: str, limit: int = MERCHANT_SHOWN_CHARS) -> str:
@@ -165,12 +168,13 @@ class OtpService:
                             outcome["last4"] if issued else "0000", amount, merchant,
                             replies.pick_language(language, self._default_language), request_id)
         metrics.OTP_EVENTS.labels(event="accepted").inc()  # issued or silent: one outcome
-        return OtpRequestAnswer(True, request_id, 0, [sms] if issued else [])
+        return OtpRequestAnswer(True, request_id, 0, [sms] if issued else [],
+                                [] if issued else [sms])
 
     @staticmethod
     def _refused(wait: int) -> OtpRequestAnswer:
         metrics.OTP_EVENTS.labels(event="rate_limited").inc()
-        return OtpRequestAnswer(False, "", wait, [])
+        return OtpRequestAnswer(False, "", wait, [], [])
 
     def _otp_sms(self, mobile: str, code: str, last4: str, amount: int | None, merchant: str,
                  language: str, request_id: str) -> Outbound:
