@@ -18,6 +18,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from smsgw.app import App
 from smsgw.core.clock import now
@@ -72,7 +73,7 @@ class Gateway:
         self._held_by_command = frozenset(
             code for code in app.router.short_codes
             if app.router.holds_replies(code) and not app.store.single_slot)
-        self._holding: set[asyncio.Future[None]] = set()  # HTTP OTPs being made durable
+        self._holding: set[asyncio.Future[Any]] = set()  # HTTP OTPs being kept, then sent
         self._store_down_logged = float("-inf")
         self._store_down_count = 0
         self._short_codes = app.router.short_codes
@@ -209,23 +210,44 @@ class Gateway:
         202 only then. With the store down they are sent anyway (kept in memory only).
         `decoys` (what a card that gets no SMS would have got) cost the same, on a decoy
         row of the outbox, and are sent to no one."""
-        task = asyncio.ensure_future(self._deliver_durably(messages, list(decoys)))
-        self._holding.add(task)
-        task.add_done_callback(self._holding.discard)
-        await asyncio.shield(task)  # a caller that gives up does not stop the holding
+        keeping = asyncio.ensure_future(self._keep(messages, list(decoys)))
+        self._track(keeping)
+        try:
+            held = await asyncio.shield(keeping)  # a caller that gives up stops nothing
+        except asyncio.CancelledError:
+            keeping.add_done_callback(self._send_kept)
+            raise
+        # submitted once the caller's step is over: the HTTP API writes its 202 in that
+        # step, so a card that gets an SMS does no more work before its answer than one
+        # that gets none (encoding and writing the submit_sm come after the answer)
+        sending = asyncio.get_running_loop().create_future()
+        self._track(sending)
 
-    async def _deliver_durably(self, messages: list[Outbound], decoys: list[Outbound]) -> None:
+        def send() -> None:
+            self._send(None, held)
+            sending.set_result(None)
+
+        asyncio.get_running_loop().call_soon(send)
+
+    def _track(self, work: asyncio.Future[Any]) -> None:
+        self._holding.add(work)
+        work.add_done_callback(self._holding.discard)
+
+    def _send_kept(self, keeping: asyncio.Future[list[Held]]) -> None:
+        if not keeping.cancelled() and keeping.exception() is None:
+            self._send(None, keeping.result())
+
+    async def _keep(self, messages: list[Outbound], decoys: list[Outbound]) -> list[Held]:
         if decoys:
             with contextlib.suppress(StoreUnavailable):
                 await self.outbox.hold_decoys(decoys)
         if not messages:
-            return
+            return []
         try:
-            held = await self.outbox.hold(None, messages)
+            return await self.outbox.hold(None, messages)
         except StoreUnavailable:
             log.warning("outbox unavailable: sending without keeping", replies=len(messages))
-            held = [Held(reply, "", -1, float("inf"), time.time()) for reply in messages]
-        self._send(None, held)
+            return [Held(reply, "", -1, float("inf"), time.time()) for reply in messages]
 
     def _send(self, inbound: Inbound | None, held: list[Held]) -> None:
         for each in held:
