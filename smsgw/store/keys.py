@@ -110,10 +110,11 @@ def outbox_shard(msisdn: str) -> int:
     return zlib.crc32(msisdn.encode()) % OUTBOX_SHARDS
 
 
-def outbox_decoy_keys() -> tuple[str, str, str]:
-    """Shaped as a shard, read by no one: the one row that an HTTP OTP request that sends
-    no SMS writes (over and over, so it stays one), doing the work of one that does."""
-    return "ob:{decoy}", "ob:{decoy}:o", "ob:{decoy}:t"
+def outbox_decoy_keys(shard: int) -> tuple[str, str, str]:
+    """Shaped as a shard, read by no one: the row that an HTTP OTP request that sends no
+    SMS writes (over and over, so each stays one row), doing the work of one that does;
+    one per shard, so that decoys spread over a cluster's nodes as real rows do."""
+    return f"ob:{{d{shard}}}", f"ob:{{d{shard}}}:o", f"ob:{{d{shard}}}:t"
 
 
 def outbox_keys(shard: int) -> tuple[str, str, str]:

@@ -71,9 +71,9 @@ class OutboxStore:
             args += (reply_id, entry)
         await self._store.run(OUTBOX_PUT, OutboxKeys(*outbox_keys(shard)), args)
 
-    async def put_decoy(self, owner: str, created_ms: int, entry: str) -> None:
-        """The same call as `put` of one reply, on the decoy row (keys.outbox_decoy_keys)."""
-        await self._store.run(OUTBOX_PUT, OutboxKeys(*outbox_decoy_keys()),
+    async def put_decoy(self, shard: int, owner: str, created_ms: int, entry: str) -> None:
+        """The same call as `put` of one reply, on a decoy row (keys.outbox_decoy_keys)."""
+        await self._store.run(OUTBOX_PUT, OutboxKeys(*outbox_decoy_keys(shard)),
                               [owner, created_ms, "decoy", entry])
 
     async def remove(self, by_shard: dict[int, list[str]]) -> None:

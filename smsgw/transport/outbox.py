@@ -194,12 +194,13 @@ class Outbox:
 
     async def hold_decoys(self, decoys: list[Outbound]) -> None:
         """The work of holding `decoys` (the SMS a card without one would have got): the
-        same sealing, the same store call and writes, on the one decoy row, kept by no one.
+        same sealing, the same store call and writes, on a decoy row, read by no one.
         A payment system timing its answers must not tell which cards the bank has."""
         created = time.time()
         for reply in decoys:
             held = self._held("", None, reply, 0, created)
-            await self._rows.put_decoy(self.owner, int(created * 1000), self._stored(held))
+            await self._rows.put_decoy(held.shard, self.owner, int(created * 1000),
+                                       self._stored(held))
 
     def _held_by_command(self, slot: HoldSlot, replies: list[Outbound]) -> list[Held] | None:
         """The replies of a row the command script wrote. None when they cannot be
