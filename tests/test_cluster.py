@@ -460,3 +460,17 @@ async def test_calls_go_straight_to_their_nodes_and_a_redirection_is_followed(
         assert not await store.redis.hexists(key, "f")  # ... and the owner ran it
     finally:
         await store.close()
+
+
+def test_a_clusters_ports_never_take_each_others_bus_port(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chosen one by one, a node's port was once the bus port (port + 10000) of another:
+    that node could not start, and every cluster test of the CI run failed."""
+    from smsgw import testing
+
+    offered = iter([42951, 52951, 42951, 32951, 43100, 44000])  # 32951's bus: 42951
+    monkeypatch.setattr(testing, "free_cluster_port", lambda: next(offered))
+    ports = testing.cluster_ports(3)
+    assert ports == [42951, 43100, 44000]
+    used = ports + [port + 10000 for port in ports]
+    assert len(set(used)) == len(used)

@@ -85,6 +85,21 @@ def free_cluster_port() -> int:
         return port
 
 
+def cluster_ports(count: int) -> list[int]:
+    """`count` ports as `free_cluster_port`, none of them another's bus port (chosen one by
+    one, a node's port could be the bus port of another: that node never started, and CI
+    once failed every cluster test on it)."""
+    chosen: list[int] = []
+    taken: set[int] = set()
+    while len(chosen) < count:
+        port = free_cluster_port()
+        if port in taken or port + 10000 in taken:
+            continue
+        chosen.append(port)
+        taken |= {port, port + 10000}
+    return chosen
+
+
 class RedisCluster:
     """A Redis Cluster of our own on loopback: `masters` redis-server processes in cluster
     mode, slots spread by `redis-cli --cluster create`, nothing kept on disk."""
@@ -92,7 +107,7 @@ class RedisCluster:
     def __init__(self, workdir: Path, masters: int = 3, durable: bool = False,
                  fsync: str = "always") -> None:
         self.workdir = workdir
-        self.ports = [free_cluster_port() for _ in range(masters)]
+        self.ports = cluster_ports(masters)
         self.processes: list[subprocess.Popen[bytes]] = []
         self.durable = durable  # append-only files: a restarted node keeps its data
         self.fsync = fsync  # as RedisServer's
@@ -105,16 +120,20 @@ class RedisCluster:
         cli = shutil.which("redis-cli")
         if cli is None:
             raise RuntimeError("redis-cli is not installed (.ci/run installs it)")
-        for port in self.ports:
-            (self.workdir / str(port)).mkdir()
-            self.processes.append(self._node(port))
-        for port in self.ports:
-            RedisServer(port, self.workdir).wait_ready()
-        subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
-        self.wait_ok()
+        try:
+            for port in self.ports:
+                (self.workdir / str(port)).mkdir()
+                self.processes.append(self._node(port))
+            for port in self.ports:
+                RedisServer(port, self.workdir).wait_ready()
+            subprocess.run(
+                [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+                 "--cluster-replicas", "0", "--cluster-yes"],
+                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+            self.wait_ok()
+        except BaseException:
+            self.stop()  # the nodes that did start are not left running
+            raise
 
     def _node(self, port: int) -> subprocess.Popen[bytes]:
         binary = shutil.which("redis-server")
