@@ -66,15 +66,18 @@ class OutboxStore:
     async def put(self, shard: int, owner: str, created_ms: int,
                   replies: list[tuple[str, str]]) -> None:
         """Replies (id, JSON) in one shard, owned by `owner`, in one atomic call."""
-        args: list[Any] = [owner, created_ms]
-        for reply_id, entry in replies:
-            args += (reply_id, entry)
-        await self._store.run(OUTBOX_PUT, OutboxKeys(*outbox_keys(shard)), args)
+        await self._put(outbox_keys(shard), owner, created_ms, replies)
 
     async def put_decoy(self, shard: int, owner: str, created_ms: int, entry: str) -> None:
         """The same call as `put` of one reply, on a decoy row (keys.outbox_decoy_keys)."""
-        await self._store.run(OUTBOX_PUT, OutboxKeys(*outbox_decoy_keys(shard)),
-                              [owner, created_ms, "decoy", entry])
+        await self._put(outbox_decoy_keys(shard), owner, created_ms, [("decoy", entry)])
+
+    async def _put(self, keys: tuple[str, str, str], owner: str, created_ms: int,
+                   replies: list[tuple[str, str]]) -> None:
+        args: list[Any] = [owner, created_ms]
+        for reply_id, entry in replies:
+            args += (reply_id, entry)
+        await self._store.run(OUTBOX_PUT, OutboxKeys(*keys), args)
 
     async def remove(self, by_shard: dict[int, list[str]]) -> None:
         """Drop these replies: one call for all (one per slot on a cluster)."""

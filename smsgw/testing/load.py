@@ -155,10 +155,7 @@ class Results:
         return bool(self.errors["unanswered"] or self.errors["not_sent_backlog"])
 
     def percentile(self, share: float) -> float:
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
+        return _percentile_ms(self.latencies, share) if self.latencies else 0.0
 
     def p99_by_second(self) -> list[float | None]:
         """The p99 latency (ms) of the commands due in each second of the run, in order;
@@ -168,8 +165,8 @@ class Results:
         for due, latency in zip(self.due_seconds, self.latencies, strict=True):
             by_second.setdefault(max(0, int(due)), []).append(latency)
         seconds = max(by_second, default=-1) + 1
-        return [_p99_ms(by_second[second]) if second in by_second else None
-                for second in range(seconds)]
+        return [round(_percentile_ms(by_second[second], 0.99), 1) if second in by_second
+                else None for second in range(seconds)]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -199,9 +196,9 @@ class Results:
         }
 
 
-def _p99_ms(latencies: list[float]) -> float:
+def _percentile_ms(latencies: list[float], share: float) -> float:
     ordered = sorted(latencies)
-    return round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))] * 1000, 1)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
 
 
 T = TypeVar("T")
