@@ -126,6 +126,41 @@ async def test_to_json_writes_any_key_as_valid_json(store_url: str, key: str) ->
         await store.close()
 
 
+VALUES_JSON = Script(Path(__file__).with_name("lua") / "values_json.lua", list, list, str)
+# whole numbers across the bound below which one cjson call writes them exactly (10^14),
+# up to the money ceiling
+_WHOLE = st.one_of(st.integers(-MONEY_CEILING, MONEY_CEILING),
+                   st.integers(10**14 - 3, 10**14 + 3), st.integers(-10**14 - 3, -10**14 + 3))
+_VALUE = st.one_of(_WHOLE, st.text(max_size=20), st.booleans())
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None,
+          max_examples=60)
+@given(record=st.dictionaries(st.text(min_size=1, max_size=8), _VALUE, min_size=1,
+                              max_size=14))
+def test_any_record_reads_back_exactly_from_its_json(store_url: str,
+                                                     record: dict[str, Any]) -> None:
+    """Generated: any flat record (outcomes, history and journal entries are such) of
+    whole numbers up to the ceiling, texts and booleans, through one cjson call or field
+    by field: its JSON reads back as the same values, every digit of every number."""
+    tried("a record's JSON: every value exact")
+    fields: list[str] = []
+    for key, value in record.items():
+        kind = "b" if isinstance(value, bool) else "n" if isinstance(value, int) else "s"
+        shown = str(int(value)) if kind == "b" else str(value)
+        fields += [key, kind, shown]
+
+    async def written() -> Any:
+        store = Store.connect(store_url)
+        try:
+            return await store.run(VALUES_JSON, [], [len(record), *fields])
+        finally:
+            await store.close()
+
+    text = asyncio.run(written())
+    assert orjson.loads(text) == record
+
+
 class HostileArgs(NamedTuple):
     count: int
     key: str

@@ -60,9 +60,28 @@ local function whole(value)
 end
 
 -- JSON of a flat table (an outcome, a history or journal entry). cjson writes numbers
--- with 14 significant digits (123456789012345 would become 1.2345678901234e+14), so
--- whole numbers are written here as exact digits; anything else goes through cjson.
+-- with 14 significant digits (123456789012345 would become 1.2345678901234e+14): a table
+-- whose numbers are all whole and below 10^14 (every amount and balance but the largest)
+-- comes out exact from one cjson call, a quarter of the field-by-field cost; any other
+-- is written field by field, whole numbers as exact digits.
+local CJSON_EXACT = 1e14
+local function cjson_exact(record)
+  for key, value in pairs(record) do
+    local kind = type(value)
+    if type(key) ~= 'string' then return false end
+    if kind == 'number' then
+      if value ~= math.floor(value) or value >= CJSON_EXACT or value <= -CJSON_EXACT then
+        return false
+      end
+    elseif kind ~= 'string' and kind ~= 'boolean' then
+      return false
+    end
+  end
+  return true
+end
+
 local function to_json(record)
+  if cjson_exact(record) then return cjson.encode(record) end
   local parts = {}
   for key, value in pairs(record) do
     local text
