@@ -27,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from run import gateway_point, local_cluster
 
 WARM_UP_SECONDS = 4.0
+# the venv's own, found without the venv on PATH (.venv/bin/python bench/profile_gateway.py)
+PY_SPY = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
 
 
 def arguments() -> argparse.Namespace:
@@ -58,7 +60,7 @@ async def sample(seconds: float, out: Path) -> None:
     await asyncio.sleep(WARM_UP_SECONDS)
     before = cpu_ticks(pid)
     spy = await asyncio.create_subprocess_exec(
-        "py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)),
+        PY_SPY, "record", "--pid", str(pid), "--duration", str(int(seconds)),
         "--format", "raw", "--rate", "250", "--nonblocking", "--output", str(out),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     await spy.wait()
@@ -107,7 +109,7 @@ def report(raw: Path, top: int) -> None:
 
 async def main() -> None:
     args = arguments()
-    if shutil.which("py-spy") is None:
+    if PY_SPY is None:
         sys.exit("py-spy is not installed: .venv/bin/pip install -e '.[bench]'")
     with tempfile.TemporaryDirectory() as folder:
         raw = Path(folder) / "stacks.txt"
