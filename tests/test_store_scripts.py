@@ -136,29 +136,41 @@ _VALUE = st.one_of(_WHOLE, st.text(max_size=20), st.booleans())
 
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None,
           max_examples=60)
-@given(record=st.dictionaries(st.text(min_size=1, max_size=8), _VALUE, min_size=1,
-                              max_size=14))
+@given(record=st.dictionaries(st.text(min_size=1, max_size=8), _VALUE, max_size=14))
 def test_any_record_reads_back_exactly_from_its_json(store_url: str,
                                                      record: dict[str, Any]) -> None:
     """Generated: any flat record (outcomes, history and journal entries are such) of
     whole numbers up to the ceiling, texts and booleans, through one cjson call or field
     by field: its JSON reads back as the same values, every digit of every number."""
     tried("a record's JSON: every value exact")
+    assert orjson.loads(asyncio.run(_values_json(store_url, record))) == record
+
+
+def test_a_lowered_cjson_precision_rounds_no_money(redis_url: str) -> None:
+    """cjson's number precision is one setting of the server, for every script: another
+    client lowering it must not round what our scripts write (found by the review)."""
+    sync = redis.Redis.from_url(redis_url)
+    try:
+        sync.eval("cjson.encode_number_precision(3) return 1", 0)
+        assert orjson.loads(asyncio.run(_values_json(redis_url, {"a": 1099511627776}))) == {
+            "a": 1099511627776}
+    finally:
+        sync.eval("cjson.encode_number_precision(14) return 1", 0)
+        sync.close()
+
+
+async def _values_json(store_url: str, record: dict[str, Any]) -> Any:
+    """The record as values_json.lua builds it (numbers, texts, booleans) and to_json
+    writes it."""
     fields: list[str] = []
     for key, value in record.items():
         kind = "b" if isinstance(value, bool) else "n" if isinstance(value, int) else "s"
-        shown = str(int(value)) if kind == "b" else str(value)
-        fields += [key, kind, shown]
-
-    async def written() -> Any:
-        store = Store.connect(store_url)
-        try:
-            return await store.run(VALUES_JSON, [], [len(record), *fields])
-        finally:
-            await store.close()
-
-    text = asyncio.run(written())
-    assert orjson.loads(text) == record
+        fields += [key, kind, str(int(value)) if kind == "b" else str(value)]
+    store = Store.connect(store_url)
+    try:
+        return await store.run(VALUES_JSON, [], [len(record), *fields])
+    finally:
+        await store.close()
 
 
 class HostileArgs(NamedTuple):

@@ -80,8 +80,16 @@ local function cjson_exact(record)
   return true
 end
 
+-- cjson's precision is the server's, for every script: set it back to 14 (another client's
+-- EVAL may have lowered it, which would round money); the embedded store's cjson writes
+-- exact numbers and has no such setting. An empty table is left to the field-by-field
+-- writer (the embedded cjson writes it as an array).
+local set_precision = cjson.encode_number_precision
 local function to_json(record)
-  if cjson_exact(record) then return cjson.encode(record) end
+  if next(record) ~= nil and cjson_exact(record) then
+    if set_precision then set_precision(14) end
+    return cjson.encode(record)
+  end
   local parts = {}
   for key, value in pairs(record) do
     local text
