@@ -22,7 +22,13 @@ from smsgw.transport.gateway import Gateway
 from smsgw.transport.msglog import MessageLog
 from smsgw.transport.smpp.client import SmppClient
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
-from smsgw.transport.smpp.pdu import ESME_ROK, ESME_RX_T_APPN
+from smsgw.transport.smpp.pdu import (
+    DELIVER_SM,
+    ESME_ROK,
+    ESME_RX_T_APPN,
+    RESPONSE_BIT,
+    SUBMIT_SM,
+)
 from smsgw.transport.smpp.sms_text import Part, encode_reply
 from tests.conftest import RedisServer, add_subscribers, free_port, make_settings
 
@@ -481,3 +487,36 @@ def test_a_rate_limited_sender_waits_without_burning_the_cpu() -> None:
     cpu, wall = uvloop.run(take_5000())
     assert wall >= 0.9  # the rate held: 5,000 tokens at 5,000/s take about a second
     assert cpu < 0.5 * wall, f"{cpu:.2f} s of CPU in {wall:.2f} s of waiting"
+
+
+async def test_a_messages_answer_goes_out_before_its_replies(rig: Rig) -> None:
+    """A wave of messages (the SMSC's window) gets its deliver_sm answers first, so the
+    SMSC can send the next ones while the replies are encoded: each answer is written
+    (flushed) before its replies' submit_sm are queued (they were queued ahead of it)."""
+    session = rig.gateway.client._session
+    assert session is not None
+    written: list[str] = []
+    for conn in session.connections:
+        write, flush = conn.write, conn.flush
+
+        def recording_write(data: bytes, write: Any = write) -> None:
+            command = int.from_bytes(data[4:8], "big")
+            written.append({DELIVER_SM | RESPONSE_BIT: "answer", SUBMIT_SM: "submit"}.get(
+                command, hex(command)))
+            write(data)
+
+        def recording_flush(flush: Any = flush) -> None:
+            written.append("flush")
+            flush()
+
+        conn.write = recording_write  # type: ignore[method-assign]
+        conn.flush = recording_flush  # type: ignore[method-assign]
+    mos = [rig.smsc.inject_mo(ALI, "1112", f"09351234567:{1000 + n}:55555") for n in range(3)]
+    for mo in mos:
+        await rig.smsc.wait_answered(mo)
+    await rig.smsc.wait_mt(6)
+    first_submit = written.index("submit")
+    assert written[:first_submit].count("answer") >= 1
+    assert written[first_submit - 1] == "flush"
+    assert written.count("answer") == 3 and written.count("submit") == 9  # 3 parts each
+    assert await rig.balance(ALI) == 50_000 - 3 * 500 - 3000 - 3

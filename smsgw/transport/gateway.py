@@ -74,6 +74,8 @@ class Gateway:
             code for code in app.router.short_codes
             if app.router.holds_replies(code) and not app.store.single_slot)
         self._holding: set[asyncio.Future[Any]] = set()  # HTTP OTPs being kept, then sent
+        # replies decided in this loop turn, submitted once its deliver_sm answers are out
+        self._unsent: list[tuple[Inbound, list[Held]]] = []
         self._store_down_logged = float("-inf")
         self._store_down_count = 0
         self._short_codes = app.router.short_codes
@@ -165,7 +167,7 @@ class Gateway:
         self._recorder.inbound(inbound, shown)
         metrics.observe_replies(service, [each.reply for each in held],
                                 time.perf_counter() - received)
-        self._send(inbound, held)
+        self._send_after_answers(inbound, held)
         return ESME_ROK, None if late else self._redeliveries.on_answer_safe(inbound)
 
     async def _route(self, inbound: Inbound, received: float) -> tuple[list[Held], bool]:
@@ -228,6 +230,30 @@ class Gateway:
             sending.set_result(None)
 
         asyncio.get_running_loop().call_soon(send)
+
+    def _send_after_answers(self, inbound: Inbound, held: list[Held]) -> None:
+        """Submitted after the answers of the loop turn that decided them: a wave of
+        messages (an SMSC's window) gets its deliver_sm answers, and the SMSC can send the
+        next ones, while this process encodes the wave's replies. (They are durable in the
+        outbox already: the order of answer and submit changes nothing that is kept.)"""
+        if not self._unsent:
+            loop = asyncio.get_running_loop()
+            sending = loop.create_future()
+            self._track(sending)
+            loop.call_soon(self._send_unsent, sending)
+        self._unsent.append((inbound, held))
+
+    def _send_unsent(self, sending: asyncio.Future[None]) -> None:
+        unsent, self._unsent = self._unsent, []
+        try:
+            self.client.write_queued_now()
+            for inbound, held in unsent:
+                try:
+                    self._send(inbound, held)
+                except Exception:  # one message's failure leaves the others' replies going
+                    log.exception("replies not submitted", replies=len(held))
+        finally:
+            sending.set_result(None)
 
     def _track(self, work: asyncio.Future[Any]) -> None:
         self._holding.add(work)

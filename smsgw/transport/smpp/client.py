@@ -263,6 +263,14 @@ class SmppClient:
     def bound(self) -> bool:
         return self._bound.is_set()
 
+    def write_queued_now(self) -> None:
+        """Write the PDUs queued so far (the deliver_sm answers of this turn) at once,
+        ahead of what is queued next."""
+        session = self._session
+        if session is not None:
+            for conn in session.connections:
+                conn.flush()
+
     async def wait_bound(self, timeout: float) -> None:
         await asyncio.wait_for(self._bound.wait(), timeout)
 

@@ -80,6 +80,10 @@ class Connection:
             asyncio.get_running_loop().call_soon(self._flush_outgoing)
         self._outgoing.append(data)
 
+    def flush(self) -> None:
+        """Write what this turn queued now, not at the turn's end."""
+        self._flush_outgoing()
+
     def _flush_outgoing(self) -> None:
         if self._outgoing and not self._writer.is_closing():
             self._writer.write(b"".join(self._outgoing))
