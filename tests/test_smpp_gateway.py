@@ -15,6 +15,7 @@ import pytest
 from smsgw import admin
 from smsgw.app import App, build_app
 from smsgw.core.clock import now
+from smsgw.messages import Outbound
 from smsgw.observability import metrics
 from smsgw.store import StoreUnavailable
 from smsgw.store.keys import subscriber_key
@@ -367,6 +368,24 @@ async def test_graceful_shutdown_finishes_messages_in_flight(redis_url: str,
     await rig.smsc.stop()
     await rig.app.close()
 
+
+
+async def test_a_stop_right_after_http_otps_still_sends_them(redis_url: str,
+                                                             tmp_path: Path) -> None:
+    """OTPs asked for over HTTP are submitted in the loop turn after their 202: a stop in
+    the same turn unbound before them (found by the outside attack: 4 of 5 sent, and the
+    stop waited its whole drain time)."""
+    rig = await start_rig(redis_url, tmp_path)
+    otps = [Outbound(f"98912{n:07d}", "7000", f"code 4{n:05d}", "otp.code", secret=f"4{n:05d}")
+            for n in range(5)]
+    for otp in otps:
+        await rig.gateway.deliver([otp])
+    await rig.gateway.stop(drain_timeout=3)
+    await asyncio.wait_for(rig.task, 10)
+    sent = sorted(mt.destination for mt in rig.smsc.mt if mt.destination.startswith("98912"))
+    assert sent == sorted(otp.to for otp in otps)
+    await rig.smsc.stop()
+    await rig.app.close()
 
 @pytest.fixture
 def durable_redis() -> AsyncIterator[RedisServer]:
