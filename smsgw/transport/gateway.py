@@ -75,7 +75,7 @@ class Gateway:
             if app.router.holds_replies(code) and not app.store.single_slot)
         self._holding: set[asyncio.Future[Any]] = set()  # HTTP OTPs being kept, then sent
         # replies decided in this loop turn, submitted once its deliver_sm answers are out
-        self._unsent: list[tuple[Inbound, list[Held]]] = []
+        self._unsent: list[tuple[Inbound | None, list[Held]]] = []
         self._store_down_logged = float("-inf")
         self._store_down_count = 0
         self._short_codes = app.router.short_codes
@@ -227,20 +227,14 @@ class Gateway:
         # submitted once the caller's step is over: the HTTP API writes its 202 in that
         # step, so a card that gets an SMS does no more work before its answer than one
         # that gets none (encoding and writing the submit_sm come after the answer)
-        sending = asyncio.get_running_loop().create_future()
-        self._track(sending)
+        self._send_after_answers(None, held)
 
-        def send() -> None:
-            self._send(None, held)
-            sending.set_result(None)
-
-        asyncio.get_running_loop().call_soon(send)
-
-    def _send_after_answers(self, inbound: Inbound, held: list[Held]) -> None:
+    def _send_after_answers(self, inbound: Inbound | None, held: list[Held]) -> None:
         """Submitted after the answers of the loop turn that decided them: a wave of
         messages (an SMSC's window) gets its deliver_sm answers, and the SMSC can send the
-        next ones, while this process encodes the wave's replies. (They are durable in the
-        outbox already: the order of answer and submit changes nothing that is kept.)"""
+        next ones, while this process encodes the wave's replies; an HTTP OTP, after its
+        202. (They are durable in the outbox already: the order of answer and submit
+        changes nothing that is kept.)"""
         if not self._unsent:
             loop = asyncio.get_running_loop()
             sending = loop.create_future()

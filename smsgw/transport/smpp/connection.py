@@ -77,14 +77,11 @@ class Connection:
         if self.closed.is_set() or self._writer.is_closing():
             raise ConnectionClosed("write on a closed link")
         if not self._outgoing:
-            asyncio.get_running_loop().call_soon(self._flush_outgoing)
+            asyncio.get_running_loop().call_soon(self.flush)
         self._outgoing.append(data)
 
     def flush(self) -> None:
-        """Write what this turn queued now, not at the turn's end."""
-        self._flush_outgoing()
-
-    def _flush_outgoing(self) -> None:
+        """Write what was queued (at the turn's end, or now when called)."""
         if self._outgoing and not self._writer.is_closing():
             self._writer.write(b"".join(self._outgoing))
         self._outgoing.clear()
@@ -187,7 +184,7 @@ class Connection:
     def close(self) -> None:
         if self.closed.is_set():
             return
-        self._flush_outgoing()
+        self.flush()
         self.closed.set()
         for future in self._pending.values():
             if not future.done():
