@@ -19,6 +19,7 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 
 from smsgw.app import build_app
+from smsgw.core.text import national_form
 from smsgw.store.keys import subscriber_key
 from smsgw.transport.gateway import Gateway
 from smsgw.transport.msglog import MessageLog
@@ -28,7 +29,6 @@ from tests.attacks import tried
 from tests.conftest import add_subscribers, make_settings
 
 PIN = "55555"
-FEE = 500
 START_BALANCE = 100_000
 _numbers = itertools.count(5_000_000)  # clear of the other tests' subscribers
 
@@ -42,10 +42,6 @@ delays_ms = st.sampled_from([0.0, 0.5, 2.0, 8.0])
 
 def numbers(count: int) -> list[str]:
     return [f"98935{next(_numbers):07d}" for _ in range(count)]
-
-
-def recipient_text(msisdn: str) -> str:
-    return "0" + msisdn[2:]
 
 
 class Wave:
@@ -90,7 +86,7 @@ class Wave:
         await self.app.close()
 
     def inject(self) -> list[Any]:
-        return [self.smsc.inject_mo(sender, "1112", f"{recipient_text(recipient)}:{amount}:{PIN}")
+        return [self.smsc.inject_mo(sender, "1112", f"{national_form(recipient)}:{amount}:{PIN}")
                 for sender, recipient, amount in zip(self.senders, self.recipients,
                                                      self.amounts, strict=True)]
 
@@ -122,8 +118,13 @@ async def attack(wave: Wave, disruption: str, turn: int, delay_ms: float) -> Non
     try:
         gateway = wave.gateways[0][0]
         stopping: list[asyncio.Task[None]] = []
+        fired = False
 
-        def disrupt() -> None:
+        def disrupt() -> None:  # once: the hooked turn may still come after the fallback
+            nonlocal fired
+            if fired:
+                return
+            fired = True
             if disruption in ("drop", "drop_then_stop"):
                 wave.smsc.drop_links()
             if disruption in ("stop", "drop_then_stop"):
@@ -135,7 +136,7 @@ async def attack(wave: Wave, disruption: str, turn: int, delay_ms: float) -> Non
         if disruption != "none" and not turn:
             await asyncio.sleep(delay_ms / 1000)
             disrupt()
-        if stopping or disruption in ("stop", "drop_then_stop"):
+        if disruption in ("stop", "drop_then_stop"):
             while not stopping:  # the hooked turn may come only once messages arrive
                 await asyncio.sleep(0.005)
                 if all(mo.answered.is_set() for mo in mos):
@@ -153,6 +154,7 @@ async def attack(wave: Wave, disruption: str, turn: int, delay_ms: float) -> Non
 
 
 async def check(wave: Wave, gateway: Gateway, healthy: bool) -> None:
+    fee = wave.app.settings.transfer.fee
     expected = len(wave.amounts) * 2  # the sender's confirmation, the recipient's notice
     deadline = asyncio.get_running_loop().time() + 20
     while True:
@@ -163,7 +165,7 @@ async def check(wave: Wave, gateway: Gateway, healthy: bool) -> None:
         await asyncio.sleep(0.1)
     for sender, recipient, amount in zip(wave.senders, wave.recipients, wave.amounts,
                                          strict=True):
-        assert await wave.balance(sender) == START_BALANCE - amount - FEE, wave.texts_to(sender)
+        assert await wave.balance(sender) == START_BALANCE - amount - fee, wave.texts_to(sender)
         assert await wave.balance(recipient) == amount
         assert wave.texts_to(sender), "a sender's confirmation was lost"
         assert wave.texts_to(recipient), "a recipient's notice was lost"
