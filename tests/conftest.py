@@ -2,7 +2,8 @@
 redis-server processes in cluster mode), and stores on them or embedded.
 
 Each test gets a flushed database of our own servers, so tests never touch anyone else's
-data. Set SMSGW_TEST_REDIS_URL to use an existing server instead (its db is flushed!).
+data. Set SMSGW_TEST_REDIS_URL to use an existing server instead (its db is flushed!, and
+under `-n 2` the next one too: each worker has its own).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import hypothesis
 import pytest
@@ -75,13 +77,23 @@ def cluster_url(redis_cluster: RedisCluster) -> str:
 def redis_server() -> Iterator[RedisServer | str]:
     external = os.environ.get("SMSGW_TEST_REDIS_URL")
     if external:
-        yield external
+        yield _worker_database(external)
         return
     with tempfile.TemporaryDirectory(prefix="smsgw-redis-") as workdir:
         server = RedisServer(free_port(), Path(workdir))
         server.start()
         yield server
         server.stop()
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist each worker flushes a database of its own: the URL's number
+    plus the worker's (gw0 the URL's own, gw1 the next, ...)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    base, _, database = url.rpartition("/")
+    if not base.startswith("redis") or not database.isdigit():
+        base, database = url.rstrip("/"), "0"
+    return f"{base}/{int(database) + int(worker.removeprefix('gw'))}"
 
 
 @pytest.fixture
@@ -130,6 +142,28 @@ async def add_subscribers(store: Store, *rows: tuple[str, str, int, int]) -> Non
         [SubscriberRow(m, plan, balance, bill, "fa") for m, plan, balance, bill in rows],
         replace=False, at="2026-07-01T00:00:00+03:30",
     )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, a worker hands its counts to the controller (which prints)."""
+    from tests.attacks import INPUTS_TRIED
+    from tests.contract import CHECKED
+
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:
+        worker_output["inputs_tried"] = dict(INPUTS_TRIED)
+        worker_output["contract_checked"] = dict(CHECKED)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    from tests.attacks import INPUTS_TRIED
+    from tests.contract import CHECKED
+
+    worker_output = getattr(node, "workeroutput", {})
+    INPUTS_TRIED.update(worker_output.get("inputs_tried", {}))
+    for label, count in worker_output.get("contract_checked", {}).items():
+        CHECKED[label] = CHECKED.get(label, 0) + count
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
