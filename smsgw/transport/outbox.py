@@ -170,7 +170,7 @@ class Outbox:
         if not replies:
             return []
         created = time.time()
-        origin = self._origin_digest(inbound) if inbound is not None else ""
+        origin = self._row_digest(inbound) if inbound is not None else ""
         held = [self._held(origin, inbound, reply, index, created)
                 for index, reply in enumerate(replies)]
         by_shard: dict[int, list[tuple[str, str]]] = defaultdict(list)
@@ -216,29 +216,25 @@ class Outbox:
         return [Held(reply, slot.row, slot.shard, expires, created, together)
                 for reply in replies]
 
-    def _origin_digest(self, inbound: Inbound) -> str:
-        """One keyed digest per message; its replies' ids are this and their place.
-        The same reply decided again (a redelivery re-renders the first outcome) is the
-        same entry: a successor sends it once, not once per attempt. Yet two *different*
-        messages that get the same text (two PIN changes: "your PIN has been changed"
-        twice) are two entries: keyed by the reply alone, the first one's removal also
-        removed the second, unsent (found by the outside outbox attack). A redelivery is
-        the same message: the same id (an SMSC's id, a log's identity), or without one
-        the same sender, short code and text."""
-        return self._hasher.digest("outbox", self._origin(inbound))[:21]
-
     def _row_digest(self, inbound: Inbound) -> str:
-        """A held row's id: as `_origin_digest`, and for a wire message without an id of
-        its own, the attempt too (its candidate field, the same for a retry of it). Two
-        identical texts on one session are two messages, both applied: two rows, so that
-        neither's replies are lost with the other's (a shared row kept one outcome, and
-        the first's removal dropped the second's). A redelivery on another session is a
-        row of its own as well: after a crash its replies may go twice, as they do when no
-        gateway crashes (each delivery is answered with its replies)."""
+        """One keyed digest per message: the id of its held row, or the stem of its
+        replies' ids (with their place) when they are held by a call of their own (a
+        cluster; a format error). Two *different* messages that get the same text (two
+        PIN changes: "your PIN has been changed" twice) are two entries: keyed by the
+        reply alone, the first one's removal also removed the second, unsent (found by
+        the outside outbox attack). Every delivery of one message with an id (an SMSC's
+        id, a log's identity) is one entry. For a wire message without an id, the
+        attempt counts too (its candidate field, the same for a retry of it): two
+        identical texts on one session are two messages, both applied, so two entries
+        (a shared one kept one outcome, and the first's removal dropped the second's
+        replies). A redelivery on another session is an entry of its own as well: after
+        a crash its replies may go twice, as they do when no gateway crashes (each
+        delivery is answered with its replies)."""
+        origin = self._origin(inbound)
         redelivery = inbound.redelivery
         if redelivery is None:
-            return self._origin_digest(inbound)
-        return self._hasher.digest("outbox", self._origin(inbound), redelivery.field)[:21]
+            return self._hasher.digest("outbox", origin)[:21]
+        return self._hasher.digest("outbox", origin, redelivery.field)[:21]
 
     def _held(self, origin: str, inbound: Inbound | None, reply: Outbound, index: int,
               created: float) -> Held:
