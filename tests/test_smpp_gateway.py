@@ -148,6 +148,28 @@ async def test_redelivery_after_a_lost_answer_is_applied_once(rig: Rig) -> None:
     assert await rig.balance(SARA) == 20_000
 
 
+@pytest.mark.parametrize("lost", [2, 3])
+async def test_a_redelivery_whose_answer_is_lost_again_is_still_applied_once(
+        rig: Rig, lost: int) -> None:
+    """Link drops in a row, each losing our answers: every delivery after the first, on
+    a session of its own, must find the outcome (a redelivery that claimed the first
+    attempt's candidate kept none of its own, so the third delivery applied each
+    transfer again: found by the outside attack)."""
+    rig.smsc.faults.ignore_deliver_resp = lost
+    amounts = (1000, 1500, 2000)
+    mos = [rig.smsc.inject_mo(ALI, "1112", f"09351234567:{amount}:55555") for amount in amounts]
+    for mo in mos:
+        await rig.smsc.wait_answered(mo, timeout=30)
+    assert max(mo.attempts for mo in mos) > lost  # delivered again after each drop
+    await rig.gateway.settle()
+    fee = rig.app.settings.transfer.fee
+    assert await rig.balance(SARA) == sum(amounts)  # each applied once
+    assert await rig.balance(ALI) == 50_000 - sum(amounts) - len(amounts) * fee
+    # every delivery was answered with the one outcome: one reference per transfer
+    references = {mt.text for mt in rig.smsc.mt if mt.destination == ALI}
+    assert len(references) == len(amounts)
+
+
 async def test_a_store_answer_lost_after_the_script_ran_is_not_applied_twice(
         rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     """The script ran, but the connection to Redis broke before its answer came back: the

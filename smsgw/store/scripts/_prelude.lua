@@ -219,7 +219,17 @@ local function earlier_outcome()
     local own = redis.call('HGET', E.candidates, E.candidate)
     if own then return own end
   end
-  if E.session ~= '' then return claim_redelivery() end
+  if E.session ~= '' then
+    local claimed = claim_redelivery()
+    if claimed then
+      -- this attempt carries the outcome on as its own candidate: if its answer is lost
+      -- too, the next delivery (on yet another session) finds it here; without it the
+      -- third delivery applied the command again. Confirmed (dropped) like any other.
+      redis.call('HSET', E.candidates, E.candidate, claimed)
+      redis.call('EXPIRE', E.candidates, E.window)
+    end
+    return claimed
+  end
   return nil
 end
 

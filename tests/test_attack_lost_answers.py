@@ -1,0 +1,56 @@
+"""Attack: our deliver_sm answers lost with the link, one to three times in a row, over a
+generated wave of transfers (identical repeats among them) and format errors. However
+many times each message is delivered again, on however many sessions, each is applied
+exactly once and every delivery is answered (the redelivery rule: README
+"Redeliveries"). Two drops in a row applied every transfer twice before the fix (a
+redelivery kept no candidate of its own)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import redis
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from smsgw.transport.smpp.fake_smsc import FakeSmsc
+from tests.attacks import tried
+from tests.test_smpp_gateway import ALI, SARA, start_rig, stop_rig
+
+TEXTS = {"09351234567:1000:55555": 1000, "09351234567:1500:55555": 1500,
+         "۰۹۳۵۱۲۳۴۵۶۷:۲۰۰۰:۵۵۵۵۵": 2000, "hello": 0}
+
+
+@settings(max_examples=6, deadline=None, phases=[Phase.explicit, Phase.generate],
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lost=st.integers(1, 3),
+       texts=st.lists(st.sampled_from(sorted(TEXTS)), min_size=1, max_size=4))
+async def test_answers_lost_again_and_again_apply_each_message_once(
+        redis_url: str, tmp_path: Path, lost: int, texts: list[str]) -> None:
+    tried("nothing applied twice: answers lost in a row")
+    redis.Redis.from_url(redis_url).flushdb()
+    rig = await start_rig(redis_url, tmp_path / f"rig-{lost}-{len(texts)}")
+    try:
+        rig.smsc.faults.ignore_deliver_resp = lost
+        mos = [rig.smsc.inject_mo(ALI, "1112", text) for text in texts]
+        for mo in mos:
+            await rig.smsc.wait_answered(mo, timeout=40)
+        await rig.gateway.settle()
+        sent = sum(TEXTS[text] for text in texts)
+        transfers = sum(1 for text in texts if TEXTS[text])
+        assert await rig.balance(SARA) == sent
+        assert await rig.balance(ALI) == 50_000 - sent - transfers * rig.app.settings.transfer.fee
+        await _every_reply_reached(rig.smsc, len(texts) + transfers)
+    finally:
+        await stop_rig(rig)
+
+
+async def _every_reply_reached(smsc: FakeSmsc, at_least: int) -> None:
+    """One reply (or more: a redelivery's replies are sent again) per message to the
+    sender, and a notice per transfer to the recipient."""
+    for _ in range(100):
+        if len(smsc.mt) >= at_least:
+            break
+        await asyncio.sleep(0.05)
+    assert len(smsc.mt) >= at_least
