@@ -155,22 +155,37 @@ local function pin_strike(sender_key, history_key, stored_pin, given_pin, strike
   return {status = 'wrong_pin', lang = lang, attempts_left = max_attempts - strikes}
 end
 
+-- A candidate carried on by a redelivery (see earlier_outcome) has a sibling field,
+-- its own name and CHAIN_MARK, holding the sessions it was delivered on (" s1 s2 "): a
+-- delivery on one of those is no redelivery of it (a real one comes on a new link each
+-- time; two healthy binds taking turns would otherwise pass one outcome from bind to
+-- bind, and a run of deliberate repeats collapse into one command).
+local CHAIN_MARK = '~'
+
+local function session_of(field)
+  return string.match(field, '|([^|]*)$') or ''
+end
+
+-- The oldest candidate of another session (and not of its chain): claimed (dropped),
+-- with the chain of sessions it came through, this one added; nil if none.
 local function claim_redelivery()
   local session = E.session
   local entries = redis.call('HGETALL', E.candidates)
-  local best_field, best_value
-  local suffix = '|' .. session
-  for i = 1, #entries, 2 do
-    local f = entries[i]
-    if string.sub(f, -#suffix) ~= suffix and (best_field == nil or f < best_field) then
-      best_field, best_value = f, entries[i + 1]
+  local values = {}
+  for i = 1, #entries, 2 do values[entries[i]] = entries[i + 1] end
+  local here = ' ' .. session .. ' '
+  local best_field
+  for f, _ in pairs(values) do
+    if string.sub(f, -1) ~= CHAIN_MARK and session_of(f) ~= session
+        and not string.find(values[f .. CHAIN_MARK] or '', here, 1, true)
+        and (best_field == nil or f < best_field) then
+      best_field = f
     end
   end
-  if best_field then
-    redis.call('HDEL', E.candidates, best_field)
-    return best_value
-  end
-  return nil
+  if best_field == nil then return nil end
+  local chain = values[best_field .. CHAIN_MARK] or (' ' .. session_of(best_field) .. ' ')
+  redis.call('HDEL', E.candidates, best_field, best_field .. CHAIN_MARK)
+  return values[best_field], chain .. session .. ' '
 end
 
 -- The store's clock, in ms (the outbox's times: what a successor reckons with).
@@ -220,12 +235,12 @@ local function earlier_outcome()
     if own then return own end
   end
   if E.session ~= '' then
-    local claimed = claim_redelivery()
+    local claimed, chain = claim_redelivery()
     if claimed then
       -- this attempt carries the outcome on as its own candidate: if its answer is lost
       -- too, the next delivery (on yet another session) finds it here; without it the
       -- third delivery applied the command again. Confirmed (dropped) like any other.
-      redis.call('HSET', E.candidates, E.candidate, claimed)
+      redis.call('HSET', E.candidates, E.candidate, claimed, E.candidate .. CHAIN_MARK, chain)
       redis.call('EXPIRE', E.candidates, E.window)
     end
     return claimed
