@@ -13,10 +13,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from smsgw.app import App, build_app
 from smsgw.core.clock import now
-from smsgw.messages import Outbound
+from smsgw.messages import Inbound, Outbound
 from smsgw.store.keys import subscriber_key
 from smsgw.store.outbox import OutboxStore
 from smsgw.transport.outbox import Held, Outbox
@@ -25,6 +27,7 @@ from smsgw.transport.smpp.client import NotMine, WireMessage
 from smsgw.transport.smpp.fake_smsc import FakeSmsc
 from smsgw.transport.smpp.pdu import ESME_RSYSERR, ESME_RX_T_APPN
 from smsgw.workers.outbox import OutboxWorker
+from tests.attacks import tried
 from tests.conftest import add_subscribers, make_settings
 from tests.test_faults import RECIPIENT, spawn_gateway
 from tests.test_outbox_faults import acknowledged_while_stalled, kill, stop
@@ -95,6 +98,44 @@ async def test_a_retried_message_is_still_one_entry(store_url: str) -> None:
         wire(text), ALI, text, "", "s2", now())
     await outbox.hold(elsewhere, [reply])
     assert await census(app) == 2
+    await app.close()
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(deliveries=st.lists(st.tuples(st.sampled_from(["s1", "s2", "s3"]), st.booleans()),
+                           min_size=1, max_size=6))
+async def test_no_delivery_of_one_text_loses_its_entry(
+        store_url: str, deliveries: list[tuple[str, bool]]) -> None:
+    """Generated: one sender's identical text delivered again and again, on one session
+    or others, some after an uncertain answer (a retry), replies held by a call of their
+    own (as on a cluster), none sent when the gateway dies. Its successor sends an entry
+    for every attempt (a repeat or a redelivery on another session: its own entry; a
+    retry: the same one), so no delivery's reply is lost."""
+    tried("nothing lost: the outbox, one text delivered again")
+    app = build_app(make_settings(store_url))
+    await app.store.redis.flushdb()
+    outbox = Outbox(app.store, app.hasher, app.settings)
+    memory = Redeliveries(app.store, app.hasher, 600, 5.0)
+    text = "09351234567:1000:55555"
+    reply = Outbound(ALI, "1112", "Sent 1000 rials. Ref R1", "transfer.sent")
+    held_ids: set[str] = set()
+    attempts = 0
+    last_on: dict[str, Inbound] = {}
+    for session, after_uncertain in deliveries:
+        if after_uncertain and session in last_on:
+            memory.remember_uncertain(last_on[session], "late_answer")
+        inbound = memory.inbound(wire(text), ALI, text, "", session, now())
+        assert inbound.redelivery is not None
+        attempts += not inbound.redelivery.retry
+        (held,) = await outbox.hold(inbound, [reply])
+        held_ids.add(held.reply_id)
+        last_on[session] = inbound
+    assert len(held_ids) == attempts
+    await outbox.end_lease()
+    sent: list[Held] = []
+    await OutboxWorker(Outbox(app.store, app.hasher, app.settings), sent.extend).once()
+    assert sorted(h.reply_id for h in sent) == sorted(held_ids)
     await app.close()
 
 

@@ -170,8 +170,8 @@ class Outbox:
         if not replies:
             return []
         created = time.time()
-        origin = self._row_digest(inbound) if inbound is not None else ""
-        held = [self._held(origin, inbound, reply, index, created)
+        stem = self._row_digest(inbound) if inbound is not None else ""
+        held = [self._held(stem, inbound, reply, index, created)
                 for index, reply in enumerate(replies)]
         by_shard: dict[int, list[tuple[str, str]]] = defaultdict(list)
         for each in held:
@@ -236,10 +236,10 @@ class Outbox:
             return self._hasher.digest("outbox", origin)[:21]
         return self._hasher.digest("outbox", origin, redelivery.field)[:21]
 
-    def _held(self, origin: str, inbound: Inbound | None, reply: Outbound, index: int,
+    def _held(self, stem: str, inbound: Inbound | None, reply: Outbound, index: int,
               created: float) -> Held:
         if inbound is not None:
-            reply_id = f"{origin}-{index:02d}"
+            reply_id = f"{stem}-{index:02d}"
             shard = outbox_shard(inbound.sender)
         else:
             reply_id, shard = secrets.token_hex(12), outbox_shard(reply.to)
