@@ -2,11 +2,15 @@
 
 Each round runs one (b) point (a spawned `smsgw run`, real Redis, realistic traffic) with
 the gateway imported from tree A, then from tree B (order alternating per round), with
-this tree's driver and fake SMSC for both. Prints each run and the medians.
+this tree's driver and fake SMSC for both. Prints each run and the medians. With
+`--echo`, each round also runs the echo ESME of row (a) at the same rate: the CPU of the
+bare wire work (one deliver_sm in, a transfer's three submit_sm out), the floor under
+either tree's figure, measured beside them.
 
     git worktree add --detach /tmp/smsgw-before <commit>
     .venv/bin/python bench/pair.py /tmp/smsgw-before . [--rate 1000] [--seconds 15]
                                    [--rounds 3] [--redis redis://127.0.0.1:6379/15]
+                                   [--echo]
 
 The two trees must keep subscribers under the same keys (the driver fills the store).
 """
@@ -14,6 +18,7 @@ The two trees must keep subscribers under the same keys (the driver fills the st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import statistics
@@ -27,7 +32,7 @@ from smsgw.config import load_settings
 from smsgw.testing.load import LoadTestOptions, Progress, run_loadtest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from run import BENCH_SUBMIT_RATE, MIX, population_for
+from run import BENCH_SUBMIT_RATE, MIX, echo_point, population_for
 
 
 def arguments() -> argparse.Namespace:
@@ -38,6 +43,8 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--echo", action="store_true",
+                        help="also run the echo ESME (the wire floor) in each round")
     return parser.parse_args()
 
 
@@ -57,6 +64,16 @@ async def one_run(tree: Path, args: argparse.Namespace) -> dict[str, float]:
             "redis": cpu.get("redis", 0.0), "p99": result["latency_ms"]["p99"]}
 
 
+async def echo_run(args: argparse.Namespace) -> dict[str, float]:
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        result = await echo_point(args.rate, args.seconds)
+    cpu = result["cpu_us_per_command"]
+    assert isinstance(cpu, dict) and isinstance(result["latency_ms"], dict)
+    return {"answered": float(result["commands_per_s"]),  # type: ignore[arg-type]
+            "gateway": cpu.get("peer", 0.0), "redis": 0.0,
+            "p99": result["latency_ms"]["p99"]}
+
+
 async def main() -> None:
     args = arguments()
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
@@ -64,14 +81,19 @@ async def main() -> None:
     # holds no smsgw, so that PYTHONPATH picks the tree
     os.chdir(tempfile.mkdtemp(prefix="smsgw-pair-"))
     runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    if args.echo:
+        runs["echo"] = []
     for round_number in range(args.rounds):
         order = ["before", "after"] if round_number % 2 == 0 else ["after", "before"]
+        if args.echo:
+            order.append("echo")
         for name in order:
-            run = await one_run(trees[name], args)
+            run = await (echo_run(args) if name == "echo" else one_run(trees[name], args))
             runs[name].append(run)
             print(f"round {round_number + 1} {name:6}: {run}", flush=True)
     for name, measured in runs.items():
-        print(f"{name:6} median gateway µs/transfer "
+        process = "echo ESME (the wire work alone)" if name == "echo" else "gateway"
+        print(f"{name:6} median {process} µs/transfer "
               f"{statistics.median(r['gateway'] for r in measured):.0f}, redis "
               f"{statistics.median(r['redis'] for r in measured):.0f}, answered "
               f"{statistics.median(r['answered'] for r in measured):.0f}/s")

@@ -49,6 +49,7 @@ RECOVER_AFTER_SECONDS = 30
 # why a transfer_credit.lua answer means the transfer must be reversed: the refusal
 # its sender is told
 REVERSE_BECAUSE = {"no_recipient": "unknown_recipient", "no_room": "recipient_limit"}
+PIN_DIGESTS = "transfer.pin_digests"  # Inbound.parsed: PIN -> its keyed digest
 HELP_WORDS = frozenset({"help", "راهنما", "?", "؟"})  # any case, spaces ignored
 Journaled = tuple[str, str, dict[str, Any] | None]  # sender, txid, journal entry (if any)
 
@@ -74,8 +75,6 @@ def transfer_ref(identity: str | None) -> str:
 def _field_view(role: Role, text: str, valid: bool, first: bool) -> list[Part]:
     if valid and role in (Role.KEYWORD, Role.RECIPIENT, Role.AMOUNT):
         return [Shown(text)]
-    if valid and role in (Role.PIN, Role.NEW_PIN):
-        return [Secret(pin_value(text))]
     if first and text != "" and looks_like_digit(text[0]):
         # a wrong first part that starts with a digit: a stand-in 0 keeps it a number,
         # so that the masked text is still a transfer attempt (see grammar._kind)
@@ -170,6 +169,10 @@ class TransferService:
                 parts.append(Shown(":"))
             if field.valid and field.role is Role.AMOUNT:
                 parts.append(Shown(self._amount_view(field.text)))
+            elif field.valid and field.role in (Role.PIN, Role.NEW_PIN):
+                # the digest the store call uses too: one HMAC per PIN of the message
+                digest = self._pin_digest(message, pin_value(field.text))
+                parts.append(Secret(LoggedPin(digest)))
             else:
                 parts += _field_view(field.role, field.text, field.valid, first=index == 0)
         return parts
@@ -213,7 +216,7 @@ class TransferService:
         period = period_of(message.at, self._cfg.timezone, self._cfg.calendar)
         cfg = self._cfg
         args = TransferArgs(
-            pin=self._pin_digest(sender, command.pin),
+            pin=self._pin_digest(message, command.pin),
             # beyond the ceiling every amount is refused alike (the parser already
             # refuses such amounts; this keeps the script's argument bounded regardless)
             amount=min(command.amount, MONEY_CEILING + 1),
@@ -311,16 +314,23 @@ class TransferService:
             found.append((sender, txid, entry))
         return found, young
 
-    def _pin_digest(self, sender: str, pin: Pin) -> str:
-        """A log's token (only parsed from a text read back from a log) is the digest."""
-        return pin.digest if isinstance(pin, LoggedPin) else self._hasher.pin_digest(sender, pin)
+    def _pin_digest(self, message: Inbound, pin: Pin) -> str:
+        """The keyed digest of a PIN of this message, made once for the store call and the
+        log's token alike (kept on the message, as its parse is). A log's token (only
+        parsed from a text read back from a log) is the digest."""
+        if isinstance(pin, LoggedPin):
+            return pin.digest
+        digests = cast(dict[str, str], message.parsed.setdefault(PIN_DIGESTS, {}))
+        found = digests.get(pin)
+        if found is None:
+            found = digests[pin] = self._hasher.pin_digest(message.sender, pin)
+        return found
 
     async def _apply_pin_change(self, message: Inbound, command: PinChange,
                                 is_open: bool) -> Outcome:
-        sender = message.sender
         return await self._scripts.change_pin(message, PinChangeArgs(
-            old_pin=self._pin_digest(sender, command.old_pin),
-            new_pin=self._pin_digest(sender, command.new_pin),
+            old_pin=self._pin_digest(message, command.old_pin),
+            new_pin=self._pin_digest(message, command.new_pin),
             max_attempts=self._cfg.max_pin_attempts, at=message.at.isoformat(),
             default_lang=self._default_language, open=int(is_open)))
 
