@@ -8,6 +8,7 @@ original did on the wire. On a corpus of malformed texts, and on generated ones.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -163,6 +164,26 @@ def test_a_valid_transfer_shows_recipient_and_amount_and_a_token() -> None:
     change = Inbound(ALI, "1112", "PIN:12345678:55555:55556", NOON)  # a mismatch: tokens
     masked = masking.inbound_text(change, app.router.log_view(change), app.hasher)
     assert masked.count("h~") == 3 and "55555" not in masked and "12345678" not in masked
+
+
+@settings(max_examples=60, deadline=None)
+@given(pin=st.from_regex(r"[0-9]{5,8}", fullmatch=True), change=st.booleans())
+def test_a_pin_token_is_its_own_senders_digest_even_on_a_shared_parse(pin: str,
+                                                                     change: bool) -> None:
+    """A PIN is hashed once per message and kept with its parse; a copy of the message
+    for another sender (which shares the parse) still gets that sender's digest, in the
+    log's token as in the store call."""
+    tried("a PIN token is its own sender's digest (shared parse)")
+    app = _app()
+    text = f"PIN:{pin}:{pin}:{pin}" if change else f"09351234567:10000:{pin}"
+    first = Inbound(ALI, "1112", text, NOON)
+    view = app.router.log_view(first)
+    assert masking.inbound_text(first, view, app.hasher).endswith(
+        "h~" + app.hasher.pin_digest(ALI, pin))
+    copy = dataclasses.replace(first, sender=SARA)  # the same `parsed` dict
+    assert copy.parsed is first.parsed
+    masked = masking.inbound_text(copy, view, app.hasher)
+    assert set(TOKEN.findall(masked)) == {"h~" + app.hasher.pin_digest(SARA, pin)}
 
 
 def test_a_reply_secret_is_six_stars() -> None:

@@ -49,7 +49,7 @@ RECOVER_AFTER_SECONDS = 30
 # why a transfer_credit.lua answer means the transfer must be reversed: the refusal
 # its sender is told
 REVERSE_BECAUSE = {"no_recipient": "unknown_recipient", "no_room": "recipient_limit"}
-PIN_DIGESTS = "transfer.pin_digests"  # Inbound.parsed: PIN -> its keyed digest
+PIN_DIGESTS = "transfer.pin_digests"  # Inbound.parsed: (sender, PIN) -> keyed digest
 HELP_WORDS = frozenset({"help", "راهنما", "?", "؟"})  # any case, spaces ignored
 Journaled = tuple[str, str, dict[str, Any] | None]  # sender, txid, journal entry (if any)
 
@@ -320,10 +320,14 @@ class TransferService:
         parsed from a text read back from a log) is the digest."""
         if isinstance(pin, LoggedPin):
             return pin.digest
-        digests = cast(dict[str, str], message.parsed.setdefault(PIN_DIGESTS, {}))
-        found = digests.get(pin)
+        # keyed by the sender too: a copy of the message for another sender (dataclass
+        # `replace` shares `parsed`) must not take this one's digest
+        digests = cast(dict[tuple[str, str], str],
+                       message.parsed.setdefault(PIN_DIGESTS, {}))
+        key = (message.sender, pin)
+        found = digests.get(key)
         if found is None:
-            found = digests[pin] = self._hasher.pin_digest(message.sender, pin)
+            found = digests[key] = self._hasher.pin_digest(message.sender, pin)
         return found
 
     async def _apply_pin_change(self, message: Inbound, command: PinChange,
