@@ -18,8 +18,10 @@ _ASCII_DIGITS = re.compile(r"[0-9]+")
 
 @record
 class LoggedPin:
-    """A PIN as the message log writes it: the keyed digest the store keeps. Only a text
-    read back from a log (`smsgw replay`) may hold one; on the wire it is no PIN."""
+    """A PIN as the message log writes it: the keyed digest the store keeps. Parsed, only
+    a text read back from a log (`smsgw replay`) may hold one; on the wire it is no PIN.
+    A service's log view also hands a wire PIN to the log this way, as the digest its
+    store call uses (made once per message)."""
 
     digest: str
 
