@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -20,7 +21,7 @@ from smsgw.config import Settings
 from smsgw.console.web import mount as mount_console
 from smsgw.core.clock import now
 from smsgw.observability.logs import get_logger
-from smsgw.store import WrongStoreMode
+from smsgw.store import StoreUnavailable, WrongStoreMode
 from smsgw.transport.gateway import Gateway
 from smsgw.transport.http_api import make_app
 from smsgw.transport.msglog import MessageLog
@@ -94,6 +95,9 @@ async def _store_usable(app: App) -> bool:
         except WrongStoreMode as exc:
             log.error(str(exc))
             return False
+        with contextlib.suppress(StoreUnavailable):  # it may come up later: not checked
+            for gap in await app.store.durability_gaps():
+                log.warning(gap)
     return True
 
 

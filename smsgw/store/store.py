@@ -170,6 +170,43 @@ class Store:
             raise WrongStoreMode("the Redis URL names a Redis Cluster node: set [redis] "
                                  "cluster = true (or SMSGW_REDIS_CLUSTER=true)")
 
+    async def durability_gaps(self) -> list[str]:
+        """What would let a power cut lose a message already answered (README "The Redis
+        server"): a Redis server (each primary of a cluster) without an append-only file,
+        or one that fsyncs it less often than every write. Empty for the embedded store
+        (it says so itself), and where the server does not tell (CONFIG disabled)."""
+        if self.embedded:
+            return []
+        gaps = []
+        for node, persistence, fsync in await self._persistence_by_node():
+            if not int(persistence.get("aof_enabled", 0)):
+                gaps.append(f"Redis {node} keeps no append-only file: a restart or power "
+                            "cut loses what was answered since its last snapshot (set "
+                            "appendonly yes and appendfsync always)")
+            elif fsync not in ("always", None):
+                gaps.append(f"Redis {node} fsyncs its append-only file '{fsync}', not "
+                            "'always': a power cut loses up to the last second or two of "
+                            "answered messages (set appendfsync always)")
+        return gaps
+
+    async def _persistence_by_node(self) -> list[tuple[str, dict[str, Any], str | None]]:
+        """(node, INFO persistence, appendfsync or None if CONFIG is not allowed) of the
+        server, or of each primary of a cluster."""
+        nodes: list[tuple[str, Any]] = [("server", self.redis)]
+        if self.cluster:
+            cluster = cast(RedisCluster, self.redis)
+            await self.plain(cluster.initialize())  # the nodes are known once it is
+            nodes = [(node.name, node) for node in cluster.get_primaries()]
+        found = []
+        for name, node in nodes:
+            persistence = await self.plain(node.execute_command("INFO", "persistence"))
+            try:
+                config = await self.plain(node.execute_command("CONFIG", "GET", "appendfsync"))
+            except aioredis.ResponseError:  # CONFIG renamed or refused (a managed Redis)
+                config = None
+            found.append((name, persistence, _config_value(config, "appendfsync")))
+        return found
+
     # -- script calls ---------------------------------------------------------------
 
     async def run(self, script: Script[KeysT, ArgsT, ResultT], keys: KeysT,
@@ -388,3 +425,14 @@ class Store:
     async def money(self) -> int:
         """The money invariant over the whole store (audit.py)."""
         return await audit.money(self)
+
+
+def _config_value(answer: Any, name: str) -> str | None:
+    """One setting out of CONFIG GET's answer (a flat list, or a dict in RESP3)."""
+    if isinstance(answer, dict):
+        value = answer.get(name)
+    elif isinstance(answer, list) and len(answer) >= 2:
+        value = answer[1]
+    else:
+        value = None
+    return None if value is None else str(value)

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import redis
@@ -28,11 +29,12 @@ class RedisServer:
     """A redis-server process of our own on loopback, that keeps nothing on disk."""
 
     def __init__(self, port: int, workdir: Path, durable: bool = False,
-                 fsync: str = "always") -> None:
+                 fsync: str = "always", config: Mapping[str, str] | None = None) -> None:
         self.port = port
         self.workdir = workdir
         self.durable = durable  # an append-only file, so a restart keeps the data
         self.fsync = fsync  # its appendfsync: "always" (the tests), "everysec" (production)
+        self.config = dict(config or {})  # more redis.conf directives, by name
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -46,7 +48,7 @@ class RedisServer:
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes" if self.durable else "no", "--appendfsync", self.fsync,
-             "--dir", str(self.workdir), "--logfile", ""],
+             "--dir", str(self.workdir), "--logfile", "", *_directives(self.config)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.wait_ready()
@@ -66,6 +68,11 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(timeout=10)
             self.process = None
+
+
+def _directives(config: Mapping[str, str]) -> list[str]:
+    """redis.conf directives as redis-server's arguments: `--name value` each."""
+    return [part for name, value in config.items() for part in (f"--{name}", value)]
 
 
 CLUSTER_PREFIX = "cluster+"  # a test store URL naming a cluster node
@@ -105,12 +112,13 @@ class RedisCluster:
     mode, slots spread by `redis-cli --cluster create`, nothing kept on disk."""
 
     def __init__(self, workdir: Path, masters: int = 3, durable: bool = False,
-                 fsync: str = "always") -> None:
+                 fsync: str = "always", config: Mapping[str, str] | None = None) -> None:
         self.workdir = workdir
         self.ports = cluster_ports(masters)
         self.processes: list[subprocess.Popen[bytes]] = []
         self.durable = durable  # append-only files: a restarted node keeps its data
         self.fsync = fsync  # as RedisServer's
+        self.config = dict(config or {})  # as RedisServer's, for every node
 
     @property
     def url(self) -> str:
@@ -144,7 +152,7 @@ class RedisCluster:
              "--appendonly", "yes" if self.durable else "no", "--appendfsync", self.fsync,
              "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
              "--cluster-node-timeout", "2000", "--dir", str(self.workdir / str(port)),
-             "--logfile", ""],
+             "--logfile", "", *_directives(self.config)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop_node(self, index: int) -> None:

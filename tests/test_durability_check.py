@@ -1,0 +1,84 @@
+"""The store's durability check: what `smsgw run` warns of at start (README "The Redis
+server"), read off real redis-servers configured as an operator might leave them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from smsgw.store import Store
+from smsgw.store.connect import cluster_client, server_client
+from smsgw.testing import RedisCluster, RedisServer, free_port
+from tests.conftest import TEST_KEY
+from tests.test_processes import SMSGW, env_for
+
+
+@pytest.mark.parametrize(("durable", "fsync", "warned"), [
+    (False, "always", "keeps no append-only file"),
+    (True, "everysec", "fsyncs its append-only file 'everysec'"),
+    (True, "no", "fsyncs its append-only file 'no'"),
+    (True, "always", None),
+])
+async def test_a_store_that_a_power_cut_could_roll_back_is_named(
+        tmp_path: Path, durable: bool, fsync: str, warned: str | None) -> None:
+    server = RedisServer(free_port(), tmp_path, durable=durable, fsync=fsync)
+    server.start()
+    store = Store(server_client(server.url), embedded=False)
+    try:
+        gaps = await store.durability_gaps()
+    finally:
+        await store.redis.aclose()
+        server.stop()
+    if warned is None:
+        assert gaps == []
+    else:
+        assert len(gaps) == 1 and warned in gaps[0] and "appendfsync always" in gaps[0]
+
+
+async def test_each_primary_of_a_cluster_is_checked(redis_cluster: RedisCluster) -> None:
+    store = Store(cluster_client(redis_cluster.url), embedded=False, cluster=True)
+    try:
+        gaps = await store.durability_gaps()  # the suite's cluster keeps nothing on disk
+    finally:
+        await store.redis.aclose()
+    assert len(gaps) == len(redis_cluster.ports)
+    for port in redis_cluster.ports:
+        assert sum(f":{port} keeps no append-only file" in gap for gap in gaps) == 1
+
+
+async def test_the_embedded_store_is_not_taken_for_a_redis(tmp_path: Path) -> None:
+    from smsgw.store.connect import embedded_client
+
+    store = Store(embedded_client(), embedded=True)
+    assert await store.durability_gaps() == []
+
+
+async def test_run_warns_at_start_of_a_redis_that_fsyncs_each_second(tmp_path: Path) -> None:
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(free_port(), tmp_path / "redis", durable=True, fsync="everysec")
+    server.start()
+    process = await asyncio.create_subprocess_exec(
+        *SMSGW, "run", "--redis", server.url, cwd=tmp_path,
+        env=env_for(SMSGW_SMSC_PORT=str(free_port()), SMSGW_SECURITY_HASH_KEY=TEST_KEY,
+                    SMSGW_HTTP_PORT=str(free_port()), SMSGW_LOG_DIR=str(tmp_path / "log"),
+                    SMSGW_LOG_FORMAT="json"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert process.stderr is not None
+        warning = await asyncio.wait_for(_event_containing(process.stderr, "everysec"), 30)
+    finally:
+        process.terminate()
+        await process.wait()
+        server.stop()
+    assert warning["level"] == "warning" and "appendfsync always" in warning["event"]
+
+
+async def _event_containing(stream: asyncio.StreamReader, text: str) -> dict[str, str]:
+    while line := await stream.readline():
+        if line.startswith(b"{") and text in (event := json.loads(line))["event"]:
+            return dict(event)
+    raise AssertionError(f"no log event with {text!r}")
