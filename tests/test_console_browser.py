@@ -158,6 +158,8 @@ def look_up(page: Page, served: Served, number: str) -> None:
     page.goto(f"{served.base}/console/lookup?lang=en")
     page.get_by_label("Subscriber number").fill(number)
     page.get_by_role("button", name="Look up").click()
+    # the subscriber's page loaded: a form forged at once could meet a half-loaded one
+    page.wait_for_url(f"{served.base}/console/subscriber?**")
 
 
 # -- tests ---------------------------------------------------------------------------------
