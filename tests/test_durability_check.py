@@ -81,10 +81,14 @@ async def test_the_embedded_store_is_not_taken_for_a_redis(tmp_path: Path) -> No
     assert await store.durability_gaps() == []
 
 
-async def test_run_warns_at_start_of_a_redis_that_fsyncs_each_second(tmp_path: Path) -> None:
+@pytest.mark.parametrize("redis_first", [True, False], ids=["up-at-start", "up-later"])
+async def test_run_warns_of_a_redis_that_fsyncs_each_second(tmp_path: Path,
+                                                           redis_first: bool) -> None:
+    """At start, or, for a Redis down then, once it answers."""
     (tmp_path / "redis").mkdir()
     server = RedisServer(free_port(), tmp_path / "redis", durable=True, fsync="everysec")
-    server.start()
+    if redis_first:
+        server.start()
     process = await asyncio.create_subprocess_exec(
         *SMSGW, "run", "--redis", server.url, cwd=tmp_path,
         env=env_for(SMSGW_SMSC_PORT=str(free_port()), SMSGW_SECURITY_HASH_KEY=TEST_KEY,
@@ -93,7 +97,10 @@ async def test_run_warns_at_start_of_a_redis_that_fsyncs_each_second(tmp_path: P
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         assert process.stderr is not None
-        warning = await asyncio.wait_for(_event_containing(process.stderr, "each second"), 30)
+        if not redis_first:
+            await asyncio.wait_for(_event_containing(process.stderr, "does not answer"), 30)
+            server.start()
+        warning = await asyncio.wait_for(_event_containing(process.stderr, "each second"), 60)
     finally:
         process.terminate()
         await process.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import os
 import signal
@@ -14,11 +13,13 @@ from urllib.parse import urlsplit
 
 import click
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from smsgw.app import App, build_app
 from smsgw.commands.options import EXIT_FAILED, EXIT_OK, config_options, load, run_async
 from smsgw.config import Settings
 from smsgw.console.web import mount as mount_console
+from smsgw.core.backoff import Backoff
 from smsgw.core.clock import now
 from smsgw.observability.logs import get_logger
 from smsgw.store import StoreUnavailable, WrongStoreMode
@@ -29,6 +30,8 @@ from smsgw.transport.smpp.client import SmppClient
 from smsgw.workers.recovery import start_recovery
 from smsgw.workers.webhooks import WebhookWorker
 
+DURABILITY_CHECK_FIRST_S = 1.0  # a store down at start is checked once it answers
+DURABILITY_CHECK_CEILING_S = 30.0
 log = get_logger("smsgw.run")
 
 
@@ -65,6 +68,7 @@ async def serve(settings: Settings) -> int:
     http = await start_http(app, gateway)
     running = asyncio.create_task(gateway.run())
     recovery = start_recovery(app)
+    durability = asyncio.create_task(_warn_of_durability_gaps(app))
     stop_webhooks = _start_webhooks(app)
     log.info("smsgw running", smsc=f"{settings.smsc.host}:{settings.smsc.port}",
              short_codes=sorted(app.router.short_codes))
@@ -74,6 +78,7 @@ async def serve(settings: Settings) -> int:
     await running
     if recovery is not None:
         recovery.cancel()
+    durability.cancel()
     await stop_webhooks()  # undelivered events stay in the store
     await http.cleanup()
     message_log.close()
@@ -95,10 +100,24 @@ async def _store_usable(app: App) -> bool:
         except WrongStoreMode as exc:
             log.error(str(exc))
             return False
-        with contextlib.suppress(StoreUnavailable):  # it may come up later: not checked
-            for gap in await app.store.durability_gaps():
-                log.warning(gap)
     return True
+
+
+async def _warn_of_durability_gaps(app: App) -> None:
+    """Once the store answers (at start, or once it comes up), say what of its settings
+    would let a power cut take back what was answered (README "The Redis server")."""
+    if app.store.embedded:
+        return
+    backoff = Backoff(DURABILITY_CHECK_FIRST_S, DURABILITY_CHECK_CEILING_S, jitter=0.1)
+    while True:
+        try:
+            gaps = await app.store.durability_gaps()
+        except (StoreUnavailable, RedisError):  # down, or a cluster not formed yet
+            await asyncio.sleep(backoff.next_delay())
+            continue
+        for gap in gaps:
+            log.warning(gap)
+        return
 
 
 def _start_webhooks(app: App) -> Callable[[], Awaitable[None]]:

@@ -175,9 +175,9 @@ class Store:
         """What would let a power cut or a crash lose a message already answered (README
         "The Redis server"), for the server or each primary of a cluster: no append-only
         file, an fsync less often than every write, fsyncs skipped during rewrites, or an
-        AOF whose last write or rewrite failed. Checked once, at start. Empty for the
-        embedded store (it says so itself); a node that refuses INFO or CONFIG (an ACL, a
-        managed service) is not judged on what it does not tell."""
+        AOF whose last write or rewrite failed (`smsgw run` asks once the store answers).
+        Empty for the embedded store (it says so itself); a node that refuses INFO or
+        CONFIG (an ACL, a managed service) is not judged on what it does not tell."""
         if self.embedded:
             return []
         gaps = []
