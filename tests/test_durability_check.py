@@ -4,6 +4,7 @@ server"), read off real redis-servers configured as an operator might leave them
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import subprocess
 from pathlib import Path
@@ -113,3 +114,29 @@ async def _event_containing(stream: asyncio.StreamReader, text: str) -> dict[str
         if line.startswith(b"{") and text in (event := json.loads(line))["event"]:
             return dict(event)
     raise AssertionError(f"no log event with {text!r}")
+
+
+async def test_every_combination_of_the_settings_is_warned_of_iff_unsafe(
+        tmp_path: Path) -> None:
+    """The whole space of the three settings, set on one live server: a warning exactly
+    when a power cut could take back an answer, and each names what to set."""
+    server = RedisServer(free_port(), tmp_path, durable=True, fsync="always")
+    server.start()
+    admin = redis.Redis(port=server.port, decode_responses=True)
+    store = Store(server_client(server.url), embedded=False)
+    try:
+        for appendonly, fsync, skip in itertools.product(
+                ("yes", "no"), ("always", "everysec", "no"), ("yes", "no")):
+            admin.config_set("appendfsync", fsync)
+            admin.config_set("no-appendfsync-on-rewrite", skip)
+            admin.config_set("appendonly", appendonly)
+            while admin.info("persistence")["aof_rewrite_in_progress"]:
+                await asyncio.sleep(0.05)
+            gaps = await store.durability_gaps()
+            safe = appendonly == "yes" and fsync == "always" and skip == "no"
+            assert (gaps == []) == safe, (appendonly, fsync, skip, gaps)
+            assert all("(set " in gap for gap in gaps)
+    finally:
+        await store.redis.aclose()
+        admin.close()
+        server.stop()

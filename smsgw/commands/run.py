@@ -106,8 +106,6 @@ async def _store_usable(app: App) -> bool:
 async def _warn_of_durability_gaps(app: App) -> None:
     """Once the store answers (at start, or once it comes up), say what of its settings
     would let a power cut take back what was answered (README "The Redis server")."""
-    if app.store.embedded:
-        return
     backoff = Backoff(DURABILITY_CHECK_FIRST_S, DURABILITY_CHECK_CEILING_S, jitter=0.1)
     while True:
         try:

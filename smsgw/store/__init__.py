@@ -8,6 +8,7 @@
     connect.py the Redis client for a URL (server, cluster, embedded)
     batcher.py, pipe.py   script calls pipelined per event-loop turn
     audit.py   the money invariant
+    durability.py  whether Redis keeps what it answered through a power cut
     errors.py  what the store raises
 """
 

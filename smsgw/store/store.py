@@ -26,7 +26,7 @@ from redis.crc import key_slot
 
 from smsgw.core.records import record
 from smsgw.messages import Inbound
-from smsgw.store import audit, connect
+from smsgw.store import audit, connect, durability
 from smsgw.store.batcher import UNAVAILABLE, ScriptBatcher
 from smsgw.store.errors import CrossSlotCall, StoreUnavailable, WrongStoreMode
 from smsgw.store.keys import (
@@ -166,48 +166,17 @@ class Store:
         """Refuse a plain client on a cluster node: it would see one node's keys only."""
         if self.embedded or self.cluster:
             return
-        info = await self._refusable(self.redis.info("cluster"))  # refused: not known
+        info = await self.refusable(self.redis.info("cluster"))  # refused: not known
         if isinstance(info, dict) and info.get("cluster_enabled"):
             raise WrongStoreMode("the Redis URL names a Redis Cluster node: set [redis] "
                                  "cluster = true (or SMSGW_REDIS_CLUSTER=true)")
 
     async def durability_gaps(self) -> list[str]:
-        """What would let a power cut or a crash lose a message already answered (README
-        "The Redis server"), for the server or each primary of a cluster: no append-only
-        file, an fsync less often than every write, fsyncs skipped during rewrites, or an
-        AOF whose last write or rewrite failed (`smsgw run` asks once the store answers).
-        Empty for the embedded store (it says so itself); a node that refuses INFO or
-        CONFIG (an ACL, a managed service) is not judged on what it does not tell."""
-        if self.embedded:
-            return []
-        gaps = []
-        for node, persistence, config in await self._persistence_by_node():
-            gaps += [f"Redis {node} {gap}" for gap in _node_gaps(persistence, config)]
-        return gaps
+        """What of Redis's settings would let a power cut take back what was answered
+        (durability.py)."""
+        return await durability.gaps(self)
 
-    async def _persistence_by_node(
-            self) -> list[tuple[str, dict[str, Any] | None, dict[str, str]]]:
-        """(node, INFO persistence or None if refused, the durability settings CONFIG
-        gave) of the server, or of each primary of a cluster."""
-        nodes: list[tuple[str, Any]] = [("server", self.redis)]
-        if self.cluster:
-            cluster = cast(RedisCluster, self.redis)
-            await self.plain(cluster.initialize())  # the nodes are known once it is
-            nodes = [(node.name, node) for node in cluster.get_primaries()]
-        found = []
-        for name, node in nodes:
-            persistence = await self._refusable(node.execute_command("INFO", "persistence"))
-            config = {}
-            for setting in DURABILITY_SETTINGS:
-                value = _config_value(await self._refusable(
-                    node.execute_command("CONFIG", "GET", setting)), setting)
-                if value is not None:
-                    config[setting] = value
-            found.append((name, persistence if isinstance(persistence, dict) else None,
-                          config))
-        return found
-
-    async def _refusable(self, pending: Any) -> Any:
+    async def refusable(self, pending: Any) -> Any:
         """A command's answer, or None where the server refuses it (an ACL without it, a
         renamed command)."""
         try:
@@ -434,47 +403,3 @@ class Store:
         """The money invariant over the whole store (audit.py)."""
         return await audit.money(self)
 
-
-DURABILITY_SETTINGS = ("appendfsync", "no-appendfsync-on-rewrite")
-
-
-def _node_gaps(persistence: dict[str, Any] | None, config: dict[str, str]) -> list[str]:
-    """What one node's INFO persistence and settings leave exposed, each as what it
-    loses and what to set."""
-    if persistence is not None and not int(persistence.get("aof_enabled", 0)):
-        return ["keeps no append-only file: a power cut or a restart loses what its last "
-                "snapshot does not hold (with save \"\", everything) (set appendonly yes "
-                "and appendfsync always)"]
-    gaps = []
-    fsync = config.get("appendfsync")
-    if fsync == "everysec":
-        gaps.append("fsyncs its append-only file each second, not with each write: a "
-                    "power cut loses up to the last second or two of answered messages "
-                    "(set appendfsync always)")
-    elif fsync not in ("always", None):
-        gaps.append(f"leaves its append-only file's fsync to the OS (appendfsync {fsync}): "
-                    "a power cut loses up to ~30 s of answered messages on Linux (set "
-                    "appendfsync always)")
-    if config.get("no-appendfsync-on-rewrite") == "yes":
-        gaps.append("skips fsyncs while it rewrites its append-only file "
-                    "(no-appendfsync-on-rewrite yes): a power cut then loses up to ~30 s "
-                    "(set no-appendfsync-on-rewrite no)")
-    for status in ("aof_last_write_status", "aof_last_bgrewrite_status"):
-        if persistence is not None and persistence.get(status, "ok") != "ok":
-            gaps.append(f"reports {status}:{persistence[status]}: its append-only file "
-                        "may not hold what it answered (see its log: disk full, "
-                        "permissions)")
-    return gaps
-
-
-def _config_value(answer: Any, name: str) -> str | None:
-    """One setting out of CONFIG GET's answer (a flat list, or a dict in RESP3)."""
-    if isinstance(answer, dict):
-        value = answer.get(name, answer.get(name.encode()))
-    elif isinstance(answer, list) and len(answer) >= 2:
-        value = answer[1]
-    else:
-        value = None
-    if isinstance(value, bytes):  # a client without decode_responses
-        return value.decode()
-    return None if value is None else str(value)
