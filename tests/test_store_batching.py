@@ -76,8 +76,9 @@ def test_evalsha_is_packed_as_redis_py_packs_it() -> None:
     args: list[object] = ["متن", 42, -7, 1.5, 0.1, b"\x00raw", "", "a b", 10**20]
     expected = b"".join(Connection().pack_command("EVALSHA", "f" * 40, len(keys), *keys, *args))
     assert pack_evalsha("f" * 40, keys, args) == expected  # type: ignore[arg-type]
-    with pytest.raises(TypeError):
-        pack_evalsha("f" * 40, keys, [True])
+    for unsendable in (True, None, [1], {"a": 1}, bytearray(b"x")):
+        with pytest.raises(TypeError):  # refused, not guessed at
+            pack_evalsha("f" * 40, keys, ["fine", unsendable])
 
 
 @settings(max_examples=300, deadline=None)
