@@ -201,12 +201,15 @@ def _percentile_ms(latencies: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000
 
 
+K = TypeVar("K")
 T = TypeVar("T")
 
 
-def _take_first(queues: dict[tuple[str, str], deque[T]], key: tuple[str, str]) -> T | None:
+def _take_first(queues: dict[K, deque[T]], key: K) -> T | None:
     """The oldest item queued under `key`; an emptied queue is dropped, so that a long run
-    does not keep one empty deque per pair of numbers (the garbage collector walks them)."""
+    does not keep one empty deque per sender or pair of numbers: the driver's full garbage
+    collections walked them (62,000 after 60 s at 1,600/s over 100,000 subscribers, a
+    pause of up to 42 ms every ~12 s that showed as the gateway's latency)."""
     queue = queues.get(key)
     if not queue:
         return None
@@ -256,11 +259,10 @@ class Tracker:
             pair = (canonical_msisdn(numbers[0]) or "", mt.destination)
             self._recipient_reply(pair, mt.received_at)
             return
-        queue = self.pending.get(mt.destination)
-        if not queue:
+        mo = _take_first(self.pending, mt.destination)
+        if mo is None:
             self.results.errors["unmatched_mt"] += 1
             return
-        mo = queue.popleft()
         if mo.recipient and not to_sender:
             # a transfer meant to go through was refused: a cheaper command than the one
             # offered, so a run with refusals measures less work
