@@ -316,7 +316,14 @@ def headline(report: dict) -> list[str]:
         lines.append(f"**(b)/(a) held for {held['seconds']:.0f} s: {held['ratio_b_over_a']}** "
                      f"((a) {held['a']['commands_per_s']}/s, (b) "
                      f"{held['b']['commands_per_s']}/s; offered rates tried, from the "
-                     f"sweep's sustainable one down: (a) {tried_a}; (b) {tried_b})")
+                     f"sweep's sustainable one down, then once between: (a) {tried_a}; "
+                     f"(b) {tried_b})")
+        if held.get("bracket_a") and held.get("bracket_b"):
+            low, high = held_ratio_bracket(held)
+            lines.append(f"(the held ratio lies between {low} and {high}: (a) held "
+                         f"{held['bracket_a'][0]:.0f}/s and failed {held['bracket_a'][1] or 0:.0f}"
+                         f"/s, (b) held {held['bracket_b'][0]:.0f}/s and failed "
+                         f"{held['bracket_b'][1] or 0:.0f}/s; 0: none failed)")
     bound = "≤ " if a_unbounded(report) else ""
     lines.append(f"(b)/(a) of the sweep's sustainable rates: {bound}"
                  f"{report.get('ratio_b_over_a')}{bracket(report)}; "
@@ -465,7 +472,8 @@ def arguments() -> argparse.Namespace:
                         help="only these rows of the sweep, by letter: a,b (default: all)")
     parser.add_argument("--redis", default="",
                         help="a Redis to use (redis://host:port/db); default: one of the "
-                             "bench's own, append-only, fsync each second")
+                             "bench's own, set as README \"The Redis server\" says (appendfsync "
+                             "always, rewrites from 1 GB)")
     parser.add_argument("--report-only", action="store_true",
                         help="re-render results.md and the plot from results.json")
     parser.add_argument("--sustain-only", action="store_true",
@@ -516,21 +524,57 @@ def swept_rates(report: dict, setup: str, top: float) -> list[float]:
     return rates or [top]
 
 
-async def held_down(run: Callable[[float], Awaitable[dict]],
-                    rates: list[float]) -> tuple[dict, list[str]]:
+REFINE_ABOVE = 1.1  # a held rate this far below the lowest that failed: try between once
+REFINE_STEP = 50.0
+
+
+async def held_down(run: Callable[[float], Awaitable[dict]], rates: list[float],
+                    failed_above: float | None = None) -> tuple[dict, list[str], list[float]]:
     """Held at the first of `rates` it sustains for the whole run (a 10 s point of the
     sweep may pass at a rate that 60 s does not: a backlog or a collection pause builds
-    up): that point, and each rate tried with what failed there ("" where it held). The
-    last one tried if none holds."""
+    up); then, where the lowest rate known to fail (tried here, or `failed_above` in the
+    sweep) is more than REFINE_ABOVE times it, once more halfway between, so that the
+    steps of the sweep bound the held ceiling less coarsely. That point; each rate tried
+    with what failed there ("" where it held); and [the highest rate held, the lowest
+    that failed] (the second None where none is known). The last one tried if none holds
+    (and no bracket)."""
     tried: list[str] = []
     point: dict = {}
+    failed = failed_above
     for rate in rates:
         point = await run(rate)
-        failed = why_not_sustainable(point)
-        tried.append(f"{rate:.0f}" + (f" ({failed})" if failed else ""))
-        if not failed:
+        why = why_not_sustainable(point)
+        tried.append(f"{rate:.0f}" + (f" ({why})" if why else ""))
+        if not why:
             break
-    return point, tried
+        failed = rate if failed is None else min(failed, rate)
+    else:
+        return point, tried, []
+    held = point["offered_rate"]
+    if failed is not None and failed > REFINE_ABOVE * held:
+        between = round((held + failed) / 2 / REFINE_STEP) * REFINE_STEP
+        trial = await run(between)
+        why = why_not_sustainable(trial)
+        tried.append(f"{between:.0f}" + (f" ({why})" if why else ""))
+        if why:
+            failed = between
+        else:
+            point, held = trial, between
+    return point, tried, [held, failed]
+
+
+def failed_in_sweep(report: dict, setup: str, above: float) -> float | None:
+    """The lowest rate above `above` that `setup` did not sustain in the sweep."""
+    return min((p["offered_rate"] for p in report["sweep"].get(setup, [])
+                if p["offered_rate"] > above and not is_sustainable(p)), default=None)
+
+
+def held_ratio_bracket(held: dict) -> list[float]:
+    """Where the true held (b)/(a) lies, each held rate being bounded by the rates tried:
+    (b)'s highest held over (a)'s lowest failed, to (b)'s lowest failed over (a)'s held."""
+    (a_held, a_failed), (b_held, b_failed) = held["bracket_a"], held["bracket_b"]
+    return [round(b_held / a_failed, 2) if a_failed else 0.0,
+            round(b_failed / a_held, 2) if b_failed else float("inf")]
 
 
 async def long_runs(report: dict, args: argparse.Namespace) -> None:
@@ -540,17 +584,21 @@ async def long_runs(report: dict, args: argparse.Namespace) -> None:
     a, b = (report["sustainable"].get(setup) for setup in ("a_transport", "b_gateway_redis"))
     b2 = report["sustainable"].get("b2_two_gateways_redis")
     if args.sustain and a and b:
-        held_a, tried_a = await held_down(
+        held_a, tried_a, bracket_a = await held_down(
             lambda rate: echo_point(rate, args.sustain),
-            swept_rates(report, "a_transport", a["offered_rate"]))
-        held_b, tried_b = await held_down(
+            swept_rates(report, "a_transport", a["offered_rate"]),
+            failed_in_sweep(report, "a_transport", a["offered_rate"]))
+        held_b, tried_b, bracket_b = await held_down(
             lambda rate: gateway_point(rate, args.sustain, args.redis, "spawn",
                                        population=POPULATION),
             [args.hold] if args.hold else swept_rates(report, "b_gateway_redis",
-                                                      b["offered_rate"]))
+                                                      b["offered_rate"]),
+            None if args.hold else failed_in_sweep(report, "b_gateway_redis",
+                                                   b["offered_rate"]))
         both = is_sustainable(held_a) and is_sustainable(held_b)
         report["held"] = {"seconds": args.sustain, "a": held_a, "b": held_b,
                           "tried_a": tried_a, "tried_b": tried_b,
+                          "bracket_a": bracket_a, "bracket_b": bracket_b,
                           "both_sustained": both,
                           "ratio_b_over_a": round(held_b["commands_per_s"]
                                                   / held_a["commands_per_s"], 2)
