@@ -320,7 +320,8 @@ def headline(report: dict) -> list[str]:
                      f"(b) {tried_b})")
         if held.get("bracket_a") and held.get("bracket_b"):
             low, high = held_ratio_bracket(held)
-            lines.append(f"(the held ratio lies between {low} and {high}: (a) held "
+            lines.append(f"(by the offered rates, the held ratio lies between {low} and "
+                         f"{high}: (a) held "
                          f"{held['bracket_a'][0]:.0f}/s and failed {held['bracket_a'][1] or 0:.0f}"
                          f"/s, (b) held {held['bracket_b'][0]:.0f}/s and failed "
                          f"{held['bracket_b'][1] or 0:.0f}/s; 0: none failed)")
@@ -551,8 +552,9 @@ async def held_down(run: Callable[[float], Awaitable[dict]], rates: list[float],
     else:
         return point, tried, []
     held = point["offered_rate"]
-    if failed is not None and failed > REFINE_ABOVE * held:
-        between = round((held + failed) / 2 / REFINE_STEP) * REFINE_STEP
+    between = round((held + failed) / 2 / REFINE_STEP) * REFINE_STEP if failed else 0.0
+    # strictly between: a rate already run (or none) would quote one rate as both
+    if failed is not None and failed > REFINE_ABOVE * held and held < between < failed:
         trial = await run(between)
         why = why_not_sustainable(trial)
         tried.append(f"{between:.0f}" + (f" ({why})" if why else ""))
@@ -570,8 +572,10 @@ def failed_in_sweep(report: dict, setup: str, above: float) -> float | None:
 
 
 def held_ratio_bracket(held: dict) -> list[float]:
-    """Where the true held (b)/(a) lies, each held rate being bounded by the rates tried:
-    (b)'s highest held over (a)'s lowest failed, to (b)'s lowest failed over (a)'s held."""
+    """Where the true held (b)/(a) lies, each held rate being bounded by the offered rates
+    tried: (b)'s highest held over (a)'s lowest failed, to (b)'s lowest failed over (a)'s
+    held. Offered rates: the quoted ratio is of the answered ones, which a held run may
+    fall short of by up to 3 %, so it can lie just outside a bracket narrower than that."""
     (a_held, a_failed), (b_held, b_failed) = held["bracket_a"], held["bracket_b"]
     return [round(b_held / a_failed, 2) if a_failed else 0.0,
             round(b_failed / a_held, 2) if b_failed else float("inf")]

@@ -65,6 +65,15 @@ def test_the_sweeps_failed_rate_bounds_a_rate_held_at_once() -> None:
     assert offered == [2_000] and close == [2_000, 2_100]  # close enough: no try between
 
 
+def test_the_try_between_is_never_a_rate_already_run() -> None:
+    """Rates 50 apart: halfway rounds onto one of them; no second run of it, and never a
+    bracket that quotes one rate as both held and failed."""
+    for ceiling, rates in ((450, [500, 450]), (120, [150, 100]), (25, [30, 20])):
+        _, _, bracket, offered = held(ceiling, rates, None)
+        assert len(offered) == len(set(offered)), offered
+        assert bracket[0] < bracket[1] and 0 not in offered
+
+
 def test_nothing_held_gives_no_bracket() -> None:
     _, tried, bracket, _ = held(100, [2_000, 1_500], None)
     assert bracket == [] and all("p99" in t for t in tried)

@@ -59,8 +59,9 @@ Call = tuple[Script[Any, Any, Any], Sequence[str], Sequence[Any], "asyncio.Futur
 def pack_evalsha(sha: str, keys: Sequence[str], args: Sequence[Any]) -> bytes:
     """One EVALSHA command in RESP, packed in C by hiredis (already the store's reader):
     str as UTF-8, int in decimal, float by repr, bytes as they are, byte for byte as
-    redis-py packs them; anything else (a bool included) is a TypeError, as in redis-py's
-    own refusal to guess what True should say. About half the cost of packing it in
+    redis-py packs them; anything else is a TypeError (a bool, and any other int subclass
+    such as an IntEnum, which redis-py would send as its repr), text that is not Unicode
+    (a lone surrogate) a UnicodeEncodeError, as before. About half the cost of packing it in
     Python, and this runs for every store call."""
     packed: bytes = hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))
     return packed
@@ -113,8 +114,9 @@ class ScriptBatcher:
 
     def call(self, script: Script[Any, Any, Any], keys: Sequence[str],
              args: Sequence[Any]) -> asyncio.Future[Any]:
-        """Raises TypeError (before anything is queued) for an argument that cannot be
-        sent; a batch written later can then not fail halfway through packing."""
+        """Raises TypeError or UnicodeEncodeError (before anything is queued) for an
+        argument that cannot be sent; a batch written later can then not fail halfway
+        through packing."""
         payload = pack_evalsha(script.sha, keys, args)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((script, keys, args, future, payload))
