@@ -346,20 +346,27 @@ def a_unbounded(report: dict) -> bool:
     return bool(a_points) and is_sustainable(a_points[-1])
 
 
+def ratio_between(a: tuple[float, float | None], b: tuple[float, float | None]
+                  ) -> tuple[float, float]:
+    """Where the true (b)/(a) lies when each rate is known only as (held, lowest failed):
+    (b)'s held over (a)'s failed, to (b)'s failed over (a)'s held (0 and inf where no
+    rate failed)."""
+    (a_held, a_failed), (b_held, b_failed) = a, b
+    return (round(b_held / a_failed, 2) if a_failed else 0.0,
+            round(b_failed / a_held, 2) if b_failed else float("inf"))
+
+
 def bracket(report: dict) -> str:
-    """Where the true (b)/(a) lies, the sweep's rates being steps: between (b)'s last
-    passed rate over (a)'s first failed one, and (b)'s first failed over (a)'s passed."""
-    limits = {}
+    """Where the true (b)/(a) of the sweep lies, the sweep's rates being steps."""
+    limits = []
     for setup in ("a_transport", "b_gateway_redis"):
-        points = report["sweep"].get(setup) or []
         passed = report["sustainable"].get(setup)
-        failed = [p["offered_rate"] for p in points
-                  if passed and p["offered_rate"] > passed["offered_rate"]]
+        failed = passed and failed_in_sweep(report, setup, passed["offered_rate"])
         if not passed or not failed:
             return ""
-        limits[setup] = (passed["offered_rate"], min(failed))
-    (a_pass, a_fail), (b_pass, b_fail) = limits["a_transport"], limits["b_gateway_redis"]
-    return f" (between {b_pass / a_fail:.2f} and {b_fail / a_pass:.2f}, by the sweep's steps)"
+        limits.append((passed["offered_rate"], failed))
+    low, high = ratio_between(*limits)
+    return f" (between {low:.2f} and {high:.2f}, by the sweep's steps)"
 
 
 def write_markdown(report: dict) -> None:
@@ -552,9 +559,8 @@ async def held_down(run: Callable[[float], Awaitable[dict]], rates: list[float],
     else:
         return point, tried, []
     held = point["offered_rate"]
-    between = round((held + failed) / 2 / REFINE_STEP) * REFINE_STEP if failed else 0.0
-    # strictly between: a rate already run (or none) would quote one rate as both
-    if failed is not None and failed > REFINE_ABOVE * held and held < between < failed:
+    between = _halfway(held, failed)
+    if between is not None:
         trial = await run(between)
         why = why_not_sustainable(trial)
         tried.append(f"{between:.0f}" + (f" ({why})" if why else ""))
@@ -565,6 +571,15 @@ async def held_down(run: Callable[[float], Awaitable[dict]], rates: list[float],
     return point, tried, [held, failed]
 
 
+def _halfway(held: float, failed: float | None) -> float | None:
+    """A rate to try between a held one and the lowest that failed, where they are over
+    REFINE_ABOVE apart: strictly between (a rate already run would be quoted as both)."""
+    if failed is None or failed <= REFINE_ABOVE * held:
+        return None
+    between = round((held + failed) / 2 / REFINE_STEP) * REFINE_STEP
+    return between if held < between < failed else None
+
+
 def failed_in_sweep(report: dict, setup: str, above: float) -> float | None:
     """The lowest rate above `above` that `setup` did not sustain in the sweep."""
     return min((p["offered_rate"] for p in report["sweep"].get(setup, [])
@@ -572,13 +587,10 @@ def failed_in_sweep(report: dict, setup: str, above: float) -> float | None:
 
 
 def held_ratio_bracket(held: dict) -> list[float]:
-    """Where the true held (b)/(a) lies, each held rate being bounded by the offered rates
-    tried: (b)'s highest held over (a)'s lowest failed, to (b)'s lowest failed over (a)'s
-    held. Offered rates: the quoted ratio is of the answered ones, which a held run may
-    fall short of by up to 3 %, so it can lie just outside a bracket narrower than that."""
-    (a_held, a_failed), (b_held, b_failed) = held["bracket_a"], held["bracket_b"]
-    return [round(b_held / a_failed, 2) if a_failed else 0.0,
-            round(b_failed / a_held, 2) if b_failed else float("inf")]
+    """The held (b)/(a)'s bracket, by the offered rates that held and failed. The quoted
+    ratio is of the answered rates, which a held run may fall short of by up to 3 %, so
+    it can lie just outside a bracket narrower than that."""
+    return list(ratio_between(held["bracket_a"], held["bracket_b"]))
 
 
 async def long_runs(report: dict, args: argparse.Namespace) -> None:

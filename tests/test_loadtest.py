@@ -247,6 +247,38 @@ def test_the_driver_keeps_nothing_of_an_answered_subscriber() -> None:
     assert tracker.unanswered() == 0 and not tracker.pending
 
 
+@given(st.lists(st.tuples(st.integers(0, 5), st.booleans()), max_size=60))
+def test_any_order_of_texts_and_replies_is_counted_truthfully(steps: list[tuple[int, bool]]
+                                                              ) -> None:
+    """Generated traffic: each step a sender texting (False) or getting a reply (True),
+    senders texting again before, after or without a reply, replies to no one. Against a
+    plain count per sender: every reply to a waiting sender completes its oldest command
+    once, any other is unmatched, what is left waiting is unanswered, and the driver keeps
+    a queue only for a sender still waiting."""
+    from smsgw.testing.load import Results, Tracker
+    from smsgw.transport.smpp.fake_smsc import Mt
+
+    tracker = Tracker(Results(offered_rate=1, duration=1))
+    waiting = [0] * 6
+    completed = unmatched = 0
+    for index, (who, is_reply) in enumerate(steps):
+        sender = f"98936900000{who}"
+        if not is_reply:
+            tracker.sent(sender, "bad_format")
+            waiting[who] += 1
+            continue
+        tracker.on_mt(Mt([f"m{index}"], "1112", sender, "bad format", "gsm", 1, 0, 0.0))
+        if waiting[who]:
+            waiting[who] -= 1
+            completed += 1
+        else:
+            unmatched += 1
+    assert tracker.results.completed == completed
+    assert tracker.results.errors["unmatched_mt"] == unmatched
+    assert tracker.unanswered() == tracker.outstanding == sum(waiting)
+    assert set(tracker.pending) == {f"98936900000{who}" for who, n in enumerate(waiting) if n}
+
+
 @given(size=st.integers(1, 1_000_000), index=st.integers(0, 2_000_000),
        tail=st.sampled_from(["", ":d:20261201", ":m:J1405-09", ":h"]))
 def test_the_cleanup_removes_only_the_runs_own_subscribers(size: int, index: int,
