@@ -61,8 +61,8 @@ def pack_evalsha(sha: str, keys: Sequence[str], args: Sequence[Any]) -> bytes:
     str as UTF-8, int in decimal, float by repr, bytes as they are, byte for byte as
     redis-py packs them; anything else is a TypeError (a bool, and any other int subclass
     such as an IntEnum, which redis-py would send as its repr), text that is not Unicode
-    (a lone surrogate) a UnicodeEncodeError, as before. A third of the cost of packing it
-    in Python (17 -> 5 µs a transfer's call), and this runs for every store call."""
+    (a lone surrogate) a UnicodeEncodeError, as before. Less than half the cost of packing it
+    in Python (20.7 -> 8.7 µs a transfer's call), and this runs for every store call."""
     packed: bytes = hiredis.pack_command(("EVALSHA", sha, len(keys), *keys, *args))
     return packed
 
